@@ -1,7 +1,7 @@
 // E-mail addresses: the one place that decides whether an address is acceptable and how it is stored
 // (lower case, international domains as punycode), and parses "Name <address>" mailboxes. No I/O.
 import { domainToASCII } from 'node:url';
-import isEmail from 'validator/lib/isEmail.js';
+import validator from 'validator';
 
 export type AddressCheck = { ok: true; address: string } | { ok: false; reason: string };
 
@@ -47,7 +47,7 @@ export function normalizeAddress(input: string): AddressCheck {
   if (address.length > MAX_ADDRESS) {
     return { ok: false, reason: `is over ${MAX_ADDRESS} octets (RFC 5321)` };
   }
-  const valid = isEmail(address, {
+  const valid = validator.isEmail(address, {
     allow_display_name: false,
     allow_utf8_local_part: false,
     require_tld: true,

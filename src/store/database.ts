@@ -1,6 +1,7 @@
 // Opens the one database bulletin keeps its state in: a PostgreSQL server (DATABASE_URL) through `pg`,
 // or the embedded PGlite under the data directory through PGlite's node-postgres adapter, so every
 // store function runs the same `pg` code on both. Also transactions and the embedded-directory lock.
+import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -25,6 +26,8 @@ export interface Database extends Sql {
   readonly target: DatabaseTarget;
   /** Where the data lives, for messages; never includes a password. */
   readonly description: string;
+  /** True when this open created the embedded database (first run in this data directory). */
+  readonly created: boolean;
   /** Runs `work` in one transaction on one connection; rolls back if it throws. */
   transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
   /** Lends one connection (for cursors and migrations). */
@@ -65,7 +68,7 @@ async function openServer(target: DatabaseTarget & { kind: 'server' }): Promise<
       cause: error,
     });
   }
-  return wrapPool(pool, target, description, async () => pool.end());
+  return wrapPool(pool, target, description, false, async () => pool.end());
 }
 
 async function openEmbedded(target: DatabaseTarget & { kind: 'embedded' }): Promise<Database> {
@@ -79,11 +82,12 @@ async function openEmbedded(target: DatabaseTarget & { kind: 'embedded' }): Prom
   try {
     const { PGlite } = await import('@electric-sql/pglite');
     const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
+    const created = !existsSync(join(target.dataDir, 'pgdata', 'PG_VERSION'));
     const pglite = await PGlite.create(join(target.dataDir, 'pgdata'));
     // PGlite has one backend: one client at a time, so transactions never interleave.
     const pool = new pg.Pool({ ...createPgConfig(pglite), max: 1 } as pg.PoolConfig);
     pool.on('error', () => undefined);
-    return wrapPool(pool, target, description, async () => {
+    return wrapPool(pool, target, description, created, async () => {
       await pool.end();
       await pglite.close();
       await releaseLock();
@@ -96,11 +100,18 @@ async function openEmbedded(target: DatabaseTarget & { kind: 'embedded' }): Prom
   }
 }
 
-function wrapPool(pool: pg.Pool, target: DatabaseTarget, description: string, close: () => Promise<void>): Database {
+function wrapPool(
+  pool: pg.Pool,
+  target: DatabaseTarget,
+  description: string,
+  created: boolean,
+  close: () => Promise<void>,
+): Database {
   let closed = false;
   return {
     target,
     description,
+    created,
     query: (text, values) => pool.query(text, values as unknown[] | undefined) as never,
     async transaction(work) {
       const client = await pool.connect();

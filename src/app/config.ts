@@ -1,0 +1,89 @@
+// Configuration: command-line flags over environment over `.env`, validated once with zod into a
+// frozen object. Every variable is documented in `.env.example`.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import dotenv from 'dotenv';
+import { z } from 'zod';
+import { BulletinError } from '../domain/errors.js';
+import type { DatabaseTarget } from '../store/database.js';
+
+export interface Config {
+  /** Where the data lives: a PostgreSQL server, or PGlite under `dataDir`. */
+  readonly database: DatabaseTarget;
+  /** Embedded database, generated secret, demo outbox. Absolute path. */
+  readonly dataDir: string;
+  /** Signs unsubscribe links; null means one is generated and kept in the data directory. */
+  readonly secret: string | null;
+  /** Older secrets whose links still verify (rotation). */
+  readonly previousSecrets: readonly string[];
+}
+
+/** Flags that override the environment, as commander hands them over. */
+export interface ConfigOverrides {
+  readonly databaseUrl?: string;
+  readonly dataDir?: string;
+}
+
+const optionalText = z
+  .string()
+  .transform((value) => value.trim())
+  .optional()
+  .transform((value) => (value === '' ? undefined : value));
+
+const environmentSchema = z.object({
+  DATABASE_URL: optionalText.refine(
+    (value) => value === undefined || /^postgres(ql)?:\/\//.test(value),
+    'must start with postgres:// or postgresql://',
+  ),
+  BULLETIN_DATA_DIR: optionalText,
+  BULLETIN_SECRET: optionalText.refine(
+    (value) => value === undefined || value.length >= 32,
+    'must be at least 32 characters (e.g. `openssl rand -base64 32`)',
+  ),
+  BULLETIN_SECRET_PREVIOUS: optionalText,
+});
+
+/** Reads `.env` in `cwd` (if any) without touching process.env; the real environment wins over it. */
+function readDotEnv(cwd: string): Record<string, string> {
+  try {
+    return dotenv.parse(readFileSync(resolve(cwd, '.env')));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new BulletinError('CONFIG', `Cannot read ${resolve(cwd, '.env')}: ${(error as Error).message}.`);
+  }
+}
+
+export function loadConfig(options: {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  overrides?: ConfigOverrides;
+}): Config {
+  const merged = { ...readDotEnv(options.cwd), ...definedOnly(options.env) };
+  if (options.overrides?.databaseUrl !== undefined) merged.DATABASE_URL = options.overrides.databaseUrl;
+  if (options.overrides?.dataDir !== undefined) merged.BULLETIN_DATA_DIR = options.overrides.dataDir;
+  const parsed = environmentSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BulletinError('CONFIG', `${String(issue?.path.join('.') ?? 'configuration')} ${issue?.message ?? 'is invalid'}.`);
+  }
+  const env = parsed.data;
+  const dataDir = resolve(options.cwd, env.BULLETIN_DATA_DIR ?? '.bulletin');
+  const database: DatabaseTarget = env.DATABASE_URL
+    ? { kind: 'server', url: env.DATABASE_URL }
+    : { kind: 'embedded', dataDir };
+  return Object.freeze({
+    database: Object.freeze(database),
+    dataDir,
+    secret: env.BULLETIN_SECRET ?? null,
+    previousSecrets: Object.freeze(
+      (env.BULLETIN_SECRET_PREVIOUS ?? '')
+        .split(',')
+        .map((secret) => secret.trim())
+        .filter((secret) => secret !== ''),
+    ),
+  });
+}
+
+function definedOnly(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}

@@ -1,0 +1,41 @@
+// What every command needs: the configuration from global flags, environment and .env, and a way
+// to run one use case on an opened app that is always closed afterwards.
+import type { Command } from 'commander';
+import { loadConfig, type Config } from '../app/config.js';
+import { withApp, type App } from '../app/context.js';
+import type { CliIo } from './io.js';
+
+export interface CliContext {
+  readonly io: CliIo;
+  config(): Config;
+  run<T>(work: (app: App) => Promise<T>, options?: { skipMigrationCheck?: boolean }): Promise<T>;
+}
+
+export function createContext(io: CliIo, program: Command): CliContext {
+  let config: Config | undefined;
+  const context: CliContext = {
+    io,
+    config() {
+      if (!config) {
+        const flags = program.opts<{ databaseUrl?: string; dataDir?: string }>();
+        config = loadConfig({
+          env: io.env,
+          cwd: io.cwd,
+          overrides: {
+            ...(flags.databaseUrl === undefined ? {} : { databaseUrl: flags.databaseUrl }),
+            ...(flags.dataDir === undefined ? {} : { dataDir: flags.dataDir }),
+          },
+        });
+      }
+      return config;
+    },
+    run(work, options) {
+      return withApp(
+        context.config(),
+        { notice: (line) => io.stderr.write(`${line}\n`), skipMigrationCheck: options?.skipMigrationCheck ?? false },
+        work,
+      );
+    },
+  };
+  return context;
+}

@@ -1,0 +1,32 @@
+// Runs the command line once and turns the outcome into an exit status: 0, 2 for usage errors, and
+// the status of each BulletinError code (see src/domain/errors.ts) for everything else.
+import { CommanderError } from 'commander';
+import { ERROR_CODES, isBulletinError } from '../domain/errors.js';
+import { processIo, type CliIo } from './io.js';
+import { createProgram } from './program.js';
+
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const program = createProgram(io);
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (error) {
+    return reportError(error, io);
+  }
+}
+
+function reportError(error: unknown, io: CliIo): number {
+  if (error instanceof CommanderError) {
+    // Commander has already printed its message; help and version are not errors.
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
+    if (error.code === 'commander.help') return error.exitCode === 0 ? 0 : ERROR_CODES.USAGE.exitStatus;
+    return ERROR_CODES.USAGE.exitStatus;
+  }
+  if (isBulletinError(error)) {
+    io.stderr.write(`bulletin: ${error.message}\n`);
+    return error.exitStatus;
+  }
+  const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  io.stderr.write(`bulletin: internal error (please report it): ${detail}\n`);
+  return ERROR_CODES.INTERNAL.exitStatus;
+}

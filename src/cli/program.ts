@@ -1,0 +1,52 @@
+// Declares the `bulletin` command line: global options, and each command group handed to its own
+// file. Commands are thin: parse options, call one use case, print.
+import { Command } from 'commander';
+import { registerDbCommands } from './commands/db.js';
+import { registerListCommands } from './commands/list.js';
+import { registerSubscriberCommands } from './commands/subscribers.js';
+import { createContext } from './context.js';
+import type { CliIo } from './io.js';
+
+export const VERSION = '0.1.0';
+
+export function createProgram(io: CliIo): Command {
+  const program = new Command('bulletin');
+  program
+    .description('Broadcast announce-only bulletins to a subscriber list, tracking every recipient in PostgreSQL.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .option('--database-url <url>', 'PostgreSQL server to use (default: $DATABASE_URL, else the embedded database)')
+    .option('--data-dir <dir>', 'data directory of the embedded database (default: $BULLETIN_DATA_DIR or ./.bulletin)')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  bulletin list create bulletins --name "ExampleNet-Bulletins" \\
+    --address bulletins@lists.example.net --from "ExampleNet <noreply@example.net>" \\
+    --base-url https://lists.example.net
+  bulletin subscribers import customers.csv --list bulletins --rejects rejected.csv
+  bulletin subscribers count --list bulletins
+  DATABASE_URL=postgres://bulletin@db.example.net/bulletin bulletin db migrate
+
+Without DATABASE_URL, data is kept in an embedded PostgreSQL under ./.bulletin/.
+Every command takes --json; see \`bulletin <command> --help\`.`,
+    );
+  const context = createContext(io, program);
+  registerListCommands(program, context);
+  registerSubscriberCommands(program, context);
+  registerDbCommands(program, context);
+  // Every subcommand reports usage errors the same way as the program.
+  const inherit = (command: Command) => {
+    for (const child of command.commands) {
+      child.exitOverride().showSuggestionAfterError().configureOutput(program.configureOutput());
+      inherit(child);
+    }
+  };
+  inherit(program);
+  return program;
+}

@@ -1,0 +1,156 @@
+// SQL for the `memberships` table: who is on which list, with what status, since when and why.
+// Every status change is one statement that checks the current status.
+import type { MembershipSource, MembershipStatus } from '../domain/membership.js';
+import type { Member } from '../domain/subscriber.js';
+import type { Database, Sql } from './database.js';
+import Cursor from 'pg-cursor';
+
+interface MemberRow {
+  id: number;
+  email: string;
+  name: string | null;
+  attributes: Record<string, unknown>;
+  status: MembershipStatus;
+  subscribed_at: Date;
+  subscribed_source: MembershipSource;
+  status_changed_at: Date;
+  status_source: MembershipSource;
+}
+
+const MEMBER_COLUMNS = `s.id, s.email, s.name, s.attributes, m.status, m.subscribed_at, m.subscribed_source,
+                        m.status_changed_at, m.status_source`;
+
+function toMember(row: MemberRow): Member {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    attributes: row.attributes,
+    status: row.status,
+    subscribedAt: row.subscribed_at,
+    subscribedSource: row.subscribed_source,
+    statusChangedAt: row.status_changed_at,
+    statusSource: row.status_source,
+  };
+}
+
+/** Adds a membership if there is none; returns whether it was added. */
+export async function insertMembership(
+  sql: Sql,
+  listId: number,
+  subscriberId: number,
+  source: MembershipSource,
+): Promise<boolean> {
+  const { rowCount } = await sql.query(
+    `INSERT INTO memberships (list_id, subscriber_id, status, subscribed_source, status_source)
+     VALUES ($1, $2, 'active', $3, $3)
+     ON CONFLICT (list_id, subscriber_id) DO NOTHING`,
+    [listId, subscriberId, source],
+  );
+  return rowCount === 1;
+}
+
+/**
+ * Moves a membership to `to` if its status is one of `from`; returns false when it was not (someone
+ * else changed it first, or it was already there). Becoming active again counts as a new subscription.
+ */
+export async function changeMembershipStatus(
+  sql: Sql,
+  change: {
+    listId: number;
+    subscriberId: number;
+    from: readonly MembershipStatus[];
+    to: MembershipStatus;
+    source: MembershipSource;
+  },
+): Promise<boolean> {
+  const { rowCount } = await sql.query(
+    `UPDATE memberships
+        SET status = $4::membership_status, status_source = $5, status_changed_at = now(),
+            subscribed_at = CASE WHEN $4::membership_status = 'active' THEN now() ELSE subscribed_at END,
+            subscribed_source = CASE WHEN $4::membership_status = 'active' THEN $5 ELSE subscribed_source END
+      WHERE list_id = $1 AND subscriber_id = $2 AND status = ANY($3::membership_status[])`,
+    [change.listId, change.subscriberId, change.from, change.to, change.source],
+  );
+  return rowCount === 1;
+}
+
+export async function findMember(sql: Sql, listId: number, email: string): Promise<Member | null> {
+  const { rows } = await sql.query<MemberRow>(
+    `SELECT ${MEMBER_COLUMNS} FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
+      WHERE m.list_id = $1 AND s.email = $2`,
+    [listId, email],
+  );
+  return rows[0] ? toMember(rows[0]) : null;
+}
+
+export async function countMembers(sql: Sql, listId: number, status: MembershipStatus): Promise<number> {
+  const { rows } = await sql.query<{ count: number }>(
+    'SELECT count(*)::int AS count FROM memberships WHERE list_id = $1 AND status = $2',
+    [listId, status],
+  );
+  return rows[0]?.count ?? 0;
+}
+
+/** One page of members by address, after `afterEmail` (keyset paging). `status` null means all. */
+export async function selectMembers(
+  sql: Sql,
+  query: { listId: number; status: MembershipStatus | null; limit: number; afterEmail?: string; search?: string },
+): Promise<Member[]> {
+  const { rows } = await sql.query<MemberRow>(
+    `SELECT ${MEMBER_COLUMNS} FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
+      WHERE m.list_id = $1 AND ($2::membership_status IS NULL OR m.status = $2)
+        AND ($3::text IS NULL OR s.email > $3)
+        AND ($5::text IS NULL OR s.email LIKE '%' || $5 || '%' OR s.name ILIKE '%' || $5 || '%')
+      ORDER BY s.email
+      LIMIT $4`,
+    [query.listId, query.status, query.afterEmail ?? null, query.limit, query.search ?? null],
+  );
+  return rows.map(toMember);
+}
+
+/** Attribute names in use among a list's members (for CSV export headers), sorted. */
+export async function selectAttributeNames(
+  sql: Sql,
+  listId: number,
+  status: MembershipStatus | null,
+): Promise<string[]> {
+  const { rows } = await sql.query<{ key: string }>(
+    `SELECT DISTINCT jsonb_object_keys(s.attributes) AS key
+       FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
+      WHERE m.list_id = $1 AND ($2::membership_status IS NULL OR m.status = $2)
+      ORDER BY key`,
+    [listId, status],
+  );
+  return rows.map((row) => row.key);
+}
+
+/**
+ * Streams a list's members by address in batches through a cursor, so memory stays flat whatever the
+ * list's size. `onBatch` is awaited before the next read.
+ */
+export async function forEachMemberBatch(
+  db: Database,
+  query: { listId: number; status: MembershipStatus | null; batchSize: number },
+  onBatch: (members: Member[]) => Promise<void>,
+): Promise<void> {
+  await db.withConnection(async (client) => {
+    const cursor = client.query(
+      new Cursor<MemberRow>(
+        `SELECT ${MEMBER_COLUMNS} FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
+          WHERE m.list_id = $1 AND ($2::membership_status IS NULL OR m.status = $2)
+          ORDER BY s.email`,
+        [query.listId, query.status],
+      ),
+    );
+    try {
+      for (;;) {
+        const rows = await cursor.read(query.batchSize);
+        if (rows.length === 0) break;
+        await onBatch(rows.map(toMember));
+      }
+    } finally {
+      await cursor.close();
+    }
+  });
+}
