@@ -1,0 +1,38 @@
+// Runs the real `bulletin` command line in-process (no child process), capturing what it prints.
+import { PassThrough, Readable } from 'node:stream';
+import { main } from '../../src/cli/main.js';
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export async function runCli(
+  args: readonly string[],
+  options: { env: Record<string, string>; cwd: string; stdin?: string },
+): Promise<CliResult> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  stderr.on('data', (chunk: Buffer) => err.push(chunk));
+  const code = await main(['node', 'bulletin', ...args], {
+    stdout,
+    stderr,
+    stdin: Readable.from([options.stdin ?? '']),
+    env: options.env,
+    cwd: options.cwd,
+  });
+  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+/** Runs and insists on success, returning stdout (parsed when `--json` was given). */
+export async function runOk(args: readonly string[], options: { env: Record<string, string>; cwd: string; stdin?: string }) {
+  const result = await runCli(args, options);
+  if (result.code !== 0) {
+    throw new Error(`bulletin ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  }
+  return args.includes('--json') ? (JSON.parse(result.stdout) as unknown) : result.stdout;
+}

@@ -1,0 +1,140 @@
+// Gives each test file a database of its own, already migrated: on the PostgreSQL server named by
+// DATABASE_URL, a copy of a migrated template database; otherwise a copy of a migrated embedded
+// (PGlite) data directory. Templates are keyed by a hash of migrations/, so a new migration rebuilds them.
+import { createHash, randomBytes } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { loadConfig, type Config } from '../../src/app/config.js';
+import { openDatabase } from '../../src/store/database.js';
+import { applyMigrations, MIGRATIONS_DIR } from '../../src/store/migrations.js';
+
+export const SERVER_URL = process.env.DATABASE_URL?.trim() || undefined;
+export const DATABASE_KIND = SERVER_URL ? 'server' : 'embedded';
+
+export interface TestDatabase {
+  /** Environment variables that point bulletin at this database. */
+  readonly env: Record<string, string>;
+  /** A working directory of the test's own (no .env in it). */
+  readonly cwd: string;
+  config(extraEnv?: Record<string, string>): Config;
+  drop(): Promise<void>;
+}
+
+async function migrationsHash(): Promise<string> {
+  const hash = createHash('sha256');
+  for (const name of (await readdir(MIGRATIONS_DIR)).sort()) {
+    hash.update(name).update(await readFile(join(MIGRATIONS_DIR, name)));
+  }
+  return hash.digest('hex').slice(0, 12);
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const cwd = await mkdtemp(join(tmpdir(), 'bulletin-test-'));
+  const env = SERVER_URL ? await createServerDatabase(SERVER_URL) : await createEmbeddedDatabase(cwd);
+  return {
+    env,
+    cwd,
+    config: (extraEnv = {}) => loadConfig({ env: { ...env, ...extraEnv }, cwd }),
+    async drop() {
+      if (SERVER_URL && env.DATABASE_URL) await dropServerDatabase(SERVER_URL, env.DATABASE_URL);
+      await rm(cwd, { recursive: true, force: true });
+    },
+  };
+}
+
+function withDatabaseName(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.href;
+}
+
+async function adminQuery<T extends object>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function createServerDatabase(serverUrl: string): Promise<Record<string, string>> {
+  const template = `bulletin_template_${await migrationsHash()}`;
+  const name = `bulletin_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(serverUrl, async (client) => {
+    // One test process builds the template; the others wait on the lock, then copy it.
+    await client.query('SELECT pg_advisory_lock(4242001)');
+    try {
+      const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [template]);
+      if (rows.length === 0) {
+        const building = `${template}_building`;
+        await client.query(`DROP DATABASE IF EXISTS ${building}`);
+        await client.query(`CREATE DATABASE ${building}`);
+        const db = await openDatabase({ kind: 'server', url: withDatabaseName(serverUrl, building) });
+        try {
+          await applyMigrations(db);
+        } finally {
+          await db.close();
+        }
+        await client.query(`ALTER DATABASE ${building} RENAME TO ${template}`);
+      }
+      await client.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(4242001)');
+    }
+    return {};
+  });
+  return { DATABASE_URL: withDatabaseName(serverUrl, name) };
+}
+
+async function dropServerDatabase(serverUrl: string, url: string): Promise<void> {
+  const name = new URL(url).pathname.slice(1);
+  await adminQuery(serverUrl, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    return {};
+  });
+}
+
+/** A migrated PGlite data directory is built once per migrations hash and copied for each test file. */
+async function createEmbeddedDatabase(cwd: string): Promise<Record<string, string>> {
+  const templateDir = join(tmpdir(), `bulletin-test-template-${await migrationsHash()}`);
+  const ready = join(templateDir, 'ready');
+  if (!(await exists(ready))) {
+    const lockDir = `${templateDir}.lock`;
+    let owner = false;
+    try {
+      await mkdir(lockDir);
+      owner = true;
+    } catch {
+      while (!(await exists(ready))) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    if (owner) {
+      try {
+        if (!(await exists(ready))) {
+          await rm(templateDir, { recursive: true, force: true });
+          const db = await openDatabase({ kind: 'embedded', dataDir: templateDir });
+          try {
+            await applyMigrations(db);
+          } finally {
+            await db.close();
+          }
+          await mkdir(ready);
+        }
+      } finally {
+        await rm(lockDir, { recursive: true, force: true });
+      }
+    }
+  }
+  const dataDir = join(cwd, 'data');
+  await cp(join(templateDir, 'pgdata'), join(dataDir, 'pgdata'), { recursive: true });
+  return { BULLETIN_DATA_DIR: dataDir };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
