@@ -1,0 +1,41 @@
+// The public addresses of a list: its unsubscribe links (web and mail), archive, help page and List-Id.
+// One place decides their shape, so messages, `bulletin serve` and the archive agree. No I/O.
+import { signToken } from './token.js';
+import type { MailingList } from './list.js';
+
+type ListLinks = Pick<MailingList, 'id' | 'slug' | 'baseUrl'>;
+
+/** `${baseUrl}/u/<token>`: the one-click (RFC 8058) and browser unsubscribe link of one subscriber. */
+export function unsubscribeUrl(list: ListLinks, subscriberId: number, secret: string): string {
+  return `${list.baseUrl}/u/${signToken('unsubscribe', { listId: list.id, subscriberId }, secret)}`;
+}
+
+/** The list's web archive, `${baseUrl}/archive/<slug>/`. */
+export function archiveUrl(list: Pick<MailingList, 'slug' | 'baseUrl'>): string {
+  return `${list.baseUrl}/archive/${list.slug}/`;
+}
+
+/** The page that says what the list is and how to leave it (List-Help); the archive index for now. */
+export function helpUrl(list: Pick<MailingList, 'slug' | 'baseUrl'>): string {
+  return archiveUrl(list);
+}
+
+function splitAddress(address: string): { local: string; domain: string } {
+  const at = address.lastIndexOf('@');
+  return { local: address.slice(0, at), domain: address.slice(at + 1) };
+}
+
+/** `<local>-unsubscribe@<domain>`, the mailto: target of List-Unsubscribe (RFC 2369). */
+export function unsubscribeMailbox(list: Pick<MailingList, 'address'>): string {
+  const { local, domain } = splitAddress(list.address);
+  return `${local}-unsubscribe@${domain}`;
+}
+
+/**
+ * RFC 2919 list identifier: the list address with its `@` turned into a dot
+ * (`bulletins@lists.example.net` → `bulletins.lists.example.net`), dots in the local part as dashes.
+ */
+export function listIdentifier(list: Pick<MailingList, 'address'>): string {
+  const { local, domain } = splitAddress(list.address);
+  return `${local.replace(/[^A-Za-z0-9-]/g, '-')}.${domain}`;
+}
