@@ -1,6 +1,6 @@
 // Declares the `bulletin` command line: global options, and each command group handed to its own
 // file. Commands are thin: parse options, call one use case, print.
-import { Command } from 'commander';
+import { Command, Help } from 'commander';
 import { registerDbCommands } from './commands/db.js';
 import { registerListCommands } from './commands/list.js';
 import { registerSubscriberCommands } from './commands/subscribers.js';
@@ -36,6 +36,12 @@ Examples:
 Without DATABASE_URL, data is kept in an embedded PostgreSQL under ./.bulletin/.
 Every command takes --json; see \`bulletin <command> --help\`.`,
     );
+  // The top-level help lists every command (`list create`, `subscribers import`, …), not just groups.
+  program.configureHelp({
+    visibleCommands: (command) => (command === program ? leafCommands(program) : new Help().visibleCommands(command)),
+    subcommandTerm: (command) =>
+      command.parent ? `${commandPath(command)} ${command.usage()}`.replace(/ \[options\]/, '').trim() : new Help().subcommandTerm(command),
+  });
   const context = createContext(io, program);
   registerListCommands(program, context);
   registerSubscriberCommands(program, context);
@@ -49,4 +55,14 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   };
   inherit(program);
   return program;
+}
+
+function leafCommands(command: Command): Command[] {
+  return command.commands.flatMap((child) => (child.commands.length > 0 ? leafCommands(child) : [child]));
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let current: Command | null = command; current?.parent; current = current.parent) names.unshift(current.name());
+  return names.join(' ');
 }
