@@ -2,7 +2,8 @@
 // attribute) into a list in one transaction: all valid rows or none. Invalid rows are reported with
 // their line numbers (and optionally written to a rejects file); re-running changes nothing; an
 // unsubscribed member is only reactivated when `resubscribe` is asked for.
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { once } from 'node:events';
 import { Transform, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -58,7 +59,7 @@ const REJECTS_KEPT = 1000;
 const PROGRESS_EVERY = 50_000;
 
 export async function importSubscribers(app: App, options: ImportOptions): Promise<ImportReport> {
-  const input = openInput(options);
+  const input = await openInput(options);
   const rejects = new RejectCollector(options.rejectsFile);
   let counted: Omit<ImportReport, keyof MergeCounts | 'list' | 'dryRun' | 'rejects'> | undefined;
   let merged: MergeCounts | undefined;
@@ -112,12 +113,22 @@ export async function importSubscribers(app: App, options: ImportOptions): Promi
 
 class DryRunRollback extends Error {}
 
-function openInput(options: ImportOptions): Readable {
+async function openInput(options: ImportOptions): Promise<Readable> {
   if (options.file === '-') {
     if (!options.stdin) throw new BulletinError('USAGE', 'Reading from standard input (-) is not available here.');
     return options.stdin;
   }
-  return createReadStream(options.file);
+  try {
+    const handle = await open(options.file, 'r');
+    if ((await handle.stat()).isDirectory()) {
+      await handle.close();
+      throw new BulletinError('BAD_INPUT', `Cannot read ${options.file}: it is a directory.`);
+    }
+    return handle.createReadStream();
+  } catch (error) {
+    if (error instanceof BulletinError) throw error;
+    throw new BulletinError('BAD_INPUT', `Cannot read ${options.file}: ${(error as Error).message}.`);
+  }
 }
 
 type ParsedRow = StagedRow | (RejectedRow & { fields: string[] });
@@ -169,8 +180,7 @@ async function* readRows(
     }
   } catch (error) {
     if (error instanceof BulletinError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
+    if ((error as NodeJS.ErrnoException).syscall === 'read') {
       throw new BulletinError('BAD_INPUT', `Cannot read ${fileName}: ${(error as Error).message}.`);
     }
     const where = (error as { lines?: number }).lines;

@@ -159,10 +159,12 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
         throw new BulletinError(
           'DATABASE_UNAVAILABLE',
-          `The embedded database in ${dataDir} is in use by another bulletin process (pid ${owner}); wait for it to finish or stop it.`,
+          owner === process.pid
+            ? `The embedded database in ${dataDir} is already open in this process.`
+            : `The embedded database in ${dataDir} is in use by another bulletin process (pid ${owner}); wait for it to finish or stop it.`,
         );
       }
       await rm(lockPath, { force: true });
