@@ -41,7 +41,6 @@ CREATE TABLE memberships (
   PRIMARY KEY (list_id, subscriber_id)
 );
 CREATE INDEX memberships_by_subscriber ON memberships (subscriber_id);
-CREATE INDEX memberships_by_list_status ON memberships (list_id, status);
 
 -- What an erasure (`subscribers remove --purge`) keeps: a SHA-256 of the normalised address, so the
 -- person is never mailed or imported again, and nothing else about them.

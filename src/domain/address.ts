@@ -15,6 +15,10 @@ const MAX_LABEL = 63;
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 const LINE_BREAK = /[\r\n]/;
 const NON_ASCII = /[^\u0000-\u007f]/;
+// The everyday address, recognised without the full check: a strict subset of what validator's isEmail
+// accepts (dot-atom local part of common characters, LDH labels, an alphabetic TLD). Imports of a
+// million rows spend most of their address checking here instead of in isEmail (~4 µs each).
+const PLAIN_ADDRESS = /^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 /**
  * Validates and normalises one address: trims surrounding blanks, lower-cases it, turns an
@@ -47,6 +51,7 @@ export function normalizeAddress(input: string): AddressCheck {
   if (address.length > MAX_ADDRESS) {
     return { ok: false, reason: `is over ${MAX_ADDRESS} octets (RFC 5321)` };
   }
+  if (PLAIN_ADDRESS.test(address)) return { ok: true, address };
   const valid = validator.isEmail(address, {
     allow_display_name: false,
     allow_utf8_local_part: false,

@@ -1,6 +1,6 @@
-// SQL of a subscriber import: rows are loaded into a temporary staging table inside the import's
-// transaction, then merged into subscribers and memberships with a few set-based statements, so a
-// million rows cost a handful of statements and the import is all-or-nothing.
+// SQL of a subscriber import, batch by batch inside the import's one transaction (all or nothing).
+// Each batch is merged as it arrives — staged (first occurrence of an address wins), then people
+// upserted, then memberships added — so PostgreSQL works on one batch while the next is parsed.
 import type { Sql } from './database.js';
 
 export interface StagedRow {
@@ -10,20 +10,63 @@ export interface StagedRow {
   readonly attributes: Record<string, string>;
 }
 
+/** Every address seen so far in this import (for first-occurrence-wins), and which were erased. */
 export async function createImportStaging(tx: Sql): Promise<void> {
   await tx.query(
     `CREATE TEMPORARY TABLE import_rows (
-       line int NOT NULL, email text NOT NULL, name text, attributes jsonb NOT NULL
+       email text PRIMARY KEY, line int NOT NULL, suppressed boolean NOT NULL
      ) ON COMMIT DROP`,
   );
 }
 
-/** One statement per batch: arrays in, rows out through unnest (works on PGlite, unlike COPY FROM STDIN). */
-export async function insertStagedRows(tx: Sql, rows: readonly StagedRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await tx.query(
-    `INSERT INTO import_rows (line, email, name, attributes)
-     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[])`,
+export interface BatchCounts {
+  /** Rows whose address appeared earlier in the file (the first occurrence wins). */
+  duplicates: number;
+  suppressed: number;
+  subscribersCreated: number;
+  subscribersUpdated: number;
+  membershipsAdded: number;
+  alreadyActive: number;
+  /** Members left unsubscribed or bounced because the import did not ask to resubscribe them. */
+  keptInactive: number;
+  resubscribed: number;
+}
+
+/**
+ * Merges one batch. Statement 1 stages the batch's new addresses and upserts those people (a name
+ * replaces the old one, attributes merge over the old ones, and an upsert that changes nothing
+ * writes nothing). Statement 2 needs to see statement 1's rows, so it is separate: it counts the
+ * memberships that already existed, adds the missing ones and, if asked, reactivates inactive ones.
+ */
+export async function mergeBatch(
+  tx: Sql,
+  rows: readonly StagedRow[],
+  options: { listId: number; resubscribe: boolean },
+): Promise<BatchCounts> {
+  if (rows.length === 0) return emptyCounts();
+  const { rows: staged } = await tx.query<{ unique: number; suppressed: number; created: number; updated: number }>(
+    `WITH staged AS (
+       INSERT INTO import_rows (email, line, suppressed)
+       SELECT b.email, b.line,
+              EXISTS (SELECT 1 FROM suppressions x WHERE x.email_sha256 = sha256(convert_to(b.email, 'UTF8')))
+         FROM unnest($1::int[], $2::text[]) AS b (line, email)
+       ON CONFLICT (email) DO NOTHING
+       RETURNING email, line, suppressed
+     ), people AS (
+       INSERT INTO subscribers AS s (email, name, attributes)
+       SELECT b.email, b.name, b.attributes
+         FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[]) AS b (line, email, name, attributes)
+         JOIN staged ON staged.email = b.email AND staged.line = b.line AND NOT staged.suppressed
+       ON CONFLICT (email) DO UPDATE
+          SET name = COALESCE(EXCLUDED.name, s.name), attributes = s.attributes || EXCLUDED.attributes,
+              updated_at = now()
+        WHERE s.name IS DISTINCT FROM COALESCE(EXCLUDED.name, s.name) OR NOT s.attributes @> EXCLUDED.attributes
+       RETURNING (xmax = 0) AS inserted
+     )
+     SELECT (SELECT count(*) FROM staged)::int AS unique,
+            (SELECT count(*) FROM staged WHERE suppressed)::int AS suppressed,
+            (SELECT count(*) FROM people WHERE inserted)::int AS created,
+            (SELECT count(*) FROM people WHERE NOT inserted)::int AS updated`,
     [
       rows.map((row) => row.line),
       rows.map((row) => row.email),
@@ -31,93 +74,69 @@ export async function insertStagedRows(tx: Sql, rows: readonly StagedRow[]): Pro
       rows.map((row) => JSON.stringify(row.attributes)),
     ],
   );
-}
+  const first = staged[0];
+  const counts = emptyCounts();
+  counts.duplicates = rows.length - (first?.unique ?? 0);
+  counts.suppressed = first?.suppressed ?? 0;
+  counts.subscribersCreated = first?.created ?? 0;
+  counts.subscribersUpdated = first?.updated ?? 0;
+  if ((first?.unique ?? 0) - counts.suppressed === 0) return counts;
 
-export interface MergeCounts {
-  /** Rows whose address appeared earlier in the file (the first occurrence wins). */
-  readonly duplicates: number;
-  readonly subscribersCreated: number;
-  readonly subscribersUpdated: number;
-  readonly membershipsAdded: number;
-  readonly alreadyActive: number;
-  /** Members left unsubscribed or bounced because the import did not ask to resubscribe them. */
-  readonly keptInactive: number;
-  readonly resubscribed: number;
-}
-
-/** Rows (line, address) of erased addresses, which the merge leaves out. */
-export async function takeSuppressedRows(tx: Sql): Promise<{ line: number; email: string }[]> {
-  const { rows } = await tx.query<{ line: number; email: string }>(
-    `DELETE FROM import_rows r USING suppressions x
-      WHERE x.email_sha256 = sha256(convert_to(r.email, 'UTF8'))
-      RETURNING r.line, r.email`,
-  );
-  return rows.sort((a, b) => a.line - b.line);
-}
-
-export async function mergeStagedRows(
-  tx: Sql,
-  options: { listId: number; resubscribe: boolean },
-): Promise<MergeCounts> {
-  // First occurrence of each address wins; the rest are duplicates.
-  await tx.query(
-    `CREATE TEMPORARY TABLE import_unique ON COMMIT DROP AS
-     SELECT DISTINCT ON (email) line, email, name, attributes FROM import_rows ORDER BY email, line`,
-  );
-  const { rows: totals } = await tx.query<{ staged: number; unique: number }>(
-    `SELECT (SELECT count(*) FROM import_rows)::int AS staged, (SELECT count(*) FROM import_unique)::int AS unique`,
-  );
-  const { rows: people } = await tx.query<{ created: number; updated: number }>(
-    `WITH written AS (
-       INSERT INTO subscribers AS s (email, name, attributes)
-       SELECT email, name, attributes FROM import_unique
-       ON CONFLICT (email) DO UPDATE
-          SET name = COALESCE(EXCLUDED.name, s.name), attributes = s.attributes || EXCLUDED.attributes,
-              updated_at = now()
-        WHERE s.name IS DISTINCT FROM COALESCE(EXCLUDED.name, s.name) OR NOT s.attributes @> EXCLUDED.attributes
-       RETURNING (xmax = 0) AS inserted
-     )
-     SELECT count(*) FILTER (WHERE inserted)::int AS created, count(*) FILTER (WHERE NOT inserted)::int AS updated
-       FROM written`,
-  );
-  // Existing memberships, counted before new ones are added.
-  const { rows: existing } = await tx.query<{ active: number; inactive: number }>(
-    `SELECT count(*) FILTER (WHERE m.status = 'active')::int AS active,
-            count(*) FILTER (WHERE m.status <> 'active')::int AS inactive
-       FROM import_unique u
-       JOIN subscribers s ON s.email = u.email
-       JOIN memberships m ON m.subscriber_id = s.id AND m.list_id = $1`,
-    [options.listId],
-  );
-  const { rowCount: added } = await tx.query(
-    `INSERT INTO memberships (list_id, subscriber_id, status, subscribed_source, status_source)
-     SELECT $1, s.id, 'active', 'import', 'import'
-       FROM import_unique u JOIN subscribers s ON s.email = u.email
-     ON CONFLICT (list_id, subscriber_id) DO NOTHING`,
-    [options.listId],
-  );
-  let resubscribed = 0;
-  if (options.resubscribe) {
-    const { rowCount } = await tx.query(
-      `UPDATE memberships m
+  // Shaped for the planner: statistics go stale while an import's rows are uncommitted, and a join
+  // here would be planned as a hash join over whole tables for every batch. Scalar subqueries and
+  // `= ANY` force index lookups, a few per row. Inserted by id, the index grows at its right edge.
+  const { rows: members } = await tx.query<{ active: number; inactive: number; added: number; resubscribed: number }>(
+    `WITH people AS (
+       SELECT (SELECT s.id FROM subscribers s WHERE s.email = b.email) AS id
+         FROM unnest($2::int[], $3::text[]) AS b (line, email)
+        WHERE (SELECT r.line FROM import_rows r WHERE r.email = b.email AND NOT r.suppressed) = b.line
+     ), batch AS MATERIALIZED (
+       SELECT id, (SELECT m.status FROM memberships m WHERE m.list_id = $1 AND m.subscriber_id = people.id) AS status
+         FROM people
+     ), added AS (
+       INSERT INTO memberships (list_id, subscriber_id, status, subscribed_source, status_source)
+       SELECT $1, id, 'active', 'import', 'import' FROM batch WHERE status IS NULL ORDER BY id
+       ON CONFLICT (list_id, subscriber_id) DO NOTHING
+       RETURNING 1
+     ), resubscribed AS (
+       UPDATE memberships m
           SET status = 'active', status_source = 'import', status_changed_at = now(),
               subscribed_at = now(), subscribed_source = 'import'
-         FROM import_unique u JOIN subscribers s ON s.email = u.email
-        WHERE m.list_id = $1 AND m.subscriber_id = s.id AND m.status IN ('unsubscribed', 'bounced')`,
-      [options.listId],
-    );
-    resubscribed = rowCount ?? 0;
-  }
-  const staged = totals[0]?.staged ?? 0;
-  const unique = totals[0]?.unique ?? 0;
-  const inactive = existing[0]?.inactive ?? 0;
+        WHERE $4 AND m.list_id = $1 AND m.status IN ('unsubscribed', 'bounced')
+          AND m.subscriber_id = ANY (ARRAY(SELECT id FROM batch WHERE status IN ('unsubscribed', 'bounced')))
+       RETURNING 1
+     )
+     SELECT (SELECT count(*) FROM batch WHERE status = 'active')::int AS active,
+            (SELECT count(*) FROM batch WHERE status <> 'active')::int AS inactive,
+            (SELECT count(*) FROM added)::int AS added,
+            (SELECT count(*) FROM resubscribed)::int AS resubscribed`,
+    [options.listId, rows.map((row) => row.line), rows.map((row) => row.email), options.resubscribe],
+  );
+  const second = members[0];
+  counts.membershipsAdded = second?.added ?? 0;
+  counts.alreadyActive = second?.active ?? 0;
+  counts.resubscribed = second?.resubscribed ?? 0;
+  counts.keptInactive = (second?.inactive ?? 0) - counts.resubscribed;
+  return counts;
+}
+
+/** Rows (line, address) of erased addresses, which the merge left out. */
+export async function selectSuppressedRows(tx: Sql): Promise<{ line: number; email: string }[]> {
+  const { rows } = await tx.query<{ line: number; email: string }>(
+    'SELECT line, email FROM import_rows WHERE suppressed ORDER BY line',
+  );
+  return rows;
+}
+
+export function emptyCounts(): BatchCounts {
   return {
-    duplicates: staged - unique,
-    subscribersCreated: people[0]?.created ?? 0,
-    subscribersUpdated: people[0]?.updated ?? 0,
-    membershipsAdded: added ?? 0,
-    alreadyActive: existing[0]?.active ?? 0,
-    keptInactive: inactive - resubscribed,
-    resubscribed,
+    duplicates: 0,
+    suppressed: 0,
+    subscribersCreated: 0,
+    subscribersUpdated: 0,
+    membershipsAdded: 0,
+    alreadyActive: 0,
+    keptInactive: 0,
+    resubscribed: 0,
   };
 }
