@@ -1,0 +1,68 @@
+// Delivery states and the rules between them: which states a delivery can move to, when a failed
+// attempt is retried (exponential backoff with jitter up to a deadline), and what counts as done.
+// Defined once here; migration 0002 mirrors DELIVERY_STATES as the Postgres enum delivery_state.
+
+export const DELIVERY_STATES = ['queued', 'sending', 'sent', 'deferred', 'failed', 'skipped', 'uncertain'] as const;
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
+
+/** Every move a delivery may make; the store's statements check the `from` side in SQL. */
+export const TRANSITIONS: Readonly<Record<DeliveryState, readonly DeliveryState[]>> = Object.freeze({
+  queued: ['sending', 'skipped'],
+  deferred: ['sending', 'skipped'],
+  uncertain: ['sending', 'skipped'],
+  // A claim released unattempted (graceful stop) goes back to queued or deferred.
+  sending: ['sent', 'deferred', 'failed', 'uncertain', 'queued'],
+  sent: [],
+  failed: [],
+  skipped: [],
+});
+
+/** States in which a delivery still needs work. */
+export const OPEN_STATES: readonly DeliveryState[] = ['queued', 'sending', 'deferred', 'uncertain'];
+
+export function isDeliveryState(value: string): value is DeliveryState {
+  return (DELIVERY_STATES as readonly string[]).includes(value);
+}
+
+export interface RetryPolicy {
+  /** First retry after about this long (ms). */
+  readonly minDelayMs: number;
+  /** Never more than this between two attempts (ms). */
+  readonly maxDelayMs: number;
+  /** Give up this long after the first attempt (ms): the delivery fails as expired. */
+  readonly deadlineMs: number;
+}
+
+/** Like Postfix and Mailman: first retry within minutes, at most an hour apart, give up after 5 days. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
+  minDelayMs: 5 * 60_000,
+  maxDelayMs: 60 * 60_000,
+  deadlineMs: 5 * 24 * 60 * 60_000,
+});
+
+/**
+ * When to try again after attempt number `attempts` (1 = the first attempt failed), or null when
+ * the deadline has passed. Exponential backoff, capped, with "equal jitter" (half fixed, half random)
+ * so retries of a whole list do not arrive at the relay in one wave.
+ */
+export function nextAttemptAt(
+  policy: RetryPolicy,
+  attempts: number,
+  firstAttemptAt: Date,
+  now: Date,
+  random: () => number = Math.random,
+): Date | null {
+  const exponential = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** Math.max(0, attempts - 1));
+  const delay = exponential / 2 + random() * (exponential / 2);
+  const next = new Date(now.getTime() + delay);
+  if (next.getTime() - firstAttemptAt.getTime() > policy.deadlineMs) return null;
+  return next;
+}
+
+/** Parses durations like `90s`, `5m`, `1h`, `5d` (or plain milliseconds). */
+export function parseDuration(text: string): number | null {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!match) return null;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 'ms'] ?? 1;
+  return Math.round(Number(match[1]) * unit);
+}

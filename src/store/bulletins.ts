@@ -1,0 +1,88 @@
+// SQL for the `bulletins` table: a bulletin as it was sent (source and templates frozen at the
+// start of the send), found by id or by (list, source) to resume an unfinished send.
+import type { Sql } from './database.js';
+
+export interface StoredBulletin {
+  readonly id: number;
+  readonly listId: number;
+  readonly subject: string;
+  readonly source: string;
+  readonly sourceName: string;
+  readonly templates: Record<string, string>;
+  readonly verp: boolean;
+  readonly sentDate: Date;
+  readonly createdAt: Date;
+  readonly finishedAt: Date | null;
+}
+
+interface BulletinRow {
+  id: number;
+  list_id: number;
+  subject: string;
+  source: string;
+  source_name: string;
+  templates: Record<string, string>;
+  verp: boolean;
+  sent_date: Date;
+  created_at: Date;
+  finished_at: Date | null;
+}
+
+function toBulletin(row: BulletinRow): StoredBulletin {
+  return {
+    id: row.id,
+    listId: row.list_id,
+    subject: row.subject,
+    source: row.source,
+    sourceName: row.source_name,
+    templates: row.templates,
+    verp: row.verp,
+    sentDate: row.sent_date,
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+export async function insertBulletin(
+  sql: Sql,
+  fields: Pick<StoredBulletin, 'listId' | 'subject' | 'source' | 'sourceName' | 'templates' | 'verp' | 'sentDate'>,
+): Promise<StoredBulletin> {
+  const { rows } = await sql.query<BulletinRow>(
+    `INSERT INTO bulletins (list_id, subject, source, source_name, templates, verp, sent_date)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) RETURNING *`,
+    [fields.listId, fields.subject, fields.source, fields.sourceName, JSON.stringify(fields.templates), fields.verp, fields.sentDate],
+  );
+  return toBulletin(rows[0] as BulletinRow);
+}
+
+export async function findBulletin(sql: Sql, id: number): Promise<StoredBulletin | null> {
+  const { rows } = await sql.query<BulletinRow>('SELECT * FROM bulletins WHERE id = $1', [id]);
+  return rows[0] ? toBulletin(rows[0]) : null;
+}
+
+/** The unfinished bulletin of this list with exactly this source, if any: sending it again resumes it. */
+export async function findUnfinishedBulletin(sql: Sql, listId: number, source: string): Promise<StoredBulletin | null> {
+  const { rows } = await sql.query<BulletinRow>(
+    `SELECT * FROM bulletins WHERE list_id = $1 AND source = $2 AND finished_at IS NULL ORDER BY id DESC LIMIT 1`,
+    [listId, source],
+  );
+  return rows[0] ? toBulletin(rows[0]) : null;
+}
+
+export async function latestBulletin(sql: Sql): Promise<StoredBulletin | null> {
+  const { rows } = await sql.query<BulletinRow>('SELECT * FROM bulletins ORDER BY id DESC LIMIT 1');
+  return rows[0] ? toBulletin(rows[0]) : null;
+}
+
+/** Marks the bulletin finished if no delivery still needs work; returns whether it is finished. */
+export async function finishBulletinIfDone(sql: Sql, id: number): Promise<boolean> {
+  const { rows } = await sql.query<{ finished: boolean }>(
+    `UPDATE bulletins b SET finished_at = COALESCE(b.finished_at, now())
+      WHERE b.id = $1
+        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.bulletin_id = b.id
+                         AND d.state IN ('queued', 'sending', 'deferred', 'uncertain'))
+      RETURNING true AS finished`,
+    [id],
+  );
+  return rows.length > 0;
+}

@@ -1,0 +1,293 @@
+// SQL for the `deliveries` table: one row per (bulletin, subscriber) and its fate. Every state
+// change is one statement that checks the current state; work is claimed in batches with
+// FOR UPDATE SKIP LOCKED and a lease; outcomes are written in batches through unnest.
+import type { DeliveryState } from '../domain/delivery.js';
+import type { Sql } from './database.js';
+
+export interface ClaimedDelivery {
+  readonly id: number;
+  readonly state: 'sending' | 'skipped';
+  readonly attempts: number;
+  readonly firstAttemptAt: Date;
+  readonly subscriber: { id: number; email: string; name: string | null; attributes: Record<string, unknown> } | null;
+}
+
+export interface DeliveryOutcome {
+  readonly id: number;
+  readonly state: 'sent' | 'deferred' | 'failed' | 'uncertain';
+  readonly relay: string;
+  readonly reply: string;
+  readonly messageId: string;
+  /** For deferred: when to try again. */
+  readonly nextAttemptAt: Date | null;
+}
+
+/** One delivery per active member, in one statement; the unique key makes a second enqueue a no-op. */
+export async function enqueueDeliveries(sql: Sql, bulletinId: number, listId: number): Promise<number> {
+  const { rowCount } = await sql.query(
+    `INSERT INTO deliveries (bulletin_id, subscriber_id)
+     SELECT $1, subscriber_id FROM memberships WHERE list_id = $2 AND status = 'active' ORDER BY subscriber_id
+     ON CONFLICT (bulletin_id, subscriber_id) DO NOTHING`,
+    [bulletinId, listId],
+  );
+  return rowCount ?? 0;
+}
+
+interface ClaimRow {
+  id: number;
+  state: 'sending' | 'skipped';
+  attempts: number;
+  first_attempt_at: Date;
+  subscriber_id: number | null;
+  email: string | null;
+  name: string | null;
+  attributes: Record<string, unknown> | null;
+}
+
+/**
+ * Claims up to `limit` deliveries matching `which`, in one statement: picked with FOR UPDATE SKIP
+ * LOCKED so several workers never take the same row; whoever is no longer an active member (or was
+ * erased) becomes `skipped` instead of `sending`.
+ */
+async function claim(
+  sql: Sql,
+  which: string,
+  order: string,
+  values: unknown[],
+  common: { bulletinId: number; listId: number; owner: string; leaseMs: number; limit: number },
+): Promise<ClaimedDelivery[]> {
+  const { rows } = await sql.query<ClaimRow>(
+    `WITH picked AS (
+       SELECT d.id FROM deliveries d
+        WHERE d.bulletin_id = $1 AND ${which}
+        ORDER BY ${order} LIMIT $2
+        FOR UPDATE SKIP LOCKED
+     ), judged AS (
+       SELECT p.id, s.id AS subscriber_id, s.email, s.name, s.attributes, (m.status = 'active') IS TRUE AS active
+         FROM picked p
+         JOIN deliveries d ON d.id = p.id
+         LEFT JOIN subscribers s ON s.id = d.subscriber_id
+         LEFT JOIN memberships m ON m.list_id = $3 AND m.subscriber_id = d.subscriber_id
+     )
+     UPDATE deliveries d
+        SET state = CASE WHEN j.active THEN 'sending' ELSE 'skipped' END::delivery_state,
+            owner = CASE WHEN j.active THEN $4 END,
+            lease_until = CASE WHEN j.active THEN now() + $5 * interval '1 millisecond' END,
+            attempts = d.attempts + CASE WHEN j.active THEN 1 ELSE 0 END,
+            first_attempt_at = COALESCE(d.first_attempt_at, now()),
+            last_reply = CASE WHEN j.active THEN d.last_reply ELSE 'skipped: no longer subscribed when its turn came' END,
+            updated_at = now()
+       FROM judged j
+      WHERE d.id = j.id AND ${which}
+     RETURNING d.id, d.state, d.attempts, d.first_attempt_at, j.subscriber_id, j.email, j.name, j.attributes`,
+    [common.bulletinId, common.limit, common.listId, common.owner, common.leaseMs, ...values],
+  );
+  return rows
+    .sort((a, b) => a.id - b.id)
+    .map((row) => ({
+      id: row.id,
+      state: row.state,
+      attempts: row.attempts,
+      firstAttemptAt: row.first_attempt_at,
+      subscriber:
+        row.subscriber_id === null || row.email === null
+          ? null
+          : { id: row.subscriber_id, email: row.email, name: row.name, attributes: row.attributes ?? {} },
+    }));
+}
+
+export interface ClaimOptions {
+  readonly bulletinId: number;
+  readonly listId: number;
+  readonly owner: string;
+  readonly leaseMs: number;
+  readonly limit: number;
+}
+
+/**
+ * Queued deliveries after the id `afterId`. The low-water mark keeps each claim from walking past
+ * every row already claimed (a plain ORDER BY id LIMIT slows down as the send goes on).
+ */
+export function claimQueued(sql: Sql, options: ClaimOptions & { afterId: number }): Promise<ClaimedDelivery[]> {
+  return claim(sql, `d.state = 'queued' AND d.id > $6`, 'd.id', [options.afterId], options);
+}
+
+/** Deferred deliveries whose time has come, and (if asked) uncertain ones to re-send. */
+export function claimDue(sql: Sql, options: ClaimOptions & { now: Date; includeUncertain: boolean }): Promise<ClaimedDelivery[]> {
+  return claim(
+    sql,
+    `((d.state = 'deferred' AND d.next_attempt_at <= $6) OR (d.state = 'uncertain' AND $7))`,
+    'd.next_attempt_at NULLS FIRST, d.id',
+    [options.now, options.includeUncertain],
+    options,
+  );
+}
+
+/** Writes a batch of outcomes; only rows still `sending` under this owner change. Returns how many did. */
+export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly DeliveryOutcome[]): Promise<number> {
+  if (outcomes.length === 0) return 0;
+  const { rowCount } = await sql.query(
+    `UPDATE deliveries d
+        SET state = o.state::delivery_state, relay = o.relay, last_reply = o.reply, message_id = o.message_id,
+            next_attempt_at = o.next_attempt_at,
+            sent_at = CASE WHEN o.state = 'sent' THEN now() ELSE d.sent_at END,
+            owner = NULL, lease_until = NULL, updated_at = now()
+       FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+            AS o (id, state, relay, reply, message_id, next_attempt_at)
+      WHERE d.id = o.id AND d.state = 'sending' AND d.owner = $1`,
+    [
+      owner,
+      outcomes.map((outcome) => outcome.id),
+      outcomes.map((outcome) => outcome.state),
+      outcomes.map((outcome) => outcome.relay),
+      outcomes.map((outcome) => outcome.reply.slice(0, 2000)),
+      outcomes.map((outcome) => outcome.messageId),
+      outcomes.map((outcome) => outcome.nextAttemptAt),
+    ],
+  );
+  return rowCount ?? 0;
+}
+
+/** Gives back claimed deliveries that were never attempted (graceful stop): queued again, or due now. */
+export async function releaseClaims(sql: Sql, owner: string, ids: readonly number[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const { rowCount } = await sql.query(
+    `UPDATE deliveries
+        SET state = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'queued' END::delivery_state,
+            attempts = attempts - 1, next_attempt_at = CASE WHEN attempts > 1 THEN now() END,
+            owner = NULL, lease_until = NULL, updated_at = now()
+      WHERE id = ANY($2::bigint[]) AND state = 'sending' AND owner = $1`,
+    [owner, ids],
+  );
+  return rowCount ?? 0;
+}
+
+/** Extends the lease of everything this owner holds (a heartbeat while a send runs). */
+export async function renewLeases(sql: Sql, owner: string, leaseMs: number): Promise<void> {
+  await sql.query(
+    `UPDATE deliveries SET lease_until = now() + $2 * interval '1 millisecond'
+      WHERE state = 'sending' AND owner = $1`,
+    [owner, leaseMs],
+  );
+}
+
+/** Owners holding deliveries of this bulletin in `sending`, to tell the living from the dead. */
+export async function selectSendingOwners(sql: Sql, bulletinId: number): Promise<string[]> {
+  const { rows } = await sql.query<{ owner: string }>(
+    `SELECT DISTINCT owner FROM deliveries WHERE bulletin_id = $1 AND state = 'sending' AND owner IS NOT NULL`,
+    [bulletinId],
+  );
+  return rows.map((row) => row.owner);
+}
+
+/**
+ * A claim whose lease expired, or whose owner is known dead, was perhaps sent and perhaps not:
+ * it becomes `uncertain` (the duplicate window of RFC 1047).
+ */
+export async function expireAbandonedClaims(sql: Sql, bulletinId: number, deadOwners: readonly string[]): Promise<number> {
+  const { rowCount } = await sql.query(
+    `UPDATE deliveries
+        SET state = 'uncertain', owner = NULL, lease_until = NULL, next_attempt_at = now(),
+            last_reply = 'uncertain: the sender stopped while this message was in flight', updated_at = now()
+      WHERE bulletin_id = $1 AND state = 'sending' AND (lease_until < now() OR owner = ANY($2::text[]))`,
+    [bulletinId, deadOwners],
+  );
+  return rowCount ?? 0;
+}
+
+export type StateCounts = Record<DeliveryState, number>;
+
+export async function countByState(sql: Sql, bulletinId: number): Promise<StateCounts> {
+  const { rows } = await sql.query<{ state: DeliveryState; count: number }>(
+    `SELECT state, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state`,
+    [bulletinId],
+  );
+  const counts: StateCounts = { queued: 0, sending: 0, sent: 0, deferred: 0, failed: 0, skipped: 0, uncertain: 0 };
+  for (const row of rows) counts[row.state] = row.count;
+  return counts;
+}
+
+/** When the earliest deferred delivery is due, or null when none is waiting. */
+export async function nextDueAt(sql: Sql, bulletinId: number): Promise<Date | null> {
+  const { rows } = await sql.query<{ due: Date | null }>(
+    `SELECT min(next_attempt_at) AS due FROM deliveries WHERE bulletin_id = $1 AND state = 'deferred'`,
+    [bulletinId],
+  );
+  return rows[0]?.due ?? null;
+}
+
+/** Messages sent in the last `seconds` seconds, for the current rate. */
+export async function countSentSince(sql: Sql, bulletinId: number, seconds: number): Promise<number> {
+  const { rows } = await sql.query<{ count: number }>(
+    `SELECT count(*)::int AS count FROM deliveries
+      WHERE bulletin_id = $1 AND state = 'sent' AND sent_at > now() - $2 * interval '1 second'`,
+    [bulletinId, seconds],
+  );
+  return rows[0]?.count ?? 0;
+}
+
+/** The commonest replies among deliveries in the given states. */
+export async function topReplies(
+  sql: Sql,
+  bulletinId: number,
+  states: readonly DeliveryState[],
+  limit: number,
+): Promise<{ state: DeliveryState; reply: string; count: number }[]> {
+  const { rows } = await sql.query<{ state: DeliveryState; reply: string; count: number }>(
+    `SELECT state, COALESCE(last_reply, '') AS reply, count(*)::int AS count FROM deliveries
+      WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[])
+      GROUP BY state, last_reply ORDER BY count DESC, reply LIMIT $3`,
+    [bulletinId, states, limit],
+  );
+  return rows;
+}
+
+export interface DeliveryRow {
+  readonly id: number;
+  readonly email: string | null;
+  readonly state: DeliveryState;
+  readonly attempts: number;
+  readonly messageId: string | null;
+  readonly relay: string | null;
+  readonly lastReply: string | null;
+  readonly sentAt: Date | null;
+  readonly nextAttemptAt: Date | null;
+  readonly updatedAt: Date;
+}
+
+/** One page of a bulletin's deliveries by id, optionally in some states only. */
+export async function selectDeliveries(
+  sql: Sql,
+  query: { bulletinId: number; states: readonly DeliveryState[] | null; afterId: number; limit: number },
+): Promise<DeliveryRow[]> {
+  const { rows } = await sql.query<{
+    id: number;
+    email: string | null;
+    state: DeliveryState;
+    attempts: number;
+    message_id: string | null;
+    relay: string | null;
+    last_reply: string | null;
+    sent_at: Date | null;
+    next_attempt_at: Date | null;
+    updated_at: Date;
+  }>(
+    `SELECT d.id, s.email, d.state, d.attempts, d.message_id, d.relay, d.last_reply, d.sent_at, d.next_attempt_at, d.updated_at
+       FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+      WHERE d.bulletin_id = $1 AND ($2::delivery_state[] IS NULL OR d.state = ANY($2)) AND d.id > $3
+      ORDER BY d.id LIMIT $4`,
+    [query.bulletinId, query.states, query.afterId, query.limit],
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    email: row.email,
+    state: row.state,
+    attempts: row.attempts,
+    messageId: row.message_id,
+    relay: row.relay,
+    lastReply: row.last_reply,
+    sentAt: row.sent_at,
+    nextAttemptAt: row.next_attempt_at,
+    updatedAt: row.updated_at,
+  }));
+}
