@@ -9,7 +9,7 @@
 //   token      = base64url(iv | ciphertext)                               (30 bytes, 40 characters)
 // with encKey and macKey derived from the secret by HMAC-SHA256 under two fixed labels.
 // Verifying decrypts, recomputes the tag and compares it in constant time.
-import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:crypto';
 import { BulletinError } from './errors.js';
 
 /** What a token may be used for: a VERP token is never accepted as an unsubscribe token, and back. */
@@ -29,7 +29,8 @@ const TOKEN_PATTERN = /^[A-Za-z0-9_-]{40}$/;
 const MAX_LIST_ID = 0xffff_ffff;
 
 interface TokenKeys {
-  readonly encryption: Buffer;
+  /** AES-256 in ECB mode over single 16-byte blocks: the one counter block of CTR mode (see aesCtr). */
+  readonly blockCipher: Cipher;
   readonly authentication: Buffer;
 }
 
@@ -41,8 +42,9 @@ function keysFor(secret: string): TokenKeys {
   let keys = derivedKeys.get(secret);
   if (keys === undefined) {
     if (secret === '') throw new BulletinError('CONFIG', 'The token secret is empty; set BULLETIN_SECRET.');
+    const encryptionKey = createHmac('sha256', secret).update('bulletin token v1: encryption key').digest();
     keys = {
-      encryption: createHmac('sha256', secret).update('bulletin token v1: encryption key').digest(),
+      blockCipher: createCipheriv('aes-256-ecb', encryptionKey, null).setAutoPadding(false),
       authentication: createHmac('sha256', secret).update('bulletin token v1: authentication key').digest(),
     };
     if (derivedKeys.size >= MAX_CACHED_SECRETS) derivedKeys.clear();
@@ -71,9 +73,16 @@ function authenticationTag(keys: TokenKeys, payload: Buffer): Buffer {
   return createHmac('sha256', keys.authentication).update(payload).digest().subarray(0, TAG_LENGTH);
 }
 
+/**
+ * AES-256-CTR of a payload shorter than one block: the payload XOR AES(key, iv). Encrypting the
+ * block through one long-lived ECB cipher gives the same bytes as a fresh CTR cipher per token at a
+ * fifth of the cost (ECB keeps no state between whole blocks).
+ */
 function aesCtr(keys: TokenKeys, iv: Buffer, input: Buffer): Buffer {
-  const cipher = createCipheriv('aes-256-ctr', keys.encryption, iv);
-  return Buffer.concat([cipher.update(input), cipher.final()]);
+  const keystream = keys.blockCipher.update(iv);
+  const output = Buffer.allocUnsafe(input.length);
+  for (let i = 0; i < input.length; i++) output[i] = input[i]! ^ keystream[i]!;
+  return output;
 }
 
 /** The token for (purpose, list, subscriber) under `secret`. Same input, same token. */
