@@ -1,0 +1,192 @@
+// Static check of a parsed template against the recipient context: every variable must be one some
+// recipient can have (`{{subscriber.nmae}}` is an error, not an empty string), every helper known.
+// Runs before any message exists; reports every problem with file:line:column.
+import { BulletinError } from '../domain/errors.js';
+import type { ContextShape } from './context.js';
+import { KNOWN_HELPERS } from './handlebars-env.js';
+import {
+  describeLocation,
+  type Expression,
+  type Hash,
+  type Literal,
+  type PathExpression,
+  type Program,
+  type SourceLocation,
+  type Statement,
+} from './template-ast.js';
+
+/** Data variables Handlebars sets inside `{{#each}}`; `@root` is handled apart. */
+const LOOP_DATA = new Set(['index', 'key', 'first', 'last']);
+/** Helpers that run their block in the same context, so `../` does not count them. */
+const SAME_CONTEXT_HELPERS = new Set(['if', 'unless']);
+
+interface Scope {
+  readonly shape: ContextShape;
+  readonly blockParams: readonly string[];
+}
+
+class TemplateChecker {
+  readonly problems: string[] = [];
+
+  constructor(
+    private readonly rootShape: ContextShape,
+    private readonly file: string,
+  ) {}
+
+  private report(loc: SourceLocation | undefined, sentence: string): void {
+    this.problems.push(`${describeLocation(loc, this.file)}: ${sentence}`);
+  }
+
+  program(program: Program | undefined, scopes: readonly Scope[]): void {
+    if (program === undefined) return;
+    for (const statement of program.body) this.statement(statement, scopes);
+  }
+
+  private statement(node: Statement, scopes: readonly Scope[]): void {
+    switch (node.type) {
+      case 'ContentStatement':
+      case 'CommentStatement':
+        return;
+      case 'MustacheStatement':
+        this.call(node.path, node.params, node.hash, scopes, node.loc);
+        return;
+      case 'BlockStatement': {
+        const helper = this.call(node.path, node.params, node.hash, scopes, node.loc);
+        const innerScopes = this.blockScopes(helper, node.params, node.program, scopes);
+        this.program(node.program, innerScopes);
+        this.program(node.inverse, scopes);
+        return;
+      }
+      case 'PartialStatement':
+      case 'PartialBlockStatement':
+        this.report(node.loc, 'partials must be named literally and take no arguments, e.g. {{> footer}}.');
+        return;
+      case 'Decorator':
+      case 'DecoratorBlock':
+        this.report(node.loc, 'decorators are not supported in bulletin templates.');
+        return;
+    }
+  }
+
+  /** The scopes inside a block: `with` and `each` change the context, `if`/`unless` do not. */
+  private blockScopes(helper: string | null, params: Expression[], program: Program | undefined, scopes: readonly Scope[]): Scope[] {
+    const blockParams = program?.blockParams ?? [];
+    if (helper !== null && SAME_CONTEXT_HELPERS.has(helper)) return [...scopes];
+    if (helper === 'with') {
+      const first = params[0];
+      const shape = first?.type === 'PathExpression' ? this.shapeOf(first, scopes) ?? 'free' : 'free';
+      return [...scopes, { shape, blockParams }];
+    }
+    // each, or a block over a value (Handlebars iterates arrays, enters objects): items are free-form.
+    return [...scopes, { shape: 'free', blockParams }];
+  }
+
+  /** Checks a mustache or block head; returns the helper name when it calls one. */
+  private call(
+    path: PathExpression | Literal,
+    params: Expression[],
+    hash: Hash | undefined,
+    scopes: readonly Scope[],
+    loc: SourceLocation | undefined,
+  ): string | null {
+    for (const param of params) this.expression(param, scopes);
+    for (const pair of hash?.pairs ?? []) this.expression(pair.value, scopes);
+    const hasArguments = params.length > 0 || (hash?.pairs.length ?? 0) > 0;
+    if (path.type !== 'PathExpression') {
+      this.report(loc, `{{${String(path.original ?? path.value)}}} is a literal; write a variable or a helper call.`);
+      return null;
+    }
+    const simpleName = !path.data && path.depth === 0 && path.parts.length === 1 && path.original === path.parts[0];
+    if (simpleName && KNOWN_HELPERS.has(path.original)) return path.original;
+    if (hasArguments) {
+      this.report(loc, `{{${path.original} …}} calls an unknown helper "${path.original}" (known: ${[...KNOWN_HELPERS].join(', ')}).`);
+      return null;
+    }
+    this.shapeOf(path, scopes);
+    return null;
+  }
+
+  private expression(expression: Expression, scopes: readonly Scope[]): void {
+    if (expression.type === 'PathExpression') this.shapeOf(expression, scopes);
+    else if (expression.type === 'SubExpression') this.call(expression.path, expression.params, expression.hash, scopes, expression.loc);
+  }
+
+  /** The shape a path leads to, or undefined after reporting why it leads nowhere. */
+  private shapeOf(path: PathExpression, scopes: readonly Scope[]): ContextShape | undefined {
+    if (path.data) {
+      const [head, ...rest] = path.parts;
+      if (head === 'root') return this.resolve(rest, this.rootShape, '@root', path);
+      if (head !== undefined && LOOP_DATA.has(head) && rest.length === 0) return 'text';
+      this.report(path.loc, `{{${path.original}}} is not a data variable Handlebars provides here.`);
+      return undefined;
+    }
+    if (path.depth >= scopes.length) {
+      this.report(path.loc, `{{${path.original}}} climbs above the top of the template.`);
+      return undefined;
+    }
+    const scoped = /^(?:\.|this\b)/.test(path.original);
+    const head = path.parts[0];
+    if (!scoped && path.depth === 0 && head !== undefined && scopes.some((scope) => scope.blockParams.includes(head))) {
+      return 'free';
+    }
+    const scope = scopes[scopes.length - 1 - path.depth]!;
+    return this.resolve(path.parts, scope.shape, '', path);
+  }
+
+  private resolve(parts: readonly string[], start: ContextShape, prefix: string, path: PathExpression): ContextShape | undefined {
+    let shape = start;
+    let walked = prefix;
+    for (const part of parts) {
+      if (shape === 'free') return 'free';
+      if (shape === 'text') {
+        this.report(path.loc, `{{${path.original}}}: ${walked} is a single value; it has no "${part}".`);
+        return undefined;
+      }
+      const next: ContextShape | undefined = Object.hasOwn(shape, part) ? shape[part] : undefined;
+      if (next === undefined) {
+        this.report(path.loc, unknownVariableSentence(path.original, walked, part, shape));
+        return undefined;
+      }
+      shape = next;
+      walked = walked === '' ? part : `${walked}.${part}`;
+    }
+    return shape;
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = previous[0]!;
+    previous[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = previous[j]!;
+      previous[j] = Math.min(above + 1, previous[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return previous[b.length]!;
+}
+
+function unknownVariableSentence(original: string, walked: string, part: string, shape: { readonly [key: string]: ContextShape }): string {
+  const qualify = (key: string): string => (walked === '' || walked === '@root' ? key : `${walked}.${key}`);
+  const keys = Object.keys(shape);
+  const closest = keys
+    .map((key) => ({ key, distance: editDistance(part.toLowerCase(), key.toLowerCase()) }))
+    .sort((x, y) => x.distance - y.distance)[0];
+  const hint =
+    closest !== undefined && closest.distance <= Math.max(2, Math.floor(part.length / 3))
+      ? `did you mean ${qualify(closest.key)}?`
+      : `known: ${keys.map(qualify).join(', ')}.`;
+  return `{{${original}}} is not a variable any recipient has; ${hint}`;
+}
+
+/**
+ * Checks a template tree against a context shape. Throws BulletinError('BAD_INPUT') listing every
+ * problem, one per line, each starting with file:line:column.
+ */
+export function checkTemplate(program: Program, shape: ContextShape, file: string): void {
+  const checker = new TemplateChecker(shape, file);
+  checker.program(program, [{ shape, blockParams: [] }]);
+  if (checker.problems.length > 0) throw new BulletinError('BAD_INPUT', checker.problems.join('\n'));
+}
