@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verifyToken } from '../src/domain/token.js';
 import { loadTemplateSet } from '../src/render/index.js';
-import { bulletinText, compileText, JANE, SECRET, TARO } from './render-fixtures.js';
+import { bulletinText, compileText, JANE, sampleList, SECRET, TARO } from './render-fixtures.js';
 
 const badInput = (pattern: RegExp) => ({ name: 'BulletinError', code: 'BAD_INPUT', message: pattern });
 
@@ -164,6 +164,9 @@ test('a templates directory overrides files one by one and its errors name its f
       // The text layout was not overridden: the shipped one is used.
       assert.match(bulletin.renderText(JANE), /Unsubscribe: https:\/\/lists\.example\.net\/u\//);
       assert.equal(bulletin.templates.partials.signature?.text, '-- {{list.name}}');
+      // A list's own templates directory works the same way.
+      const byList = await compileText(bulletinText({ subject: 'Hi' }, 'Body'), { list: sampleList({ templatesDir: dir }) });
+      assert.equal(byList.renderHtml(JANE), bulletin.renderHtml(JANE));
     },
   );
   await withTemplatesDir({ 'email/partials/footer.hbs': 'line one\n{{#if subscriber.email}}\n{{list.nmae}}\n{{/if}}\n' }, async (dir) => {
