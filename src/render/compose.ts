@@ -77,7 +77,11 @@ export interface CompiledBulletin {
   renderHtml(recipient: Recipient): string;
   /** The plain-text part as that recipient gets it (preview). */
   renderText(recipient: Recipient): string;
-  /** The bulletin with no recipient in it, for the web archive. */
+  /**
+   * The bulletin with no recipient in it, for the web archive: subscriber fields are empty (so
+   * `{{default subscriber.name "…"}}` shows its fallback), unsubscribeUrl is the list's help page,
+   * and no token or address appears.
+   */
   renderForArchive(): ArchiveRendering;
   /** A made-up recipient for previews when there are no subscribers. */
   sampleRecipient(): Recipient;
