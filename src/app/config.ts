@@ -16,6 +16,18 @@ export interface Config {
   readonly secret: string | null;
   /** Older secrets whose links still verify (rotation). */
   readonly previousSecrets: readonly string[];
+  /** The relay(s) to send through, `smtp://` or `smtps://`; null: `send` needs --outbox. */
+  readonly smtpUrl: string | null;
+  readonly smtpUser: string | null;
+  readonly smtpPass: string | null;
+  /** Sending rate, e.g. `50/s`, `3000/m`; the command line's --rate wins. */
+  readonly rate: string;
+  /** Connections per relay. */
+  readonly connections: number;
+  /** DKIM signing of every message, when all three DKIM_* variables are set. */
+  readonly dkim: { readonly domain: string; readonly selector: string; readonly privateKeyFile: string } | null;
+  /** Retry schedule for temporary failures (durations like `5m`, `1h`, `5d`). */
+  readonly retry: { readonly min: string; readonly max: string; readonly deadline: string };
 }
 
 /** Flags that override the environment, as commander hands them over. */
@@ -41,6 +53,23 @@ const environmentSchema = z.object({
     'must be at least 32 characters (e.g. `openssl rand -base64 32`)',
   ),
   BULLETIN_SECRET_PREVIOUS: optionalText,
+  SMTP_URL: optionalText.refine(
+    (value) => value === undefined || value.split(',').every((url) => /^smtps?:\/\//.test(url.trim())),
+    'must be smtp://host[:port] or smtps://host[:port]',
+  ),
+  SMTP_USER: optionalText,
+  SMTP_PASS: optionalText,
+  BULLETIN_RATE: optionalText,
+  BULLETIN_CONNECTIONS: optionalText.refine(
+    (value) => value === undefined || (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 100),
+    'must be a whole number from 1 to 100',
+  ),
+  DKIM_DOMAIN: optionalText,
+  DKIM_SELECTOR: optionalText,
+  DKIM_PRIVATE_KEY_FILE: optionalText,
+  BULLETIN_RETRY_MIN: optionalText,
+  BULLETIN_RETRY_MAX: optionalText,
+  BULLETIN_RETRY_DEADLINE: optionalText,
 });
 
 /** Reads `.env` in `cwd` (if any) without touching process.env; the real environment wins over it. */
@@ -67,6 +96,10 @@ export function loadConfig(options: {
     throw new BulletinError('CONFIG', `${String(issue?.path.join('.') ?? 'configuration')} ${issue?.message ?? 'is invalid'}.`);
   }
   const env = parsed.data;
+  const dkimParts = [env.DKIM_DOMAIN, env.DKIM_SELECTOR, env.DKIM_PRIVATE_KEY_FILE];
+  if (dkimParts.some((part) => part !== undefined) && dkimParts.some((part) => part === undefined)) {
+    throw new BulletinError('CONFIG', 'DKIM signing needs all three of DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE.');
+  }
   const dataDir = resolve(options.cwd, env.BULLETIN_DATA_DIR ?? '.bulletin');
   const database: DatabaseTarget = env.DATABASE_URL
     ? { kind: 'server', url: env.DATABASE_URL }
@@ -81,6 +114,24 @@ export function loadConfig(options: {
         .map((secret) => secret.trim())
         .filter((secret) => secret !== ''),
     ),
+    smtpUrl: env.SMTP_URL ?? null,
+    smtpUser: env.SMTP_USER ?? null,
+    smtpPass: env.SMTP_PASS ?? null,
+    rate: env.BULLETIN_RATE ?? '50/s',
+    dkim:
+      env.DKIM_DOMAIN && env.DKIM_SELECTOR && env.DKIM_PRIVATE_KEY_FILE
+        ? Object.freeze({
+            domain: env.DKIM_DOMAIN,
+            selector: env.DKIM_SELECTOR,
+            privateKeyFile: resolve(options.cwd, env.DKIM_PRIVATE_KEY_FILE),
+          })
+        : null,
+    connections: Number(env.BULLETIN_CONNECTIONS ?? 5),
+    retry: Object.freeze({
+      min: env.BULLETIN_RETRY_MIN ?? '5m',
+      max: env.BULLETIN_RETRY_MAX ?? '1h',
+      deadline: env.BULLETIN_RETRY_DEADLINE ?? '5d',
+    }),
   });
 }
 

@@ -69,6 +69,17 @@ export async function findUnfinishedBulletin(sql: Sql, listId: number, source: s
   return rows[0] ? toBulletin(rows[0]) : null;
 }
 
+/** A list's bulletin named by id (digits) or by the file name it was sent from (the latest such). */
+export async function findBulletinByReference(sql: Sql, listId: number, reference: string): Promise<StoredBulletin | null> {
+  const { rows } = await sql.query<BulletinRow>(
+    `SELECT * FROM bulletins
+      WHERE list_id = $1 AND (($2 ~ '^[0-9]{1,9}$' AND id = $2::int) OR source_name = $2)
+      ORDER BY id DESC LIMIT 1`,
+    [listId, reference],
+  );
+  return rows[0] ? toBulletin(rows[0]) : null;
+}
+
 export async function latestBulletin(sql: Sql): Promise<StoredBulletin | null> {
   const { rows } = await sql.query<BulletinRow>('SELECT * FROM bulletins ORDER BY id DESC LIMIT 1');
   return rows[0] ? toBulletin(rows[0]) : null;

@@ -67,6 +67,11 @@ export async function findListBySlug(sql: Sql, slug: string): Promise<MailingLis
   return rows[0] ? toList(rows[0]) : null;
 }
 
+export async function findListById(sql: Sql, id: number): Promise<MailingList | null> {
+  const { rows } = await sql.query<ListRow>('SELECT * FROM lists WHERE id = $1', [id]);
+  return rows[0] ? toList(rows[0]) : null;
+}
+
 export type MembershipCounts = Record<MembershipStatus, number>;
 
 export interface ListWithCounts {

@@ -1,0 +1,55 @@
+// Use case `preview`: renders a bulletin for one subscriber (or a sample one) without sending or
+// storing anything, as the full message, its HTML part or its text part.
+import { readFile } from 'node:fs/promises';
+import { BulletinError } from '../domain/errors.js';
+import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT } from '../render/index.js';
+import { findMember } from '../store/memberships.js';
+import type { App } from './context.js';
+import { requireList } from './lists.js';
+import { resolveSecret } from './secret.js';
+import { checkAddress } from './subscribers.js';
+
+export type PreviewFormat = 'eml' | 'html' | 'text';
+
+export interface PreviewRequest {
+  readonly file: string;
+  readonly list?: string;
+  /** A subscriber's address: their own values; default a sample subscriber. */
+  readonly to?: string;
+  readonly format: PreviewFormat;
+  readonly templatesDir?: string;
+  readonly verp?: boolean;
+}
+
+export async function previewBulletin(app: App, request: PreviewRequest): Promise<{ content: Buffer; recipient: string }> {
+  let text: string;
+  try {
+    text = await readFile(request.file, 'utf8');
+  } catch (error) {
+    throw new BulletinError('BAD_INPUT', `Cannot read ${request.file}: ${(error as Error).message}.`);
+  }
+  const source = parseBulletinSource(text, request.file);
+  const slug = request.list ?? source.list;
+  if (!slug) throw new BulletinError('USAGE', `Name the list: --list <slug>, or \`list:\` in the front matter of ${request.file}.`);
+  const list = await requireList(app.db, slug);
+  const compiled = await compileBulletin({
+    source,
+    list,
+    bulletinKey: 'preview',
+    secret: await resolveSecret(app.config),
+    verp: request.verp ?? false,
+    ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
+  });
+  let recipient = SAMPLE_RECIPIENT;
+  if (request.to !== undefined) {
+    const email = checkAddress(request.to);
+    const member = await findMember(app.db, list.id, email);
+    if (!member) throw new BulletinError('NOT_FOUND', `${email} is not on the list "${list.slug}".`);
+    recipient = member;
+  }
+  const content =
+    request.format === 'eml'
+      ? compiled.render(recipient).raw
+      : Buffer.from(request.format === 'html' ? compiled.renderHtml(recipient) : compiled.renderText(recipient), 'utf8');
+  return { content, recipient: recipient.email };
+}
