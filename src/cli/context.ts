@@ -7,6 +7,8 @@ import type { CliIo } from './io.js';
 
 export interface CliContext {
   readonly io: CliIo;
+  /** Exit status when the command returns normally (e.g. 130 after a graceful Ctrl-C). */
+  exitCode: number;
   config(): Config;
   run<T>(work: (app: App) => Promise<T>, options?: { skipMigrationCheck?: boolean }): Promise<T>;
 }
@@ -15,6 +17,7 @@ export function createContext(io: CliIo, program: Command): CliContext {
   let config: Config | undefined;
   const context: CliContext = {
     io,
+    exitCode: 0,
     config() {
       if (!config) {
         const flags = program.opts<{ databaseUrl?: string; dataDir?: string }>();

@@ -6,10 +6,10 @@ import { processIo, type CliIo } from './io.js';
 import { createProgram } from './program.js';
 
 export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
-  const program = createProgram(io);
+  const { program, context } = createProgram(io);
   try {
     await program.parseAsync([...argv]);
-    return 0;
+    return context.exitCode;
   } catch (error) {
     return reportError(error, io);
   }

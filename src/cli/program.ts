@@ -4,12 +4,14 @@ import { Command, Help } from 'commander';
 import { registerDbCommands } from './commands/db.js';
 import { registerListCommands } from './commands/list.js';
 import { registerSubscriberCommands } from './commands/subscribers.js';
-import { createContext } from './context.js';
+import { createContext, type CliContext } from './context.js';
+import { registerSendCommands } from './commands/send.js';
+import { registerPreviewCommand } from './commands/preview.js';
 import type { CliIo } from './io.js';
 
 export const VERSION = '0.1.0';
 
-export function createProgram(io: CliIo): Command {
+export function createProgram(io: CliIo): { program: Command; context: CliContext } {
   const program = new Command('bulletin');
   program
     .description('Broadcast announce-only bulletins to a subscriber list, tracking every recipient in PostgreSQL.')
@@ -45,6 +47,8 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   const context = createContext(io, program);
   registerListCommands(program, context);
   registerSubscriberCommands(program, context);
+  registerPreviewCommand(program, context);
+  registerSendCommands(program, context);
   registerDbCommands(program, context);
   // Every subcommand reports usage errors the same way as the program.
   const inherit = (command: Command) => {
@@ -54,7 +58,7 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
     }
   };
   inherit(program);
-  return program;
+  return { program, context };
 }
 
 function leafCommands(command: Command): Command[] {

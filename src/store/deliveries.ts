@@ -116,7 +116,7 @@ export function claimQueued(sql: Sql, options: ClaimOptions & { afterId: number 
 export function claimDue(sql: Sql, options: ClaimOptions & { now: Date; includeUncertain: boolean }): Promise<ClaimedDelivery[]> {
   return claim(
     sql,
-    `((d.state = 'deferred' AND d.next_attempt_at <= $6) OR (d.state = 'uncertain' AND $7))`,
+    `(d.state = 'deferred' OR (d.state = 'uncertain' AND $7)) AND d.next_attempt_at <= $6`,
     'd.next_attempt_at NULLS FIRST, d.id',
     [options.now, options.includeUncertain],
     options,
@@ -129,7 +129,7 @@ export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly
   const { rowCount } = await sql.query(
     `UPDATE deliveries d
         SET state = o.state::delivery_state, relay = o.relay, last_reply = o.reply, message_id = o.message_id,
-            next_attempt_at = o.next_attempt_at,
+            next_attempt_at = o.next_attempt_at::timestamptz,
             sent_at = CASE WHEN o.state = 'sent' THEN now() ELSE d.sent_at END,
             owner = NULL, lease_until = NULL, updated_at = now()
        FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
@@ -207,11 +207,12 @@ export async function countByState(sql: Sql, bulletinId: number): Promise<StateC
   return counts;
 }
 
-/** When the earliest deferred delivery is due, or null when none is waiting. */
-export async function nextDueAt(sql: Sql, bulletinId: number): Promise<Date | null> {
+/** When the earliest deferred (and, if asked, uncertain) delivery is due, or null when none is waiting. */
+export async function nextDueAt(sql: Sql, bulletinId: number, includeUncertain = false): Promise<Date | null> {
   const { rows } = await sql.query<{ due: Date | null }>(
-    `SELECT min(next_attempt_at) AS due FROM deliveries WHERE bulletin_id = $1 AND state = 'deferred'`,
-    [bulletinId],
+    `SELECT min(next_attempt_at) AS due FROM deliveries
+      WHERE bulletin_id = $1 AND (state = 'deferred' OR (state = 'uncertain' AND $2))`,
+    [bulletinId, includeUncertain],
   );
   return rows[0]?.due ?? null;
 }

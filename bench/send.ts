@@ -1,0 +1,174 @@
+// Benchmark of `bulletin send` against a naive nodemailer pool, both into the same fast SMTP sink
+// running in another process. Prints msgs/s, CPU seconds and peak RSS of each, and their ratio.
+//   DATABASE_URL=postgres://… npx tsx bench/send.ts [--n 100000] [--connections 10]
+//   npx tsx bench/send.ts --n 20000            (embedded database)
+// Uses GNU time (/usr/bin/time) for the CPU and peak RSS of each child process.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import nodemailer from 'nodemailer';
+import pg from 'pg';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '100000' },
+    connections: { type: 'string', default: '10' },
+    naive: { type: 'boolean', default: false },
+    port: { type: 'string' },
+  },
+});
+const n = Number(values.n);
+const connections = Number(values.connections);
+
+const BODY = `Dear {{default subscriber.name "customer"}},
+
+${'Our mail service had a rough week. Between Tuesday and Thursday, incoming junk mail peaked at many times its usual volume, and delivery of ordinary mail slowed down while the servers worked through it. '.repeat(6)}
+
+## What we did
+
+- Added a second tier of filtering in front of the mail servers.
+- Added capacity to the mail cluster so the backlog cleared faster.
+- Kept every message queued until it was delivered, rather than dropping any.
+
+${'Some of you received a message twice: when a server is unsure whether a message arrived, it sends it again rather than risk losing it. '.repeat(3)}
+
+Thank you for your patience, {{subscriber.email}}.
+`;
+
+if (values.naive) {
+  await naiveSend(Number(values.port), n, connections);
+  process.exit(0);
+}
+
+/** The baseline: a nodemailer pool composing every message itself (as most tools do). */
+async function naiveSend(port: number, count: number, maxConnections: number): Promise<void> {
+  const transport = nodemailer.createTransport({ pool: true, host: '127.0.0.1', port, secure: false, ignoreTLS: true, maxConnections, maxMessages: Infinity });
+  let next = 0;
+  const html = `<p>${BODY.replace(/\n\n/g, '</p><p>')}</p>`;
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      await transport.sendMail({
+        from: 'ExampleNet <noreply@example.net>',
+        to: `customer${index}@example.net`,
+        subject: '[Bench] Mail delays this week',
+        text: BODY,
+        html,
+        headers: { 'List-Id': '<bench.lists.example.net>', Precedence: 'bulk' },
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: maxConnections * 2 }, worker));
+  transport.close();
+}
+
+interface Measured {
+  seconds: number;
+  cpu: number;
+  maxRssMb: number;
+  output: string;
+}
+
+/** Runs a command under GNU time; returns wall seconds, CPU seconds and peak RSS. */
+async function measure(command: string[], env: NodeJS.ProcessEnv): Promise<Measured> {
+  const started = performance.now();
+  const child = spawn('/usr/bin/time', ['-f', 'TIME %U %S %M', ...command], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  const seconds = (performance.now() - started) / 1000;
+  const match = /TIME ([\d.]+) ([\d.]+) (\d+)/.exec(stderr);
+  if (code !== 0 || !match) throw new Error(`${command.join(' ')} exited ${code}:\n${stderr}`);
+  return { seconds, cpu: Number(match[1]) + Number(match[2]), maxRssMb: Number(match[3]) / 1024, output: stdout };
+}
+
+async function startSink(): Promise<{ port: number; stop(): Promise<{ messages: number; distinct: number; duplicates: number }> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const iterator = lines[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  const port = Number(/listening (\d+)/.exec(String(first.value))?.[1]);
+  return {
+    port,
+    async stop() {
+      child.kill('SIGTERM');
+      const result = await iterator.next();
+      return JSON.parse(String(result.value)) as { messages: number; distinct: number; duplicates: number };
+    },
+  };
+}
+
+async function prepareDatabase(dir: string): Promise<NodeJS.ProcessEnv> {
+  const serverUrl = process.env.DATABASE_URL?.trim();
+  let env: NodeJS.ProcessEnv;
+  if (serverUrl) {
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    await admin.query('DROP DATABASE IF EXISTS bulletin_bench_send WITH (FORCE)');
+    await admin.query('CREATE DATABASE bulletin_bench_send');
+    await admin.end();
+    const url = new URL(serverUrl);
+    url.pathname = '/bulletin_bench_send';
+    env = { ...process.env, DATABASE_URL: url.href };
+  } else {
+    env = { ...process.env, DATABASE_URL: '', BULLETIN_DATA_DIR: join(dir, 'data') };
+  }
+  const bulletin = (args: string[]) => measure([process.execPath, 'bin/bulletin.js', ...args], env);
+  if (serverUrl) await bulletin(['db', 'migrate']);
+  await bulletin(['list', 'create', 'bench', '--name', 'Bench', '--address', 'bench@lists.example.net', '--from', 'ExampleNet <noreply@example.net>', '--base-url', 'https://lists.example.net']);
+  // Subscribers straight in SQL (a benchmark fixture, not product code): an import of 1M rows would dominate the run.
+  const members = `INSERT INTO subscribers (email, name) SELECT 'customer' || g || '@example' || (g % 97) || '.net', 'Customer ' || g FROM generate_series(1, ${n}) g;
+     INSERT INTO memberships (list_id, subscriber_id, subscribed_source, status_source) SELECT 1, id, 'import', 'import' FROM subscribers ORDER BY id;`;
+  if (serverUrl) {
+    const client = new pg.Client({ connectionString: env.DATABASE_URL });
+    await client.connect();
+    await client.query(members);
+    await client.end();
+  } else {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const db = await PGlite.create(join(dir, 'data', 'pgdata'));
+    await db.exec(members);
+    await db.close();
+  }
+  return env;
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'bulletin-bench-send-'));
+try {
+  const env = await prepareDatabase(dir);
+  const file = join(dir, 'bulletin.md');
+  await writeFile(file, `---\nsubject: Mail delays this week, and what we did about them\n---\n${BODY}`);
+
+  let sink = await startSink();
+  const ours = await measure(
+    [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', String(connections)],
+    { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}` },
+  );
+  const oursSink = await sink.stop();
+  const summary = JSON.parse(ours.output) as { counts: Record<string, number> };
+
+  sink = await startSink();
+  const naive = await measure(
+    [process.execPath, '--import', 'tsx', 'bench/send.ts', '--naive', '--n', String(n), '--port', String(sink.port), '--connections', String(connections)],
+    process.env,
+  );
+  const naiveSink = await sink.stop();
+
+  const row = (name: string, measured: Measured, delivered: number) =>
+    `${name.padEnd(34)} ${Math.round(delivered / measured.seconds).toLocaleString('en-US').padStart(8)} msg/s  ${measured.seconds.toFixed(1).padStart(6)} s  CPU ${measured.cpu.toFixed(1).padStart(6)} s  peak RSS ${measured.maxRssMb.toFixed(0).padStart(4)} MB`;
+  console.log(`recipients: ${n.toLocaleString('en-US')}, connections: ${connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}`);
+  console.log(row('bulletin send (tracked)', ours, oursSink.messages));
+  console.log(row('naive nodemailer pool (composing)', naive, naiveSink.messages));
+  console.log(`ratio: ${((oursSink.messages / ours.seconds) / (naiveSink.messages / naive.seconds)).toFixed(2)}x`);
+  console.log(`bulletin: sink received ${oursSink.messages}, ${oursSink.duplicates} duplicate Message-IDs; database says ${JSON.stringify(summary.counts)}`);
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,39 @@
+// A fast SMTP sink for benchmarks, run as its own process: accepts every message on 127.0.0.1,
+// discards the data, counts messages and distinct Message-IDs, and prints them on SIGTERM.
+//   npx tsx bench/smtp-sink.ts [--port 0]     (prints "listening <port>" on stdout when ready)
+import { parseArgs } from 'node:util';
+import { SMTPServer } from 'smtp-server';
+
+const { values } = parseArgs({ options: { port: { type: 'string', default: '0' } } });
+let messages = 0;
+const seen = new Map<string, number>();
+
+const server = new SMTPServer({
+  disabledCommands: ['AUTH', 'STARTTLS'],
+  logger: false,
+  maxClients: 200,
+  onData(stream, _session, callback) {
+    let head = '';
+    stream.on('data', (chunk: Buffer) => {
+      if (head.length < 4096) head += chunk.toString('latin1');
+    });
+    stream.on('end', () => {
+      messages++;
+      const id = /^Message-ID:\s*(\S+)/im.exec(head)?.[1];
+      if (id) seen.set(id, (seen.get(id) ?? 0) + 1);
+      callback();
+    });
+  },
+});
+
+server.listen(Number(values.port), '127.0.0.1', () => {
+  const address = server.server.address();
+  process.stdout.write(`listening ${typeof address === 'object' && address ? address.port : values.port}\n`);
+});
+
+process.on('SIGTERM', () => {
+  const duplicates = [...seen.values()].filter((count) => count > 1).length;
+  process.stdout.write(`${JSON.stringify({ messages, distinct: seen.size, duplicates })}\n`);
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 1000).unref();
+});

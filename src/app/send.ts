@@ -1,0 +1,354 @@
+// Use cases `send`, `resume`, `status` and `deliveries`: a bulletin becomes one tracked delivery per
+// active subscriber, sent by the dispatcher; a second `send` of the same unfinished bulletin resumes
+// it; after a crash, deliveries left in flight become `uncertain` and are re-sent with the same
+// Message-ID (or held, on request).
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { basename } from 'node:path';
+import { BulletinError } from '../domain/errors.js';
+import type { DeliveryState, RetryPolicy } from '../domain/delivery.js';
+import type { MailingList } from '../domain/list.js';
+import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT, type CompiledBulletin, type TemplateSet } from '../render/index.js';
+import { Dispatcher, type Clock, type DispatchEnd, type Pacer } from '../send/dispatcher.js';
+import type { Transport } from '../send/transport.js';
+import {
+  findBulletin,
+  findBulletinByReference,
+  findUnfinishedBulletin,
+  finishBulletinIfDone,
+  insertBulletin,
+  latestBulletin,
+  type StoredBulletin,
+} from '../store/bulletins.js';
+import {
+  countByState,
+  countSentSince,
+  enqueueDeliveries,
+  expireAbandonedClaims,
+  nextDueAt,
+  selectDeliveries,
+  selectSendingOwners,
+  topReplies,
+  type DeliveryRow,
+  type StateCounts,
+} from '../store/deliveries.js';
+import { countMembers, forEachMemberBatch, findMember } from '../store/memberships.js';
+import { findListById } from '../store/lists.js';
+import type { App } from './context.js';
+import { requireList } from './lists.js';
+import { loadDkim, resolveSecret } from './secret.js';
+import { checkAddress } from './subscribers.js';
+
+export interface SendRequest {
+  readonly file: string;
+  /** The list slug; default: the bulletin's front matter `list`. */
+  readonly list?: string;
+  readonly templatesDir?: string;
+  readonly verp?: boolean;
+}
+
+/** Everything decided before the first message: shown to the user for confirmation. */
+export interface SendPlan {
+  readonly list: MailingList;
+  readonly sourceText: string;
+  readonly sourceName: string;
+  readonly compiled: CompiledBulletin;
+  /** The unfinished bulletin this send resumes, if any. */
+  readonly resuming: StoredBulletin | null;
+  /** Recipients a new send would enqueue (active members), or open deliveries of the resumed one. */
+  readonly recipients: number;
+  readonly sample: { readonly to: string; readonly subject: string; readonly text: string };
+  readonly verp: boolean;
+}
+
+export async function prepareSend(app: App, request: SendRequest): Promise<SendPlan> {
+  let sourceText: string;
+  try {
+    sourceText = await readFile(request.file, 'utf8');
+  } catch (error) {
+    throw new BulletinError('BAD_INPUT', `Cannot read ${request.file}: ${(error as Error).message}.`);
+  }
+  const sourceName = basename(request.file);
+  const source = parseBulletinSource(sourceText, request.file);
+  const slug = request.list ?? source.list;
+  if (!slug) throw new BulletinError('USAGE', `Name the list: --list <slug>, or \`list:\` in the front matter of ${request.file}.`);
+  if (request.list && source.list && request.list !== source.list) {
+    throw new BulletinError('BAD_INPUT', `${request.file} says it is for the list "${source.list}", but --list names "${request.list}".`);
+  }
+  const list = await requireList(app.db, slug);
+  const resuming = await findUnfinishedBulletin(app.db, list.id, sourceText);
+  const secret = await resolveSecret(app.config);
+  const verp = resuming?.verp ?? request.verp ?? false;
+  const compiled = resuming
+    ? await compileStored(app, resuming, list)
+    : await compileBulletin({
+        source,
+        list,
+        bulletinKey: 'preview',
+        secret,
+        verp,
+        dkim: await loadDkim(app.config),
+        inReplyToBulletinKey: await resolveInReplyTo(app, list, source.inReplyTo),
+        ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
+      });
+  const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countMembers(app.db, list.id, 'active');
+  const first = await firstActiveMember(app, list);
+  const sampleRecipient = first ?? SAMPLE_RECIPIENT;
+  const text = compiled.renderText(sampleRecipient);
+  return {
+    list,
+    sourceText,
+    sourceName,
+    compiled,
+    resuming,
+    recipients,
+    verp,
+    sample: { to: sampleRecipient.email, subject: compiled.subject, text: text.slice(0, 600) },
+  };
+}
+
+function openDeliveries(counts: StateCounts): number {
+  return counts.queued + counts.sending + counts.deferred + counts.uncertain;
+}
+
+async function firstActiveMember(app: App, list: MailingList) {
+  let first: { id: number; email: string; name: string | null; attributes: Record<string, unknown> } | null = null;
+  await forEachMemberBatch(app.db, { listId: list.id, status: 'active', batchSize: 1 }, async (members) => {
+    first ??= members[0] ?? null;
+    throw new StopIteration();
+  }).catch((error) => {
+    if (!(error instanceof StopIteration)) throw error;
+  });
+  return first;
+}
+
+class StopIteration extends Error {}
+
+/**
+ * Front matter `in-reply-to` names an earlier bulletin of the list by id or by the file it was sent
+ * from; the renderer threads to that bulletin's key (its id).
+ */
+async function resolveInReplyTo(app: App, list: MailingList, reference: string | null): Promise<string | null> {
+  if (reference === null) return null;
+  const earlier = await findBulletinByReference(app.db, list.id, reference);
+  if (!earlier) {
+    throw new BulletinError('BAD_INPUT', `in-reply-to names "${reference}", but no bulletin of "${list.slug}" has that id or file name.`);
+  }
+  return String(earlier.id);
+}
+
+async function compileStored(app: App, bulletin: StoredBulletin, list: MailingList): Promise<CompiledBulletin> {
+  const source = parseBulletinSource(bulletin.source, bulletin.sourceName);
+  return compileBulletin({
+    source,
+    inReplyToBulletinKey: await resolveInReplyTo(app, list, source.inReplyTo),
+    list,
+    bulletinKey: String(bulletin.id),
+    secret: await resolveSecret(app.config),
+    templates: bulletin.templates as unknown as TemplateSet,
+    verp: bulletin.verp,
+    date: bulletin.sentDate,
+    dkim: await loadDkim(app.config),
+  });
+}
+
+export interface RunOptions {
+  readonly transport: Transport;
+  readonly pacer: Pacer;
+  readonly retry: RetryPolicy;
+  readonly resendUncertain: boolean;
+  readonly waitForDeferred: boolean;
+  readonly leaseMs?: number;
+  readonly clock?: Clock;
+  /** Called once the dispatcher exists, so the caller can show progress and stop it. */
+  readonly onStart?: (dispatcher: Dispatcher, bulletin: StoredBulletin, total: number) => void;
+}
+
+export interface SendSummary {
+  readonly bulletinId: number;
+  readonly list: string;
+  readonly subject: string;
+  readonly end: DispatchEnd;
+  readonly finished: boolean;
+  readonly thisRun: { sent: number; deferred: number; failed: number; uncertain: number; skipped: number };
+  readonly counts: StateCounts;
+  readonly nextAttemptAt: string | null;
+  readonly relay: string;
+}
+
+/** Stores the bulletin and enqueues its deliveries (or resumes it), then sends until done or stopped. */
+export async function runSend(app: App, plan: SendPlan, options: RunOptions): Promise<SendSummary> {
+  const bulletin =
+    plan.resuming ??
+    (await app.db.transaction(async (tx) => {
+      const stored = await insertBulletin(tx, {
+        listId: plan.list.id,
+        subject: plan.compiled.source.subject,
+        source: plan.sourceText,
+        sourceName: plan.sourceName,
+        templates: plan.compiled.templates as unknown as Record<string, string>,
+        verp: plan.verp,
+        sentDate: plan.compiled.date,
+      });
+      await enqueueDeliveries(tx, stored.id, plan.list.id);
+      return stored;
+    }));
+  return dispatchBulletin(app, bulletin, plan.list, options);
+}
+
+/** `bulletin resume <id>`: picks up an unfinished bulletin (or its deferred deliveries) where it stopped. */
+export async function resumeSend(app: App, bulletinId: number, options: RunOptions): Promise<SendSummary> {
+  const bulletin = await findBulletin(app.db, bulletinId);
+  if (!bulletin) throw new BulletinError('NOT_FOUND', `There is no bulletin ${bulletinId} (see \`bulletin status\`).`);
+  const list = await listOf(app, bulletin);
+  return dispatchBulletin(app, bulletin, list, options);
+}
+
+async function listOf(app: App, bulletin: StoredBulletin): Promise<MailingList> {
+  const list = await findListById(app.db, bulletin.listId);
+  if (!list) throw new BulletinError('NOT_FOUND', `The list of bulletin ${bulletin.id} no longer exists.`);
+  return list;
+}
+
+async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: MailingList, options: RunOptions): Promise<SendSummary> {
+  await reclaimAbandoned(app, bulletin.id);
+  const compiled = await compileStored(app, bulletin, list);
+  const dispatcher = new Dispatcher(
+    {
+      db: app.db,
+      transport: options.transport,
+      pacer: options.pacer,
+      render: (recipient) => compiled.render(recipient),
+      ...(options.clock ? { clock: options.clock } : {}),
+    },
+    {
+      bulletinId: bulletin.id,
+      listId: list.id,
+      retry: options.retry,
+      resendUncertain: options.resendUncertain,
+      waitForDeferred: options.waitForDeferred,
+      ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    },
+  );
+  const before = await countByState(app.db, bulletin.id);
+  options.onStart?.(dispatcher, bulletin, openDeliveries(before));
+  const end = await dispatcher.run();
+  const finished = await finishBulletinIfDone(app.db, bulletin.id);
+  const counts = await countByState(app.db, bulletin.id);
+  const due = await nextDueAt(app.db, bulletin.id);
+  return {
+    bulletinId: bulletin.id,
+    list: list.slug,
+    subject: compiled.subject,
+    end,
+    finished,
+    thisRun: { ...dispatcher.counts },
+    counts,
+    nextAttemptAt: due?.toISOString() ?? null,
+    relay: options.transport.description,
+  };
+}
+
+/**
+ * Claims left in `sending` by a process that is gone (its lease expired, or it ran on this host and
+ * its pid is dead) become `uncertain`: perhaps sent, perhaps not.
+ */
+async function reclaimAbandoned(app: App, bulletinId: number): Promise<number> {
+  const host = hostname();
+  const dead = (await selectSendingOwners(app.db, bulletinId)).filter((owner) => {
+    const [ownerHost, pid] = owner.split(':');
+    return ownerHost === host && !isAlive(Number(pid));
+  });
+  return expireAbandonedClaims(app.db, bulletinId, dead);
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface DryRunReport {
+  readonly list: string;
+  readonly subject: string;
+  readonly rendered: number;
+  readonly errors: { email: string; error: string }[];
+}
+
+/** Renders every active member's message and sends nothing. */
+export async function dryRunSend(app: App, plan: SendPlan): Promise<DryRunReport> {
+  let rendered = 0;
+  const errors: { email: string; error: string }[] = [];
+  await forEachMemberBatch(app.db, { listId: plan.list.id, status: 'active', batchSize: 1000 }, async (members) => {
+    for (const member of members) {
+      try {
+        plan.compiled.render(member);
+        rendered++;
+      } catch (error) {
+        errors.push({ email: member.email, error: (error as Error).message });
+      }
+    }
+  });
+  return { list: plan.list.slug, subject: plan.compiled.subject, rendered, errors };
+}
+
+/** Sends one copy to `address` (the list's sample values if they are not a member); records nothing. */
+export async function sendTestCopy(app: App, plan: SendPlan, address: string, transport: Transport) {
+  const email = checkAddress(address);
+  const member = await findMember(app.db, plan.list.id, email);
+  const outcome = await transport.send(plan.compiled.render(member ?? { ...SAMPLE_RECIPIENT, email }));
+  return { to: email, outcome };
+}
+
+export interface BulletinStatus {
+  readonly bulletinId: number;
+  readonly list: string;
+  readonly subject: string;
+  readonly createdAt: string;
+  readonly finishedAt: string | null;
+  readonly counts: StateCounts;
+  readonly total: number;
+  /** Messages per second over the last minute. */
+  readonly rate: number;
+  readonly etaSeconds: number | null;
+  readonly nextAttemptAt: string | null;
+  readonly commonReplies: { state: DeliveryState; reply: string; count: number }[];
+}
+
+export async function bulletinStatus(app: App, bulletinId?: number): Promise<BulletinStatus> {
+  const bulletin = bulletinId === undefined ? await latestBulletin(app.db) : await findBulletin(app.db, bulletinId);
+  if (!bulletin) {
+    throw new BulletinError('NOT_FOUND', bulletinId === undefined ? 'No bulletin has been sent yet.' : `There is no bulletin ${bulletinId}.`);
+  }
+  const list = await listOf(app, bulletin);
+  const counts = await countByState(app.db, bulletin.id);
+  const rate = (await countSentSince(app.db, bulletin.id, 60)) / 60;
+  const open = openDeliveries(counts);
+  const due = await nextDueAt(app.db, bulletin.id);
+  return {
+    bulletinId: bulletin.id,
+    list: list.slug,
+    subject: bulletin.subject,
+    createdAt: bulletin.createdAt.toISOString(),
+    finishedAt: bulletin.finishedAt?.toISOString() ?? null,
+    counts,
+    total: Object.values(counts).reduce((sum, count) => sum + count, 0),
+    rate,
+    etaSeconds: open === 0 ? 0 : rate > 0 ? Math.ceil(open / rate) : null,
+    nextAttemptAt: due?.toISOString() ?? null,
+    commonReplies: await topReplies(app.db, bulletin.id, ['deferred', 'failed', 'uncertain'], 5),
+  };
+}
+
+export async function listDeliveries(
+  app: App,
+  bulletinId: number,
+  query: { states: DeliveryState[] | null; afterId: number; limit: number },
+): Promise<DeliveryRow[]> {
+  if (!(await findBulletin(app.db, bulletinId))) throw new BulletinError('NOT_FOUND', `There is no bulletin ${bulletinId}.`);
+  return selectDeliveries(app.db, { bulletinId, ...query });
+}

@@ -1,0 +1,57 @@
+// Wiring of the send path's parts from configuration and flags: which transport (SMTP relay or
+// .eml outbox), the throttle at the configured rate, and the retry policy.
+import { BulletinError } from '../domain/errors.js';
+import { DEFAULT_RETRY_POLICY, parseDuration, type RetryPolicy } from '../domain/delivery.js';
+import { createOutboxTransport } from '../send/outbox-transport.js';
+import { createSmtpTransport } from '../send/smtp-transport.js';
+import { parseRate, Throttle } from '../send/throttle.js';
+import type { Pacer } from '../send/dispatcher.js';
+import type { Transport } from '../send/transport.js';
+import type { Config } from './config.js';
+
+export interface TransportFlags {
+  readonly outbox?: string;
+  readonly rate?: string;
+  readonly connections?: number;
+  readonly messagesPerConnection?: number;
+  readonly retryMin?: string;
+  readonly retryMax?: string;
+  readonly retryDeadline?: string;
+}
+
+export async function openTransport(config: Config, flags: TransportFlags): Promise<Transport> {
+  if (flags.outbox !== undefined) return createOutboxTransport(flags.outbox);
+  if (config.smtpUrl === null) {
+    throw new BulletinError(
+      'CONFIG',
+      'No relay to send through: set SMTP_URL (e.g. smtp://relay.example.net:587), or write .eml files with --outbox DIR.',
+    );
+  }
+  return createSmtpTransport({
+    url: config.smtpUrl,
+    user: config.smtpUser,
+    password: config.smtpPass,
+    connections: flags.connections ?? config.connections,
+    messagesPerConnection: flags.messagesPerConnection ?? 100,
+  });
+}
+
+export function createPacer(rate: string): Pacer {
+  return new Throttle({ rate: parseRate(rate) });
+}
+
+export function retryPolicy(config: Config, flags: TransportFlags): RetryPolicy {
+  const read = (name: string, value: string | undefined, fallback: number) => {
+    if (value === undefined) return fallback;
+    const ms = parseDuration(value);
+    if (ms === null || ms <= 0) throw new BulletinError('BAD_INPUT', `${name} "${value}" is not a duration like 90s, 5m, 1h or 5d.`);
+    return ms;
+  };
+  const policy = {
+    minDelayMs: read('--retry-min', flags.retryMin ?? config.retry.min, DEFAULT_RETRY_POLICY.minDelayMs),
+    maxDelayMs: read('--retry-max', flags.retryMax ?? config.retry.max, DEFAULT_RETRY_POLICY.maxDelayMs),
+    deadlineMs: read('--retry-deadline', flags.retryDeadline ?? config.retry.deadline, DEFAULT_RETRY_POLICY.deadlineMs),
+  };
+  if (policy.maxDelayMs < policy.minDelayMs) throw new BulletinError('BAD_INPUT', '--retry-max must not be shorter than --retry-min.');
+  return policy;
+}

@@ -1,0 +1,338 @@
+// `bulletin send|resume|status|deliveries`: send a bulletin with a confirmation, a progress display
+// and graceful Ctrl-C; see what happened to every recipient.
+import { createInterface } from 'node:readline/promises';
+import cliProgress from 'cli-progress';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { App } from '../../app/context.js';
+import {
+  bulletinStatus,
+  dryRunSend,
+  listDeliveries,
+  prepareSend,
+  resumeSend,
+  runSend,
+  sendTestCopy,
+  type RunOptions,
+  type SendPlan,
+  type SendSummary,
+} from '../../app/send.js';
+import { openTransport, createPacer, retryPolicy, type TransportFlags } from '../../app/transports.js';
+import { DELIVERY_STATES, isDeliveryState, type DeliveryState } from '../../domain/delivery.js';
+import { BulletinError } from '../../domain/errors.js';
+import type { Dispatcher } from '../../send/dispatcher.js';
+import type { CliContext } from '../context.js';
+import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
+
+interface SendFlags extends TransportFlags {
+  list?: string;
+  yes?: boolean;
+  dryRun?: boolean;
+  testTo?: string;
+  uncertain: 'resend' | 'hold';
+  wait: boolean;
+  verp?: boolean;
+  templates?: string;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+function parsePositive(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return number;
+}
+
+function addRunOptions(command: Command): Command {
+  return command
+    .option('--outbox <dir>', 'write each message as an .eml file in this directory instead of sending (same tracking)')
+    .option('--rate <rate>', 'at most this many messages per second, minute or hour: 50/s, 3000/m, 100000/h (default: $BULLETIN_RATE or 50/s)')
+    .option('--connections <n>', 'SMTP connections per relay (default: $BULLETIN_CONNECTIONS or 5)', parsePositive)
+    .option('--messages-per-connection <n>', 'messages before a connection is renewed (default 100)', parsePositive)
+    .option('--retry-min <duration>', 'first retry of a temporary failure after about this long (default: 5m)')
+    .option('--retry-max <duration>', 'at most this long between retries (default: 1h)')
+    .option('--retry-deadline <duration>', 'give up this long after the first attempt (default: 5d)')
+    .addOption(
+      new Option('--uncertain <policy>', 'messages perhaps sent when a sender crashed: re-send them with the same Message-ID, or hold them')
+        .choices(['resend', 'hold'])
+        .default('resend'),
+    )
+    .option('--no-wait', 'stop when only deferred deliveries remain, instead of waiting for their retries')
+    .option('--quiet', 'no progress display')
+    .option('--json', 'print the summary as JSON');
+}
+
+export function registerSendCommands(program: Command, context: CliContext): void {
+  addRunOptions(
+    program
+      .command('send <file>')
+      .description('send a bulletin (Markdown with front matter) to every active subscriber of a list')
+      .option('--list <slug>', "the list (default: the bulletin's `list:` front matter)")
+      .option('-y, --yes', 'do not ask for confirmation (needed when not on a terminal)')
+      .option('--dry-run', 'render every recipient\'s message, report errors, send nothing')
+      .option('--test-to <address>', 'send one copy to this address and record nothing')
+      .option('--verp', 'encode each recipient in the envelope sender (bounces+token@domain)')
+      .option('--templates <dir>', 'layouts overriding the default templates'),
+  )
+    .addHelpText(
+      'after',
+      `
+Sending the same file again while its send is unfinished resumes it; nobody is enqueued twice.
+Ctrl-C stops claiming, finishes the messages in flight and prints how to resume (exit 130);
+a second Ctrl-C quits at once, and the messages then in flight are re-sent on resume with
+their original Message-ID.
+
+Examples:
+  bulletin send outage.md --list news --test-to me@example.net
+  bulletin send outage.md --list news --dry-run
+  SMTP_URL=smtp://relay.example.net:587 bulletin send outage.md --list news --rate 20/s
+  bulletin send outage.md --list news --outbox ./outbox --yes`,
+    )
+    .action(async (file: string, flags: SendFlags) => {
+      await context.run(async (app) => {
+        const plan = await prepareSend(app, {
+          file,
+          ...(flags.list === undefined ? {} : { list: flags.list }),
+          ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
+          ...(flags.verp === undefined ? {} : { verp: flags.verp }),
+        });
+        if (flags.dryRun) {
+          const report = await dryRunSend(app, plan);
+          if (flags.json) return printJson(context.io, report);
+          printLines(context.io, `Dry run: rendered ${plural(report.rendered, 'message')} for "${report.list}" (${report.subject}); nothing sent.`);
+          for (const error of report.errors.slice(0, 20)) printLines(context.io, `  ${error.email}: ${error.error}`);
+          if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
+          return;
+        }
+        const transport = await openTransport(app.config, flags);
+        try {
+          if (flags.testTo !== undefined) {
+            const result = await sendTestCopy(app, plan, flags.testTo, transport);
+            if (flags.json) return printJson(context.io, result);
+            if (result.outcome.kind !== 'sent') {
+              throw new BulletinError('BAD_INPUT', `The test copy to ${result.to} was ${result.outcome.kind}: ${result.outcome.reply}`);
+            }
+            return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
+          }
+          await confirm(context, plan, transport.description, flags);
+          const summary = await withProgress(context, flags, (onStart) => runSend(app, plan, runOptions(app, transport, flags, onStart)));
+          report(context, summary, flags);
+        } finally {
+          await transport.close();
+        }
+      });
+    });
+
+  addRunOptions(program.command('resume <bulletin-id>').description('continue an unfinished send, or retry its deferred deliveries now'))
+    .addHelpText('after', '\nExample:\n  bulletin resume 3 --uncertain hold')
+    .action(async (id: string, flags: SendFlags) => {
+      await context.run(async (app) => {
+        const transport = await openTransport(app.config, flags);
+        try {
+          const summary = await withProgress(context, flags, (onStart) =>
+            resumeSend(app, parseId(id), runOptions(app, transport, flags, onStart)),
+          );
+          report(context, summary, flags);
+        } finally {
+          await transport.close();
+        }
+      });
+    });
+
+  program
+    .command('status [bulletin-id]')
+    .description('per-state counts, rate, ETA and the commonest SMTP replies of a send (default: the latest)')
+    .option('--json', 'print the result as JSON')
+    .action(async (id: string | undefined, flags: { json?: boolean }) => {
+      const status = await context.run((app) => bulletinStatus(app, id === undefined ? undefined : parseId(id)));
+      if (flags.json) return printJson(context.io, status);
+      const lines = [
+        `Bulletin ${status.bulletinId} to "${status.list}": ${status.subject}`,
+        `  ${status.finishedAt ? `finished ${formatDate(new Date(status.finishedAt))}` : `started ${formatDate(new Date(status.createdAt))}, not finished`}`,
+        `  ${DELIVERY_STATES.map((state) => `${status.counts[state].toLocaleString('en-US')} ${state}`).join(', ')} (of ${status.total.toLocaleString('en-US')})`,
+        `  rate over the last minute: ${status.rate.toFixed(1)}/s${status.etaSeconds ? `, ETA ${formatSeconds(status.etaSeconds)}` : ''}`,
+      ];
+      if (status.nextAttemptAt) lines.push(`  next retry due ${formatDate(new Date(status.nextAttemptAt))}`);
+      if (status.commonReplies.length > 0) {
+        lines.push('  commonest replies:');
+        for (const reply of status.commonReplies) lines.push(`    ${String(reply.count).padStart(6)}  ${reply.state.padEnd(9)} ${reply.reply}`);
+      }
+      printLines(context.io, ...lines);
+    });
+
+  program
+    .command('deliveries <bulletin-id>')
+    .description("list a send's deliveries: address, state, attempts, last reply")
+    .option('--state <states>', `only these states, comma-separated (${DELIVERY_STATES.join(', ')})`)
+    .option('--limit <n>', 'at most this many (default 1000)', parsePositive, 1000)
+    .option('--after <id>', 'start after this delivery id (next page)', parsePositive)
+    .option('--csv', 'print CSV')
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: { state?: string; limit: number; after?: number; csv?: boolean; json?: boolean }) => {
+      const states = flags.state === undefined ? null : parseStates(flags.state);
+      const rows = await context.run((app) => listDeliveries(app, parseId(id), { states, afterId: flags.after ?? 0, limit: flags.limit }));
+      if (flags.json) return printJson(context.io, rows);
+      if (flags.csv) {
+        const { stringify } = await import('csv-stringify/sync');
+        context.io.stdout.write(
+          stringify(
+            rows.map((row) => ({ ...row, sentAt: row.sentAt?.toISOString() ?? '', nextAttemptAt: row.nextAttemptAt?.toISOString() ?? '', updatedAt: row.updatedAt.toISOString() })),
+            { header: true, columns: ['id', 'email', 'state', 'attempts', 'messageId', 'relay', 'lastReply', 'sentAt', 'nextAttemptAt', 'updatedAt'], record_delimiter: 'unix' },
+          ),
+        );
+        return;
+      }
+      if (rows.length === 0) return printLines(context.io, 'No deliveries match.');
+      printLines(
+        context.io,
+        formatTable(
+          ['ID', 'EMAIL', 'STATE', 'ATTEMPTS', 'LAST REPLY'],
+          rows.map((row) => [row.id, row.email ?? '(erased)', row.state, row.attempts, (row.lastReply ?? '').slice(0, 80)]),
+        ),
+      );
+    });
+}
+
+function parseId(text: string): number {
+  const id = Number(text);
+  if (!Number.isInteger(id) || id < 1) throw new BulletinError('USAGE', `"${text}" is not a bulletin id (see \`bulletin status\`).`);
+  return id;
+}
+
+function parseStates(text: string): DeliveryState[] {
+  const states = text.split(',').map((state) => state.trim());
+  const unknown = states.filter((state) => !isDeliveryState(state));
+  if (unknown.length > 0) throw new BulletinError('USAGE', `Unknown state(s) ${unknown.join(', ')}: use ${DELIVERY_STATES.join(', ')}.`);
+  return states as DeliveryState[];
+}
+
+function runOptions(app: App, transport: RunOptions['transport'], flags: SendFlags, onStart: RunOptions['onStart']): RunOptions {
+  return {
+    transport,
+    pacer: createPacer(flags.rate ?? app.config.rate),
+    retry: retryPolicy(app.config, flags),
+    resendUncertain: flags.uncertain !== 'hold',
+    waitForDeferred: flags.wait,
+    ...(onStart ? { onStart } : {}),
+  };
+}
+
+async function confirm(context: CliContext, plan: SendPlan, relay: string, flags: SendFlags): Promise<void> {
+  const lines = [
+    `${plan.resuming ? `Resume bulletin ${plan.resuming.id}` : 'Send'} to "${plan.list.slug}" (${plan.list.name})`,
+    `  subject:    ${plan.sample.subject}`,
+    `  recipients: ${plan.recipients.toLocaleString('en-US')}${plan.resuming ? ' not yet done' : ' active subscribers'}`,
+    `  relay:      ${relay}`,
+    `  rate:       ${flags.rate ?? context.config().rate}`,
+    `  sample for ${plan.sample.to}:`,
+    ...plan.sample.text.split('\n').slice(0, 12).map((line) => `    | ${line}`),
+  ];
+  if (flags.yes) {
+    if (!flags.quiet && !flags.json) context.io.stderr.write(`${lines.join('\n')}\n`);
+    return;
+  }
+  if (!context.io.stdin.isTTY) {
+    throw new BulletinError('USAGE', 'Refusing to send without confirmation: standard input is not a terminal; add --yes.');
+  }
+  context.io.stderr.write(`${lines.join('\n')}\n`);
+  const prompt = createInterface({ input: context.io.stdin, output: context.io.stderr });
+  const answer = await prompt.question(`Send to ${plan.recipients.toLocaleString('en-US')} recipients? [y/N] `);
+  prompt.close();
+  if (!/^y(es)?$/i.test(answer.trim())) throw new BulletinError('USAGE', 'Not sent: not confirmed.');
+}
+
+/**
+ * Runs the send with a progress bar (terminal), JSON progress lines on stderr (otherwise) or nothing
+ * (--quiet), and Ctrl-C / SIGTERM handling: the first stops gracefully, a second exits at once.
+ */
+async function withProgress(
+  context: CliContext,
+  flags: SendFlags,
+  run: (onStart: NonNullable<RunOptions['onStart']>) => Promise<SendSummary>,
+): Promise<SendSummary> {
+  let dispatcher: Dispatcher | undefined;
+  let total = 0;
+  const started = Date.now();
+  let stopSignal: NodeJS.Signals | undefined;
+  const tty = context.io.stderr.isTTY === true && !flags.json;
+  const bar = tty && !flags.quiet
+    ? new cliProgress.SingleBar(
+        {
+          format: '{bar} {percentage}% | {value}/{total} | sent {sent} deferred {deferred} failed {failed} | {rate}/s | ETA {eta_formatted}{note}',
+          stream: context.io.stderr as NodeJS.WritableStream,
+          hideCursor: true,
+          etaBuffer: 200,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  const done = () => (dispatcher ? dispatcher.counts.sent + dispatcher.counts.failed + dispatcher.counts.skipped : 0);
+  const values = () => {
+    const counts = dispatcher?.counts ?? { sent: 0, deferred: 0, failed: 0, uncertain: 0, skipped: 0 };
+    const seconds = (Date.now() - started) / 1000;
+    const waiting = dispatcher?.waitingUntil;
+    return {
+      ...counts,
+      rate: seconds > 0 ? (counts.sent / seconds).toFixed(0) : '0',
+      note: waiting ? ` | waiting for retries due ${formatDate(waiting)}` : stopSignal ? ' | stopping…' : '',
+    };
+  };
+  const timer = setInterval(() => {
+    if (bar) return bar.update(done(), values());
+    if (!flags.quiet && dispatcher) {
+      context.io.stderr.write(`${JSON.stringify({ progress: { total, done: done(), ...values() } })}\n`);
+    }
+  }, bar ? 200 : 5000);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopSignal) {
+      // Second signal: quit now. Outcomes not yet written are flushed if the database answers fast;
+      // whatever was in flight is `uncertain` on resume and re-sent with its original Message-ID.
+      void Promise.race([dispatcher?.flush(), new Promise((resolve) => setTimeout(resolve, 1000))]).finally(() =>
+        process.exit(signal === 'SIGINT' ? 130 : 143),
+      );
+      return;
+    }
+    stopSignal = signal;
+    dispatcher?.stop();
+    context.io.stderr.write(`\nStopping: finishing the messages in flight (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await run((created, _bulletin, open) => {
+      dispatcher = created;
+      total = open;
+      bar?.start(total, 0, values());
+    });
+  } finally {
+    clearInterval(timer);
+    bar?.update(done(), values());
+    bar?.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (stopSignal) context.exitCode = stopSignal === 'SIGINT' ? 130 : 143;
+  }
+}
+
+function report(context: CliContext, summary: SendSummary, flags: SendFlags): void {
+  if (flags.json) return printJson(context.io, summary);
+  const c = summary.counts;
+  const lines = [
+    `Bulletin ${summary.bulletinId} to "${summary.list}" (${summary.subject}) through ${summary.relay}:`,
+    `  this run: ${summary.thisRun.sent} sent, ${summary.thisRun.deferred} deferred, ${summary.thisRun.failed} failed, ${summary.thisRun.uncertain} uncertain, ${summary.thisRun.skipped} skipped`,
+    `  in all:   ${DELIVERY_STATES.map((state) => `${c[state]} ${state}`).join(', ')}`,
+  ];
+  if (summary.finished) lines.push('  finished: every recipient has an outcome.');
+  else if (summary.end === 'stopped') lines.push(`  stopped. Resume with: bulletin resume ${summary.bulletinId}`);
+  else if (summary.end === 'waiting for deferred') {
+    lines.push(`  ${c.deferred} deferred, next retry due ${summary.nextAttemptAt ?? '?'}. Resume later with: bulletin resume ${summary.bulletinId}`);
+  } else if (summary.end === 'uncertain held') {
+    lines.push(`  ${c.uncertain} uncertain held (perhaps sent). Re-send them with: bulletin resume ${summary.bulletinId} --uncertain resend`);
+  }
+  printLines(context.io, ...lines);
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  return `${(seconds / 3600).toFixed(1)}h`;
+}

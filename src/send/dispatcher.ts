@@ -1,0 +1,245 @@
+// The dispatch loop of one worker: claims deliveries in batches, renders and sends each through the
+// transport at the throttle's pace, and writes outcomes back in batches. It never looks at SMTP
+// reply codes (the transport returns classified outcomes) and never holds a transaction across a send.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { nextAttemptAt, type RetryPolicy } from '../domain/delivery.js';
+import type { Database } from '../store/database.js';
+import {
+  claimDue,
+  claimQueued,
+  countByState,
+  nextDueAt,
+  recordOutcomes,
+  releaseClaims,
+  renewLeases,
+  type ClaimedDelivery,
+  type DeliveryOutcome,
+} from '../store/deliveries.js';
+import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
+
+/** What the dispatcher needs of a rate limiter. */
+export interface Pacer {
+  acquire(signal?: AbortSignal): Promise<void>;
+}
+
+export interface Recipient {
+  readonly id: number;
+  readonly email: string;
+  readonly name: string | null;
+  readonly attributes: Record<string, unknown>;
+}
+
+export interface Clock {
+  now(): Date;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const realClock: Clock = {
+  now: () => new Date(),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    }),
+};
+
+export interface DispatchOptions {
+  readonly bulletinId: number;
+  readonly listId: number;
+  readonly retry: RetryPolicy;
+  /** Re-send deliveries left uncertain by a crash (same Message-ID), or hold them for a decision. */
+  readonly resendUncertain: boolean;
+  /** When only deferred deliveries remain, wait for them (true) or stop (false). */
+  readonly waitForDeferred: boolean;
+  readonly leaseMs?: number;
+  readonly claimSize?: number;
+  readonly flushEvery?: { readonly ms: number; readonly outcomes: number };
+}
+
+export interface DispatchDependencies {
+  readonly db: Database;
+  readonly transport: Transport;
+  readonly pacer: Pacer;
+  /** Composes one recipient's message; may throw for a recipient whose data cannot render. */
+  readonly render: (recipient: Recipient) => OutgoingMessage;
+  readonly clock?: Clock;
+}
+
+export interface DispatchCounts {
+  sent: number;
+  deferred: number;
+  failed: number;
+  uncertain: number;
+  skipped: number;
+}
+
+export type DispatchEnd = 'finished' | 'waiting for deferred' | 'uncertain held' | 'stopped';
+
+/** A unique, human-readable claim owner: host and pid tell whether it is still alive. */
+export function newOwner(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+export class Dispatcher {
+  readonly owner = newOwner();
+  readonly counts: DispatchCounts = { sent: 0, deferred: 0, failed: 0, uncertain: 0, skipped: 0 };
+  /** Set while the loop sleeps until the next deferred delivery is due. */
+  waitingUntil: Date | null = null;
+  private readonly clock: Clock;
+  private readonly stopController = new AbortController();
+  private readonly pending: DeliveryOutcome[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly leaseMs: number;
+
+  constructor(
+    private readonly deps: DispatchDependencies,
+    private readonly options: DispatchOptions,
+  ) {
+    this.clock = deps.clock ?? realClock;
+    this.leaseMs = options.leaseMs ?? 60_000;
+  }
+
+  /** Stop claiming, finish what is in flight, flush; `run()` then resolves with 'stopped'. */
+  stop(): void {
+    this.stopController.abort();
+  }
+
+  get stopping(): boolean {
+    return this.stopController.signal.aborted;
+  }
+
+  async run(): Promise<DispatchEnd> {
+    const { db, transport } = this.deps;
+    const signal = this.stopController.signal;
+    const claimSize = this.options.claimSize ?? Math.max(100, transport.concurrency * 20);
+    const flushEvery = this.options.flushEvery ?? { ms: 250, outcomes: 500 };
+    const inFlight = new Set<Promise<void>>();
+    let queue: ClaimedDelivery[] = [];
+    let lowWater = 0;
+    const common = { bulletinId: this.options.bulletinId, listId: this.options.listId, owner: this.owner, leaseMs: this.leaseMs };
+    const flushTimer = setInterval(() => void this.flush().catch(() => undefined), flushEvery.ms);
+    const leaseTimer = setInterval(
+      () => void renewLeases(db, this.owner, this.leaseMs).catch(() => undefined),
+      Math.max(1000, this.leaseMs / 3),
+    );
+    let end: DispatchEnd = 'finished';
+    try {
+      for (;;) {
+        if (signal.aborted) {
+          end = 'stopped';
+          break;
+        }
+        if (queue.length === 0) {
+          queue = await claimDue(db, { ...common, limit: claimSize, now: this.clock.now(), includeUncertain: this.options.resendUncertain });
+          if (queue.length === 0) {
+            queue = await claimQueued(db, { ...common, limit: claimSize, afterId: lowWater });
+            lowWater = queue.reduce((max, claimed) => Math.max(max, claimed.id), lowWater);
+          }
+          this.counts.skipped += queue.filter((claimed) => claimed.state === 'skipped').length;
+          queue = queue.filter((claimed) => claimed.state === 'sending');
+          if (queue.length === 0) {
+            // Nothing claimable now: let in-flight messages end (they may defer), then decide.
+            await Promise.all(inFlight);
+            await this.flush();
+            const due = await nextDueAt(db, this.options.bulletinId, this.options.resendUncertain);
+            if (due === null) {
+              end = (await this.hasHeldUncertain()) ? 'uncertain held' : 'finished';
+              break;
+            }
+            if (due.getTime() <= this.clock.now().getTime()) continue;
+            if (!this.options.waitForDeferred) {
+              end = 'waiting for deferred';
+              break;
+            }
+            this.waitingUntil = due;
+            await this.clock.sleep(due.getTime() - this.clock.now().getTime(), signal);
+            this.waitingUntil = null;
+            continue;
+          }
+        }
+        await this.deps.pacer.acquire(signal).catch(() => undefined); // rejects only when stopping
+        while (inFlight.size >= transport.concurrency) await Promise.race(inFlight);
+        if (signal.aborted) continue;
+        const claimed = queue.shift() as ClaimedDelivery;
+        const attempt = this.attempt(claimed).then(async () => {
+          inFlight.delete(attempt);
+          if (this.pending.length >= flushEvery.outcomes) await this.flush().catch(() => undefined);
+        });
+        inFlight.add(attempt);
+      }
+      await releaseClaims(db, this.owner, queue.map((claimed) => claimed.id));
+      queue = [];
+      await Promise.all(inFlight);
+    } finally {
+      clearInterval(flushTimer);
+      clearInterval(leaseTimer);
+      await Promise.all(inFlight);
+      await this.flush();
+    }
+    return end;
+  }
+
+  /** Sends one claimed delivery and queues its outcome for the next flush. Never throws. */
+  private async attempt(claimed: ClaimedDelivery): Promise<void> {
+    const subscriber = claimed.subscriber;
+    if (!subscriber) return; // erased mid-claim: the claim statement already skipped it
+    let message: OutgoingMessage;
+    try {
+      message = this.deps.render(subscriber);
+    } catch (error) {
+      this.settle(claimed, '', { kind: 'failed', reply: `render error: ${(error as Error).message}`, relay: '' });
+      return;
+    }
+    let outcome: SendOutcome;
+    try {
+      outcome = await this.deps.transport.send(message);
+    } catch (error) {
+      // A transport must classify its failures; an exception is a bug, and the message may have left.
+      outcome = { kind: 'uncertain', reply: `transport error: ${(error as Error).message}`, relay: this.deps.transport.description };
+    }
+    this.settle(claimed, message.messageId, outcome);
+  }
+
+  private settle(claimed: ClaimedDelivery, messageId: string, outcome: SendOutcome): void {
+    let state = outcome.kind;
+    let reply = outcome.reply;
+    let next: Date | null = null;
+    if (state === 'deferred' || state === 'uncertain') {
+      // Both come back with backoff (uncertain ones only under the resend policy), until the deadline.
+      next = nextAttemptAt(this.options.retry, claimed.attempts, claimed.firstAttemptAt, this.clock.now());
+      if (next === null) {
+        reply = `expired: no success before the retry deadline; last attempt ${state}: ${reply}`;
+        state = 'failed';
+      }
+    }
+    this.counts[state]++;
+    this.pending.push({ id: claimed.id, state, relay: outcome.relay, reply, messageId, nextAttemptAt: next });
+  }
+
+  /** Writes the outcomes gathered so far in one statement; flushes never overlap. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.catch(() => undefined).then(async () => {
+      if (this.pending.length === 0) return;
+      const batch = this.pending.splice(0, this.pending.length);
+      try {
+        await recordOutcomes(this.deps.db, this.owner, batch);
+      } catch (error) {
+        this.pending.unshift(...batch); // kept for the next flush: an outcome is never dropped
+        throw error;
+      }
+    });
+    return this.flushing;
+  }
+
+  private async hasHeldUncertain(): Promise<boolean> {
+    if (this.options.resendUncertain) return false;
+    return (await countByState(this.deps.db, this.options.bulletinId)).uncertain > 0;
+  }
+}
