@@ -1,11 +1,15 @@
 // Benchmark of `bulletin send` against a naive nodemailer pool, both into the same fast SMTP sink
 // running in another process. Prints msgs/s, CPU seconds and peak RSS of each, and their ratio.
-//   DATABASE_URL=postgres://… npx tsx bench/send.ts [--n 100000] [--connections 10]
+//   DATABASE_URL=postgres://… npx tsx bench/send.ts [--n 100000] [--connections 10] [--sink postfix|node]
 //   npx tsx bench/send.ts --n 20000            (embedded database)
+// The sink is Postfix's smtp-sink when installed (apt-get install postfix; postfix stop), else
+// bench/smtp-sink.ts (which costs ~2 ms a round trip and then limits both sides).
 // Uses GNU time (/usr/bin/time) for the CPU and peak RSS of each child process.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,6 +24,7 @@ const { values } = parseArgs({
     n: { type: 'string', default: '100000' },
     connections: { type: 'string', default: '10' },
     naive: { type: 'boolean', default: false },
+    sink: { type: 'string', default: existsSync('/usr/sbin/smtp-sink') ? 'postfix' : 'node' },
     port: { type: 'string' },
   },
 });
@@ -90,7 +95,37 @@ async function measure(command: string[], env: NodeJS.ProcessEnv): Promise<Measu
   return { seconds, cpu: Number(match[1]) + Number(match[2]), maxRssMb: Number(match[3]) / 1024, output: stdout };
 }
 
-async function startSink(): Promise<{ port: number; stop(): Promise<{ messages: number; distinct: number; duplicates: number }> }> {
+interface SinkCounts {
+  messages: number;
+  distinct: number | null;
+  duplicates: number | null;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function startSink(): Promise<{ port: number; stop(): Promise<SinkCounts> }> {
+  if (values.sink === 'postfix') {
+    const port = await freePort();
+    const child = spawn('/usr/sbin/smtp-sink', ['-u', 'postfix', '-c', `127.0.0.1:${port}`, '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return {
+      port,
+      async stop() {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+        const counts = [...output.matchAll(/mesg=(\d+)/g)];
+        return { messages: Number(counts.at(-1)?.[1] ?? 0), distinct: null, duplicates: null };
+      },
+    };
+  }
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const iterator = lines[Symbol.asyncIterator]();
@@ -101,7 +136,7 @@ async function startSink(): Promise<{ port: number; stop(): Promise<{ messages: 
     async stop() {
       child.kill('SIGTERM');
       const result = await iterator.next();
-      return JSON.parse(String(result.value)) as { messages: number; distinct: number; duplicates: number };
+      return JSON.parse(String(result.value)) as SinkCounts;
     },
   };
 }
@@ -150,7 +185,7 @@ try {
   let sink = await startSink();
   const ours = await measure(
     [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', String(connections)],
-    { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}` },
+    { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}?tls=off` },
   );
   const oursSink = await sink.stop();
   const summary = JSON.parse(ours.output) as { counts: Record<string, number> };
@@ -164,11 +199,11 @@ try {
 
   const row = (name: string, measured: Measured, delivered: number) =>
     `${name.padEnd(34)} ${Math.round(delivered / measured.seconds).toLocaleString('en-US').padStart(8)} msg/s  ${measured.seconds.toFixed(1).padStart(6)} s  CPU ${measured.cpu.toFixed(1).padStart(6)} s  peak RSS ${measured.maxRssMb.toFixed(0).padStart(4)} MB`;
-  console.log(`recipients: ${n.toLocaleString('en-US')}, connections: ${connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}`);
+  console.log(`recipients: ${n.toLocaleString('en-US')}, connections: ${connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: ${values.sink}`);
   console.log(row('bulletin send (tracked)', ours, oursSink.messages));
   console.log(row('naive nodemailer pool (composing)', naive, naiveSink.messages));
   console.log(`ratio: ${((oursSink.messages / ours.seconds) / (naiveSink.messages / naive.seconds)).toFixed(2)}x`);
-  console.log(`bulletin: sink received ${oursSink.messages}, ${oursSink.duplicates} duplicate Message-IDs; database says ${JSON.stringify(summary.counts)}`);
+  console.log(`bulletin: sink received ${oursSink.messages}${oursSink.duplicates === null ? '' : `, ${oursSink.duplicates} duplicate Message-IDs`}; database says ${JSON.stringify(summary.counts)}`);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
