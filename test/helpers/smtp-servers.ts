@@ -78,6 +78,8 @@ export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Prom
       });
     },
   });
+  // A client killed mid-session (the crash tests) resets its connections: expected, not a failure.
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
