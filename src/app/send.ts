@@ -32,7 +32,7 @@ import {
   type DeliveryRow,
   type StateCounts,
 } from '../store/deliveries.js';
-import { countMembers, forEachMemberBatch, findMember } from '../store/memberships.js';
+import { countMembers, forEachMemberBatch, findMember, selectMembers } from '../store/memberships.js';
 import { findListById } from '../store/lists.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
@@ -112,17 +112,9 @@ function openDeliveries(counts: StateCounts): number {
 }
 
 async function firstActiveMember(app: App, list: MailingList) {
-  let first: { id: number; email: string; name: string | null; attributes: Record<string, unknown> } | null = null;
-  await forEachMemberBatch(app.db, { listId: list.id, status: 'active', batchSize: 1 }, async (members) => {
-    first ??= members[0] ?? null;
-    throw new StopIteration();
-  }).catch((error) => {
-    if (!(error instanceof StopIteration)) throw error;
-  });
-  return first;
+  const [first] = await selectMembers(app.db, { listId: list.id, status: 'active', limit: 1 });
+  return first ?? null;
 }
-
-class StopIteration extends Error {}
 
 /**
  * Front matter `in-reply-to` names an earlier bulletin of the list by id or by the file it was sent
