@@ -34,6 +34,7 @@ import {
 } from '../store/deliveries.js';
 import { countMembers, forEachMemberBatch, findMember, selectMembers } from '../store/memberships.js';
 import { findListById } from '../store/lists.js';
+import { isProcessAlive } from '../store/database.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
 import { loadDkim, resolveSecret } from './secret.js';
@@ -249,19 +250,9 @@ async function reclaimAbandoned(app: App, bulletinId: number): Promise<number> {
   const host = hostname();
   const dead = (await selectSendingOwners(app.db, bulletinId)).filter((owner) => {
     const [ownerHost, pid] = owner.split(':');
-    return ownerHost === host && !isAlive(Number(pid));
+    return ownerHost === host && !isProcessAlive(Number(pid));
   });
   return expireAbandonedClaims(app.db, bulletinId, dead);
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export interface DryRunReport {

@@ -159,7 +159,7 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && isProcessAlive(owner)) {
         throw new BulletinError(
           'DATABASE_UNAVAILABLE',
           owner === process.pid
@@ -173,7 +173,9 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot lock the embedded database in ${dataDir}.`);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid runs on this machine (lock files and claim owners name pids). */
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;
