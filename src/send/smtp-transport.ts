@@ -155,7 +155,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       // Knowing when the whole message was handed to the connection tells a lost reply (perhaps
       // delivered: uncertain) from a connection lost mid-message (not delivered: deferred).
       let bodyWritten = false;
-      const raw = Readable.from([message.raw], { objectMode: false });
+      const raw = new OneBufferStream(message.raw);
       raw.once('end', () => (bodyWritten = true));
       const current = session;
       const outcome = await new Promise<SendOutcome>((resolve) =>
@@ -178,6 +178,21 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       idle.length = 0;
     },
   };
+}
+
+/** The message as a stream (so its end is observable), without Readable.from's async-iterator machinery. */
+class OneBufferStream extends Readable {
+  constructor(private buffer: Buffer | null) {
+    super();
+  }
+
+  override _read(): void {
+    this.push(this.buffer);
+    if (this.buffer !== null) {
+      this.buffer = null;
+      this.push(null);
+    }
+  }
 }
 
 interface Session {
