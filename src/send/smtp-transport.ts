@@ -1,10 +1,20 @@
-// A Transport over a pool of SMTP connections (nodemailer's SMTPConnection). Messages are sent as
+// A Transport over a pool of SMTP connections (nodemailer's SMTPConnection). Messages go as
 // pre-built raw bytes with an explicit envelope (no composition here); each outcome is classified
 // by failure.ts. Throttling is not the pool's job: the dispatcher paces sends with its own limiter.
 //
-// Relay URL: smtp://[user:pass@]host[:port] (default port 25; STARTTLS when offered) or
-// smtps://…[:465] (TLS from the start). Query options: ?tls=off (never STARTTLS),
-// ?tls=required (refuse a relay that does not offer STARTTLS).
+// Relay URL (SMTP_URL):
+//   smtp://[user[:password]@]host[:port][?tls=off|required]    port 25 by default; STARTTLS when
+//                                                               offered, never with tls=off, and a
+//                                                               relay without it refused with
+//                                                               tls=required
+//   smtps://[user[:password]@]host[:port]                      port 465 by default; TLS from the start
+// User and password are percent-decoded; the `user`/`password` options (SMTP_USER, SMTP_PASS)
+// take precedence over the URL's. Any other query option, a path, or port 0 is a CONFIG error.
+//
+// Why not nodemailer's own pool (`pool: true`): its send callback cannot tell whether the final dot
+// had gone out when a connection died (failure.ts needs that to tell `deferred` from `uncertain`),
+// and it builds a MimeNode even for a raw message (measured here: less than half the CPU per
+// message without it). This pool keeps nodemailer's SMTP client and its PIPELINING.
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { BulletinError } from '../domain/errors.js';
@@ -16,10 +26,19 @@ export interface SmtpTransportOptions {
   /** Override the URL's user and password (SMTP_USER, SMTP_PASS). */
   readonly user?: string | null;
   readonly password?: string | null;
+  /** Connections open at once, at most; also the transport's concurrency. */
   readonly connections: number;
+  /** Messages sent over one connection before it is closed and a fresh one opened. */
   readonly messagesPerConnection: number;
+  /**
+   * connect: TCP (and TLS) set-up, 30 s; greeting: the 220 banner, 30 s; socket: silence on an open
+   * connection, including the wait for the reply to the final dot, 5 min (Postfix waits 5–10 min;
+   * a shorter wait turns slow relays into `uncertain` outcomes and duplicates).
+   */
   readonly timeoutsMs?: { readonly connect?: number; readonly greeting?: number; readonly socket?: number };
 }
+
+export const DEFAULT_SMTP_TIMEOUTS_MS = Object.freeze({ connect: 30_000, greeting: 30_000, socket: 300_000 });
 
 export interface RelayAddress {
   readonly secure: boolean;
@@ -28,10 +47,11 @@ export interface RelayAddress {
   readonly user: string | null;
   readonly password: string | null;
   readonly tls: 'opportunistic' | 'off' | 'required';
-  /** For people and the database: never the password. */
+  /** For people and the database: `smtp://host:port`, never the user or password. */
   readonly description: string;
 }
 
+/** Parses SMTP_URL (syntax at the top of this file); throws BulletinError('CONFIG') naming what is wrong. */
 export function parseRelayUrl(text: string, user?: string | null, password?: string | null): RelayAddress {
   if (text.includes(',')) {
     throw new BulletinError('CONFIG', 'SMTP_URL names several relays; this version sends through one: name a single relay.');
@@ -46,83 +66,110 @@ export function parseRelayUrl(text: string, user?: string | null, password?: str
     throw new BulletinError('CONFIG', `SMTP_URL must start with smtp:// or smtps://, not ${url.protocol}//.`);
   }
   if (url.hostname === '') throw new BulletinError('CONFIG', 'SMTP_URL has no host.');
-  const secure = url.protocol === 'smtps:';
-  const port = url.port === '' ? (secure ? 465 : 25) : Number(url.port);
-  const tlsOption = url.searchParams.get('tls') ?? 'opportunistic';
-  if (!['opportunistic', 'off', 'required'].includes(tlsOption)) {
-    throw new BulletinError('CONFIG', `SMTP_URL option tls=${tlsOption} is not one of off, required.`);
+  if (url.pathname !== '' && url.pathname !== '/') {
+    throw new BulletinError('CONFIG', `SMTP_URL has a path (${url.pathname}); a relay is smtp://host:port.`);
   }
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  return {
+  if (url.port === '0') throw new BulletinError('CONFIG', 'SMTP_URL has port 0.');
+  for (const key of url.searchParams.keys()) {
+    if (key !== 'tls') throw new BulletinError('CONFIG', `SMTP_URL option "${key}" is not known; the only option is tls=off or tls=required.`);
+  }
+  const secure = url.protocol === 'smtps:';
+  const tls = url.searchParams.get('tls') ?? 'opportunistic';
+  if (tls !== 'opportunistic' && tls !== 'off' && tls !== 'required') {
+    throw new BulletinError('CONFIG', `SMTP_URL option tls=${tls} is not one of off, required.`);
+  }
+  if (secure && tls === 'off') throw new BulletinError('CONFIG', 'SMTP_URL smtps:// is TLS from the start: it cannot have tls=off (use smtp://).');
+  const port = url.port === '' ? (secure ? 465 : 25) : Number(url.port);
+  const urlUser = decodeCredential(url.username, 'user');
+  const urlPassword = decodeCredential(url.password, 'password');
+  const relay: RelayAddress = {
     secure,
-    host,
+    host: url.hostname.replace(/^\[|\]$/g, ''),
     port,
-    user: user ?? (url.username === '' ? null : decodeURIComponent(url.username)),
-    password: password ?? (url.password === '' ? null : decodeURIComponent(url.password)),
-    tls: tlsOption as RelayAddress['tls'],
+    user: user ?? urlUser,
+    password: password ?? urlPassword,
+    tls,
     description: `${url.protocol}//${url.hostname}:${port}`,
   };
+  if (relay.password !== null && relay.user === null) {
+    throw new BulletinError('CONFIG', 'An SMTP password is set (SMTP_PASS or the URL) but no user: set SMTP_USER or put the user in SMTP_URL.');
+  }
+  return relay;
 }
 
+function decodeCredential(text: string, what: string): string | null {
+  if (text === '') return null;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new BulletinError('CONFIG', `SMTP_URL has a badly percent-encoded ${what}.`);
+  }
+}
+
+/** Everything between `//` and the last `@` (user, password) replaced: for error messages. */
 function redact(text: string): string {
-  return text.replace(/\/\/([^@/]*)@/, '//***@');
+  return text.replace(/\/\/.*@/, '//***@');
 }
 
 /**
- * A pool of `connections` SMTP sessions (nodemailer's SMTPConnection), each carrying one message at
- * a time and renewed after `messagesPerConnection`. Measured here, this costs less than half the
- * CPU per message of nodemailer's own pool, which builds a MimeNode for every raw message.
+ * A pool of at most `connections` SMTP sessions, each carrying one message at a time and replaced
+ * after `messagesPerConnection` messages, after a lost connection or an unanswered message, and
+ * after a refusal the relay will not RSET. `send()` never throws: it returns the classified outcome.
  */
 export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   const relay = parseRelayUrl(options.url, options.user, options.password);
+  const limit = wholeNumber(options.connections, 'connections');
+  const messagesPerConnection = wholeNumber(options.messagesPerConnection, 'messages per connection');
   const connectionOptions = {
     host: relay.host,
     port: relay.port,
     secure: relay.secure,
     ignoreTLS: relay.tls === 'off',
     requireTLS: relay.tls === 'required',
-    connectionTimeout: options.timeoutsMs?.connect ?? 30_000,
-    greetingTimeout: options.timeoutsMs?.greeting ?? 30_000,
-    socketTimeout: options.timeoutsMs?.socket ?? 120_000,
+    connectionTimeout: options.timeoutsMs?.connect ?? DEFAULT_SMTP_TIMEOUTS_MS.connect,
+    greetingTimeout: options.timeoutsMs?.greeting ?? DEFAULT_SMTP_TIMEOUTS_MS.greeting,
+    socketTimeout: options.timeoutsMs?.socket ?? DEFAULT_SMTP_TIMEOUTS_MS.socket,
     logger: false,
   };
   const idle: Session[] = [];
-  const all = new Set<Session>();
+  /** Every session not yet ended: idle, busy or saying QUIT. */
+  const sessions = new Set<Session>();
+  const slots = new Slots(limit);
   let closed = false;
 
   async function openSession(): Promise<Session> {
     const connection = new SMTPConnection(connectionOptions);
-    const session: Session = { connection, sent: 0, broken: false };
-    connection.on('error', () => (session.broken = true));
-    connection.on('end', () => (session.broken = true));
-    // Until the session is up, failures (refused, 421 at the greeting, timeouts) arrive as 'error'.
+    let markEnded: () => void = () => undefined;
+    const session: Session = { connection, sent: 0, broken: false, busy: true, ended: new Promise<void>((resolve) => (markEnded = resolve)) };
+    // Until the session is up, failures (refused, 421 at the greeting, timeouts) arrive as 'error';
+    // afterwards an 'error' or 'end' only means the session is no longer usable.
     let failSetup: (error: Error) => void = () => undefined;
     const setupFailed = new Promise<never>((_resolve, reject) => (failSetup = reject));
     setupFailed.catch(() => undefined);
-    connection.once('error', (error: Error) => failSetup(error));
+    connection.on('error', (error: Error) => {
+      session.broken = true;
+      failSetup(error);
+    });
+    connection.once('end', () => {
+      session.broken = true;
+      sessions.delete(session);
+      markEnded();
+    });
+    sessions.add(session);
     try {
-      await Promise.race([
-        setupFailed,
-        new Promise<void>((resolve, reject) => connection.connect((error?: Error) => (error ? reject(error) : resolve()))),
-      ]);
+      await Promise.race([setupFailed, new Promise<void>((resolve, reject) => connection.connect((error) => (error ? reject(error) : resolve())))]);
       if (relay.user !== null) {
-        await Promise.race([
-          setupFailed,
-          new Promise<void>((resolve, reject) =>
-            connection.login({ user: relay.user as string, pass: relay.password ?? '' }, (error?: Error | null) => (error ? reject(error) : resolve())),
-          ),
-        ]);
+        const credentials = { user: relay.user, pass: relay.password ?? '' };
+        await Promise.race([setupFailed, new Promise<void>((resolve, reject) => connection.login(credentials, (error) => (error ? reject(error) : resolve())))]);
       }
     } catch (error) {
       connection.close();
       throw error;
     }
-    all.add(session);
     return session;
   }
 
   function retire(session: Session): void {
-    all.delete(session);
     session.broken = true;
     try {
       session.connection.quit();
@@ -133,51 +180,113 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
 
   /** After a refused message the session is reusable once RSET succeeds. */
   function reset(session: Session): Promise<boolean> {
-    return new Promise((resolve) => session.connection.reset((error?: Error | null) => resolve(!error)));
+    return new Promise((resolve) => session.connection.reset((error) => resolve(!error)));
+  }
+
+  /** One message over one session; the session goes back to the pool or is retired. */
+  async function transmit(session: Session, message: OutgoingMessage): Promise<{ outcome: SendOutcome; connectionLost: boolean; bodyWritten: boolean }> {
+    // Knowing when the whole message was handed to the connection tells a lost reply (perhaps
+    // delivered: uncertain) from a connection lost before or during the message (not delivered).
+    session.busy = true;
+    let bodyWritten = false;
+    const raw = new OneBufferStream(message.raw);
+    raw.once('end', () => (bodyWritten = true));
+    const result = await new Promise<{ outcome: SendOutcome; connectionLost: boolean }>((resolve) =>
+      session.connection.send({ from: message.envelope.from, to: [...message.envelope.to] }, raw, (error, info) => {
+        if (!error) return resolve({ outcome: classifySuccess(String(info?.response ?? '250'), relay.description), connectionLost: false });
+        const failure = error as SmtpErrorLike;
+        const connectionLost = failure.responseCode === undefined && (failure.code === 'ECONNECTION' || failure.code === 'ESOCKET');
+        resolve({ outcome: classifyFailure(failure, bodyWritten, relay.description), connectionLost });
+      }),
+    );
+    session.sent++;
+    const { outcome } = result;
+    const reusable =
+      !session.broken &&
+      !closed &&
+      session.sent < messagesPerConnection &&
+      (outcome.kind === 'sent' || (outcome.kind !== 'uncertain' && (await reset(session))));
+    session.busy = false;
+    // (checked again: close() may have come during the RSET)
+    if (reusable && !session.broken && !closed) idle.push(session);
+    else retire(session);
+    return { ...result, bodyWritten };
   }
 
   return {
     description: relay.description,
-    concurrency: options.connections,
+    concurrency: limit,
     async send(message: OutgoingMessage): Promise<SendOutcome> {
-      let session = idle.pop();
-      while (session && (session.broken || session.sent >= options.messagesPerConnection)) {
-        retire(session);
-        session = idle.pop();
-      }
-      if (!session) {
-        try {
-          session = await openSession();
-        } catch (error) {
-          return classifyFailure(error as SmtpErrorLike, false, relay.description);
+      if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description };
+      await slots.take();
+      try {
+        for (let attempt = 1; ; attempt++) {
+          let session = idle.pop();
+          while (session?.broken) session = idle.pop();
+          const reused = session !== undefined;
+          if (session === undefined) {
+            if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description };
+            try {
+              session = await openSession();
+            } catch (error) {
+              return classifyFailure(error as SmtpErrorLike, false, relay.description);
+            }
+          }
+          const { outcome, connectionLost, bodyWritten } = await transmit(session, message);
+          // A pooled connection the relay had closed while idle fails at once (closed or reset, no
+          // reply) before the message: nothing was delivered, so try once more on a fresh connection.
+          if (reused && attempt === 1 && connectionLost && !bodyWritten && outcome.kind === 'deferred' && !closed) continue;
+          return outcome;
         }
+      } finally {
+        slots.give();
       }
-      // Knowing when the whole message was handed to the connection tells a lost reply (perhaps
-      // delivered: uncertain) from a connection lost mid-message (not delivered: deferred).
-      let bodyWritten = false;
-      const raw = new OneBufferStream(message.raw);
-      raw.once('end', () => (bodyWritten = true));
-      const current = session;
-      const outcome = await new Promise<SendOutcome>((resolve) =>
-        current.connection.send(
-          { from: message.envelope.from, to: [...message.envelope.to] },
-          raw,
-          (error: Error | null, info?: { response?: string }) =>
-            resolve(error ? classifyFailure(error as SmtpErrorLike, bodyWritten, relay.description) : classifySuccess(String(info?.response ?? '250'), relay.description)),
-        ),
-      );
-      current.sent++;
-      const reusable = !current.broken && !closed && (outcome.kind === 'sent' || (outcome.kind !== 'uncertain' && (await reset(current))));
-      if (reusable) idle.push(current);
-      else retire(current);
-      return outcome;
     },
     async close() {
       closed = true;
-      for (const session of all) retire(session);
-      idle.length = 0;
+      for (const session of idle.splice(0)) retire(session);
+      // Sessions still busy are retired when their message is done (closing them now would leave
+      // their send unanswered). Wait a little for the QUITs to be answered, then drop the rest.
+      const ended = Promise.all([...sessions].filter((session) => !session.busy).map((session) => session.ended));
+      await Promise.race([ended, delay(CLOSE_GRACE_MS)]);
+      for (const session of sessions) if (!session.busy) session.connection.close();
     },
   };
+}
+
+const CLOSE_GRACE_MS = 2_000;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function wholeNumber(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new BulletinError('CONFIG', `SMTP ${what} must be a whole number of at least 1, not ${value}.`);
+  return value;
+}
+
+/** A counting semaphore: at most `limit` sends (so sessions) at once, served in arrival order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(limit: number) {
+    this.free = limit;
+  }
+
+  take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
 }
 
 /** The message as a stream (so its end is observable), without Readable.from's async-iterator machinery. */
@@ -199,4 +308,8 @@ interface Session {
   readonly connection: SMTPConnection;
   sent: number;
   broken: boolean;
+  /** Carrying a message (or still being set up): not to be closed under it. */
+  busy: boolean;
+  /** Resolves when the connection has ended, whatever the reason. */
+  readonly ended: Promise<void>;
 }
