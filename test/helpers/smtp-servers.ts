@@ -1,33 +1,56 @@
 // Real SMTP servers (the smtp-server package) on 127.0.0.1 for tests, well-behaved or misbehaving
-// on purpose: refusing recipients (550), deferring after the message (451), answering 421 at the
-// greeting, or dropping the connection after the final dot without a reply. Each records what
-// it received, accepted or not.
+// on purpose: refusing recipients (550), deferring after the message (451, for chosen addresses or
+// a deterministic fraction), 421 at the greeting, dropping the connection during the envelope or
+// after the final dot, replying slowly. Each records what it received, accepted or not.
+import { createHash } from 'node:crypto';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 
 export interface ReceivedMessage {
   readonly envelope: { readonly from: string; readonly to: string[] };
   readonly raw: Buffer;
+  /** The Message-ID header's value, angle brackets included; '' if there is none. */
   readonly messageId: string;
-  /** Whether the server answered 250 (false: deferred or dropped after receiving it). */
+  /** Whether the server accepted it with 250 (false: deferred, or dropped after receiving it). */
   readonly accepted: boolean;
+  readonly disposition: 'accepted' | 'deferred' | 'dropped';
 }
 
 export interface SmtpServerBehaviour {
   /** Recipients refused at RCPT with 550 5.1.1. */
   readonly reject?: readonly string[];
+  /** Other replies at RCPT, by recipient: e.g. `{ 'x@example.net': '552 5.5.3 Too many recipients' }`. */
+  readonly rcptReplies?: Readonly<Record<string, string>>;
   /** Answer 451 after the message for these recipients, their first `times` attempts. */
   readonly deferAfterData?: { readonly addresses: readonly string[]; readonly times: number };
+  /**
+   * Answer 451 after the message for about this fraction of attempts, decided by a hash of
+   * (seed, recipient, attempt number): the same recipients every run, whatever the arrival order.
+   */
+  readonly deferFraction?: { readonly fraction: number; readonly seed?: string };
   /** Receive the whole message, then close the connection without a reply, the first `times` attempts. */
   readonly dropAfterData?: { readonly addresses: readonly string[]; readonly times: number };
+  /** Close the connection without a reply when one of these recipients is named at RCPT (before the body). */
+  readonly dropAtRcpt?: readonly string[];
   /** Answer 421 to every connection at the greeting. */
   readonly rejectGreeting?: boolean;
+  /** Wait this long before answering the final dot. */
+  readonly replyDelayMs?: number;
+  /** Require AUTH (PLAIN/LOGIN, without TLS) with these credentials. */
+  readonly auth?: { readonly user: string; readonly pass: string };
 }
 
 export interface TestSmtpServer {
   readonly port: number;
-  /** For SMTP_URL. */
+  /** For SMTP_URL (no credentials in it). */
   readonly url: string;
+  /** Every message whose body arrived in full, in arrival order. */
   readonly received: ReceivedMessage[];
+  /** How many times a message with this Message-ID arrived (accepted or not). */
+  copies(messageId: string): number;
+  /** Connections opened so far, open now, and the most open at once. */
+  readonly connections: { readonly opened: number; readonly open: number; readonly mostAtOnce: number };
+  /** Closes every open connection at once, without a word (a relay restarting, an idle timeout). */
+  dropConnections(): void;
   close(): Promise<void>;
 }
 
@@ -35,19 +58,49 @@ function smtpError(code: number, message: string): Error {
   return Object.assign(new Error(message), { responseCode: code });
 }
 
+function headerMessageId(raw: Buffer): string {
+  const text = raw.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const header = end < 0 ? text : text.slice(0, end);
+  return /^Message-ID:[ \t]*(?:\r?\n[ \t]+)?(\S+)/im.exec(header)?.[1] ?? '';
+}
+
+function hashFraction(seed: string, address: string, attempt: number): number {
+  return createHash('sha256').update(`${seed}\0${address}\0${attempt}`).digest().readUInt32BE(0) / 2 ** 32;
+}
+
 export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Promise<TestSmtpServer> {
   const received: ReceivedMessage[] = [];
   const attempts = new Map<string, number>();
+  const connections = { opened: 0, open: 0, mostAtOnce: 0 };
+  const dropConnection = (session: SMTPServerSession) => {
+    for (const connection of server.connections) if (connection.id === session.id) connection._socket.destroy();
+  };
   const server: SMTPServer = new SMTPServer({
-    disabledCommands: ['AUTH', 'STARTTLS'],
+    disabledCommands: behaviour.auth ? ['STARTTLS'] : ['AUTH', 'STARTTLS'],
+    authOptional: !behaviour.auth,
+    allowInsecureAuth: true,
     logger: false,
     closeTimeout: 100,
     onConnect(_session, callback) {
+      connections.opened++;
+      connections.open++;
+      connections.mostAtOnce = Math.max(connections.mostAtOnce, connections.open);
       if (behaviour.rejectGreeting) return callback(smtpError(421, '4.3.2 Too busy, try again later'));
       callback();
     },
-    onRcptTo(address, _session, callback) {
+    onClose() {
+      connections.open--;
+    },
+    onAuth(auth, _session, callback) {
+      if (behaviour.auth && auth.username === behaviour.auth.user && auth.password === behaviour.auth.pass) return callback(null, { user: auth.username });
+      callback(smtpError(535, '5.7.8 Authentication credentials invalid'));
+    },
+    onRcptTo(address, session, callback) {
+      if (behaviour.dropAtRcpt?.includes(address.address)) return dropConnection(session); // no reply, ever
       if (behaviour.reject?.includes(address.address)) return callback(smtpError(550, `5.1.1 <${address.address}>: user unknown`));
+      const reply = behaviour.rcptReplies?.[address.address];
+      if (reply !== undefined) return callback(smtpError(Number(reply.slice(0, 3)), reply.slice(4)));
       callback();
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback) {
@@ -57,24 +110,26 @@ export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Prom
         const raw = Buffer.concat(chunks);
         const to = session.envelope.rcptTo.map((rcpt) => rcpt.address);
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-        const messageId = /^Message-ID:\s*(\S+)/im.exec(raw.toString('latin1'))?.[1] ?? '';
-        const attempt = (attempts.get(to[0] ?? '') ?? 0) + 1;
-        attempts.set(to[0] ?? '', attempt);
+        const messageId = headerMessageId(raw);
+        const attemptOf = new Map(to.map((address) => [address, (attempts.get(address) ?? 0) + 1]));
+        for (const [address, attempt] of attemptOf) attempts.set(address, attempt);
         const matches = (rule?: { addresses: readonly string[]; times: number }) =>
-          rule !== undefined && to.some((address) => rule.addresses.includes(address)) && attempt <= rule.times;
+          rule !== undefined && to.some((address) => rule.addresses.includes(address) && (attemptOf.get(address) ?? 0) <= rule.times);
+        const record = (disposition: ReceivedMessage['disposition']) =>
+          received.push({ envelope: { from, to }, raw, messageId, accepted: disposition === 'accepted', disposition });
         if (matches(behaviour.dropAfterData)) {
-          received.push({ envelope: { from, to }, raw, messageId, accepted: false });
-          for (const connection of (server as unknown as { connections: Set<{ id: string; _socket: { destroy(): void } }> }).connections) {
-            if (connection.id === session.id) connection._socket.destroy();
-          }
-          return; // no reply, ever
+          record('dropped');
+          return dropConnection(session); // no reply, ever
         }
-        if (matches(behaviour.deferAfterData)) {
-          received.push({ envelope: { from, to }, raw, messageId, accepted: false });
+        const fraction = behaviour.deferFraction;
+        const unlucky = fraction !== undefined && to.some((address) => hashFraction(fraction.seed ?? '', address, attemptOf.get(address) ?? 1) < fraction.fraction);
+        if (matches(behaviour.deferAfterData) || unlucky) {
+          record('deferred');
           return callback(smtpError(451, '4.3.0 Temporary failure, try again later'));
         }
-        received.push({ envelope: { from, to }, raw, messageId, accepted: true });
-        callback(null, 'Message queued as test');
+        record('accepted');
+        if (behaviour.replyDelayMs) setTimeout(() => callback(null, 'Message queued as test'), behaviour.replyDelayMs);
+        else callback(null, 'Message queued as test');
       });
     },
   });
@@ -87,6 +142,11 @@ export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Prom
     port,
     url: `smtp://127.0.0.1:${port}?tls=off`,
     received,
+    copies: (messageId) => received.filter((message) => message.messageId === messageId).length,
+    connections,
+    dropConnections: () => {
+      for (const connection of server.connections) connection._socket.destroy();
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
