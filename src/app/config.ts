@@ -28,6 +28,8 @@ export interface Config {
   readonly dkim: { readonly domain: string; readonly selector: string; readonly privateKeyFile: string } | null;
   /** Retry schedule for temporary failures (durations like `5m`, `1h`, `5d`). */
   readonly retry: { readonly min: string; readonly max: string; readonly deadline: string };
+  /** Where the static web archive is exported (`send` re-exports after a send; `serve` serves it); null: none. */
+  readonly archiveDir: string | null;
 }
 
 /** Flags that override the environment, as commander hands them over. */
@@ -70,6 +72,7 @@ const environmentSchema = z.object({
   BULLETIN_RETRY_MIN: optionalText,
   BULLETIN_RETRY_MAX: optionalText,
   BULLETIN_RETRY_DEADLINE: optionalText,
+  BULLETIN_ARCHIVE_DIR: optionalText,
 });
 
 /** Reads `.env` in `cwd` (if any) without touching process.env; the real environment wins over it. */
@@ -132,6 +135,7 @@ export function loadConfig(options: {
       max: env.BULLETIN_RETRY_MAX ?? '1h',
       deadline: env.BULLETIN_RETRY_DEADLINE ?? '5d',
     }),
+    archiveDir: env.BULLETIN_ARCHIVE_DIR ? resolve(options.cwd, env.BULLETIN_ARCHIVE_DIR) : null,
   });
 }
 
