@@ -2,6 +2,7 @@
 // running in another process. Prints msgs/s, CPU seconds and peak RSS of each, and their ratio.
 //   DATABASE_URL=postgres://… npx tsx bench/send.ts [--n 100000] [--connections 10] [--sink postfix|node]
 //   npx tsx bench/send.ts --n 20000            (embedded database)
+//   … --profile DIR                             (V8 CPU profile of the send process, for DevTools)
 // The sink is Postfix's smtp-sink when installed (apt-get install postfix; postfix stop), else
 // bench/smtp-sink.ts (which costs ~2 ms a round trip and then limits both sides).
 // Uses GNU time (/usr/bin/time) for the CPU and peak RSS of each child process.
@@ -26,6 +27,8 @@ const { values } = parseArgs({
     naive: { type: 'boolean', default: false },
     sink: { type: 'string', default: existsSync('/usr/sbin/smtp-sink') ? 'postfix' : 'node' },
     port: { type: 'string' },
+    /** Write a V8 CPU profile of the `bulletin send` process into this directory. */
+    profile: { type: 'string' },
   },
 });
 const n = Number(values.n);
@@ -184,7 +187,7 @@ try {
 
   let sink = await startSink();
   const ours = await measure(
-    [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', String(connections)],
+    [process.execPath, ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []), 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', String(connections)],
     { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}?tls=off` },
   );
   const oursSink = await sink.stop();

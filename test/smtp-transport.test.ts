@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { createOutboxTransport, emlFileName } from '../src/send/outbox-transport.js';
-import { createSmtpTransport, parseRelayUrl, type SmtpTransportOptions } from '../src/send/smtp-transport.js';
+import { createSmtpTransport, parseRelayUrl, smtpDataOf, type SmtpTransportOptions } from '../src/send/smtp-transport.js';
 import type { OutgoingMessage, Transport } from '../src/send/transport.js';
 import { startSmtpServer, type SmtpServerBehaviour, type TestSmtpServer } from './helpers/smtp-servers.js';
 
@@ -103,7 +103,45 @@ describe('relay URL', () => {
   });
 });
 
+describe('messages already in SMTP DATA form', () => {
+  test('CRLF-only with no leading dot: the message plus its end-of-data line; anything else: null (nodemailer stuffs it)', () => {
+    const ready = Buffer.from('Subject: x\r\n\r\nHello.\r\nA dot . mid-line is fine.\r\n');
+    assert.deepEqual(smtpDataOf(ready), Buffer.concat([ready, Buffer.from('.\r\n')]));
+    for (const text of [
+      'Subject: x\r\n\r\n.starts with a dot\r\n',
+      '.Subject: x\r\n\r\nHello.\r\n',
+      'Subject: x\r\n\r\nbare LF\nhere\r\n',
+      'Subject: x\r\n\r\nbare CR\rhere\r\n',
+      'Subject: x\r\n\r\nno line break at the end',
+      'Subject: x\r\n\r\nends with a bare LF\n',
+    ]) {
+      assert.equal(smtpDataOf(Buffer.from(text)), null, JSON.stringify(text));
+    }
+    assert.deepEqual(smtpDataOf(Buffer.from('\r\n')), Buffer.from('\r\n.\r\n'));
+  });
+});
+
 describe('SMTP transport against real servers', () => {
+  test('a message already in DATA form (the fast path) arrives byte for byte, as does the next one on the same session', async () => {
+    const sink = await server();
+    const smtp = transport({ url: sink.url, connections: 1 });
+    const ready = (to: string): OutgoingMessage => {
+      const messageId = `<${to.replace('@', '.')}.ready@bulletin.test>`;
+      const raw = Buffer.from(`From: news@example.net\r\nTo: ${to}\r\nMessage-ID: ${messageId}\r\n\r\nHello.\r\nA line. And another.\r\n`);
+      assert.notEqual(smtpDataOf(raw), null);
+      return { raw, envelope: { from: 'bounces@example.net', to: [to] }, messageId };
+    };
+    const first = ready('one@example.org');
+    const second = ready('two@example.org');
+    assert.equal((await smtp.send(first)).kind, 'sent');
+    assert.equal((await smtp.send(message('three@example.org'))).kind, 'sent'); // the stuffing path in between
+    assert.equal((await smtp.send(second)).kind, 'sent');
+    assert.equal(sink.received.length, 3);
+    assert.ok(sink.received[0]?.raw.equals(first.raw));
+    assert.ok(sink.received[2]?.raw.equals(second.raw));
+    assert.equal(sink.connections.opened, 1);
+  });
+
   test('accepted: sent with the 250 reply; the server got the exact bytes, envelope and Message-ID', async () => {
     const sink = await server();
     const smtp = transport({ url: sink.url });

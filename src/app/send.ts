@@ -152,6 +152,8 @@ export interface RunOptions {
   readonly resendUncertain: boolean;
   readonly waitForDeferred: boolean;
   readonly leaseMs?: number;
+  /** Deliveries claimed at a time (default: 20 per connection, at least 100). */
+  readonly claimSize?: number;
   readonly clock?: Clock;
   /** Called once the dispatcher exists, so the caller can show progress and stop it. */
   readonly onStart?: (dispatcher: Dispatcher, bulletin: StoredBulletin, total: number) => void;
@@ -221,6 +223,7 @@ async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: Mailin
       resendUncertain: options.resendUncertain,
       waitForDeferred: options.waitForDeferred,
       ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+      ...(options.claimSize === undefined ? {} : { claimSize: options.claimSize }),
     },
   );
   const before = await countByState(app.db, bulletin.id);

@@ -124,6 +124,20 @@ export class Dispatcher {
     let queue: ClaimedDelivery[] = [];
     let lowWater = 0;
     const common = { bulletinId: this.options.bulletinId, listId: this.options.listId, owner: this.owner, leaseMs: this.leaseMs };
+    /** Claims the next batch: retries that are due first, then queued deliveries past the low-water mark. */
+    const claimBatch = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
+      let claimed = await claimDue(db, { ...common, limit: claimSize, now: this.clock.now(), includeUncertain: this.options.resendUncertain });
+      if (claimed.length === 0) {
+        claimed = await claimQueued(db, { ...common, limit: claimSize, afterId: lowWater });
+        lowWater = claimed.reduce((max, row) => Math.max(max, row.id), lowWater);
+      }
+      this.counts.skipped += claimed.filter((row) => row.state === 'skipped').length;
+      return { claimed: claimed.filter((row) => row.state === 'sending'), full: claimed.length === claimSize };
+    };
+    // The next batch is claimed while the current one is still being sent (when the last claim came
+    // back full), so the connections never idle through a claim's round trip.
+    let prefetch: Promise<{ claimed: ClaimedDelivery[]; full: boolean }> | null = null;
+    let lastClaimFull = true;
     const flushTimer = setInterval(() => void this.flush().catch(() => undefined), flushEvery.ms);
     const leaseTimer = setInterval(
       () => void renewLeases(db, this.owner, this.leaseMs).catch(() => undefined),
@@ -137,14 +151,11 @@ export class Dispatcher {
           break;
         }
         if (queue.length === 0) {
-          queue = await claimDue(db, { ...common, limit: claimSize, now: this.clock.now(), includeUncertain: this.options.resendUncertain });
-          if (queue.length === 0) {
-            queue = await claimQueued(db, { ...common, limit: claimSize, afterId: lowWater });
-            lowWater = queue.reduce((max, claimed) => Math.max(max, claimed.id), lowWater);
-          }
-          this.counts.skipped += queue.filter((claimed) => claimed.state === 'skipped').length;
-          queue = queue.filter((claimed) => claimed.state === 'sending');
-          if (queue.length === 0) {
+          const batch = await (prefetch ?? claimBatch());
+          prefetch = null;
+          queue = batch.claimed;
+          lastClaimFull = batch.full;
+          if (queue.length === 0 && !batch.full) {
             // Nothing claimable now: let in-flight messages end (they may defer), then decide.
             await Promise.all(inFlight);
             await this.flush();
@@ -163,6 +174,11 @@ export class Dispatcher {
             this.waitingUntil = null;
             continue;
           }
+          if (queue.length === 0) continue; // a full batch of skips: claim again
+        }
+        if (prefetch === null && lastClaimFull && queue.length <= claimSize / 2) {
+          prefetch = claimBatch();
+          prefetch.catch(() => undefined); // awaited (and its error seen) when the queue runs dry
         }
         await this.deps.pacer.acquire(signal).catch(() => undefined); // rejects only when stopping
         while (inFlight.size >= transport.concurrency) await Promise.race(inFlight);
@@ -173,6 +189,11 @@ export class Dispatcher {
           if (this.pending.length >= flushEvery.outcomes) await this.flush().catch(() => undefined);
         });
         inFlight.add(attempt);
+      }
+      if (prefetch !== null) {
+        const batch = await prefetch.catch(() => ({ claimed: [] as ClaimedDelivery[], full: false }));
+        prefetch = null;
+        queue.push(...batch.claimed);
       }
       await releaseClaims(db, this.owner, queue.map((claimed) => claimed.id));
       queue = [];
