@@ -107,3 +107,28 @@ describe('failure table', () => {
     assert.ok(outcome.reply.startsWith('550-5.1.1 first 550 5.1.1 x'));
   });
 });
+
+describe('pushback: which deferrals ask us to slow down', () => {
+  const pushback = (error: SmtpErrorLike, stage: 'setup' | 'message', bodyWritten = false) => {
+    const outcome = classifyFailure(error, bodyWritten, relay, stage);
+    return outcome.kind === 'deferred' ? (outcome.pushback ?? null) : `not deferred: ${outcome.kind}`;
+  };
+  const cases: readonly [string, SmtpErrorLike, 'setup' | 'message', string | null][] = [
+    ['421 at the greeting', smtpError('ECONNECTION', 'CONN', 'Server closed the connection', '421 4.7.0 Too many connections'), 'setup', 'session'],
+    ['connection refused', smtpError('ESOCKET', 'CONN', 'connect ECONNREFUSED 127.0.0.1:25'), 'setup', 'session'],
+    ['greeting timeout', smtpError('ETIMEDOUT', 'CONN', 'Greeting never received'), 'setup', 'session'],
+    ['454 to STARTTLS', smtpError('EPROTOCOL', 'STARTTLS', 'Error', '454 4.7.0 TLS not available'), 'setup', 'session'],
+    ['535 to AUTH (a configuration problem, not a pace)', smtpError('EAUTH', 'AUTH PLAIN', 'Invalid login', '535 5.7.8 Bad credentials'), 'setup', null],
+    ['421 mid-session', smtpError('ECONNECTION', 'CONN', 'Server closed', '421 4.7.0 Try again later'), 'message', 'rate'],
+    ['450 4.7.0 rate limit to MAIL FROM', smtpError('EENVELOPE', 'MAIL FROM', 'Mail command failed', '450 4.7.0 Rate limit exceeded'), 'message', 'rate'],
+    ['451 after the message', smtpError('EMESSAGE', 'DATA', 'Message failed', '451 4.3.0 Temporary failure'), 'message', 'rate'],
+    ['452 insufficient storage', smtpError('EENVELOPE', 'RCPT TO', 'Recipient command failed', '452 4.3.1 Insufficient system storage'), 'message', 'rate'],
+    ['451 4.7.1 greylisted (about this message)', smtpError('EENVELOPE', 'RCPT TO', 'Recipient command failed', '451 4.7.1 Greylisted, try again later'), 'message', null],
+    ['452 too many recipients (about this message)', smtpError('EENVELOPE', 'RCPT TO', 'Recipient command failed', '452 4.5.3 Too many recipients'), 'message', null],
+    ['connection lost mid-envelope', smtpError('ECONNECTION', 'CONN', 'Connection closed unexpectedly'), 'message', null],
+    ['550 to RCPT', smtpError('EENVELOPE', 'RCPT TO', 'Recipient command failed', '550 5.1.1 No such user'), 'message', 'not deferred: failed'],
+  ];
+  for (const [name, error, stage, expected] of cases) {
+    test(`${name}: ${expected ?? 'none'}`, () => assert.equal(pushback(error, stage), expected));
+  }
+});

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { createOutboxTransport, emlFileName } from '../src/send/outbox-transport.js';
-import { createSmtpTransport, parseRelayUrl, smtpDataOf, type SmtpTransportOptions } from '../src/send/smtp-transport.js';
+import { createSmtpTransport, parseRelayList, parseRelayUrl, smtpDataOf, type SmtpTransportOptions } from '../src/send/smtp-transport.js';
 import type { OutgoingMessage, Transport } from '../src/send/transport.js';
 import { startSmtpServer, type SmtpServerBehaviour, type TestSmtpServer } from './helpers/smtp-servers.js';
 
@@ -89,7 +89,9 @@ describe('relay URL', () => {
       ['smtp://relay.example.net?tls=maybe', /tls=maybe is not one of off, required/],
       ['smtps://relay.example.net?tls=off', /cannot have tls=off/],
       ['smtp://:hunter2@relay.example.net', /password is set .* but no user/],
-      ['smtp://a.example.net,smtp://b.example.net', /several relays/],
+      ['smtp://a.example.net,smtp://b.example.net', /takes one relay; use parseRelayList/],
+      ['smtp://relay.example.net?weight=0', /weight=0 is not a whole number from 1 to 9999/],
+      ['smtp://relay.example.net?weight=2.5', /weight=2\.5 is not a whole number/],
       ['smtp://user:hunter2%zz@relay.example.net', /badly percent-encoded password/],
     ];
     for (const [url, expected] of cases) {
@@ -100,6 +102,20 @@ describe('relay URL', () => {
       );
     }
     assert.throws(() => createSmtpTransport({ url: 'smtp://relay.example.net', connections: 0, messagesPerConnection: 1 }), /connections must be a whole number/);
+  });
+
+  test('several relays, comma-separated, each with an optional weight', () => {
+    const relays = parseRelayList(' smtp://a.example.net?weight=3 , smtps://b.example.net:2465,smtp://c.example.net?tls=off&weight=2', 'user', 'pass');
+    assert.deepEqual(
+      relays.map((relay) => [relay.description, relay.weight, relay.user]),
+      [
+        ['smtp://a.example.net:25', 3, 'user'],
+        ['smtps://b.example.net:2465', 1, 'user'],
+        ['smtp://c.example.net:25', 2, 'user'],
+      ],
+    );
+    assert.throws(() => parseRelayList('smtp://a.example.net,smtp://a.example.net:25'), /names smtp:\/\/a\.example\.net:25 twice/);
+    assert.throws(() => parseRelayList(' , '), /names no relay/);
   });
 });
 

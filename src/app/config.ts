@@ -22,6 +22,8 @@ export interface Config {
   readonly smtpPass: string | null;
   /** Sending rate, e.g. `50/s`, `3000/m`; the command line's --rate wins. */
   readonly rate: string;
+  /** The adaptive pace never goes below this when a relay pushes back, e.g. `1/s`. */
+  readonly rateFloor: string;
   /** Connections per relay. */
   readonly connections: number;
   /** DKIM signing of every message, when all three DKIM_* variables are set. */
@@ -62,6 +64,7 @@ const environmentSchema = z.object({
   SMTP_USER: optionalText,
   SMTP_PASS: optionalText,
   BULLETIN_RATE: optionalText,
+  BULLETIN_RATE_FLOOR: optionalText,
   BULLETIN_CONNECTIONS: optionalText.refine(
     (value) => value === undefined || (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 100),
     'must be a whole number from 1 to 100',
@@ -121,6 +124,7 @@ export function loadConfig(options: {
     smtpUser: env.SMTP_USER ?? null,
     smtpPass: env.SMTP_PASS ?? null,
     rate: env.BULLETIN_RATE ?? '50/s',
+    rateFloor: env.BULLETIN_RATE_FLOOR ?? '1/s',
     dkim:
       env.DKIM_DOMAIN && env.DKIM_SELECTOR && env.DKIM_PRIVATE_KEY_FILE
         ? Object.freeze({

@@ -9,6 +9,7 @@ import { BulletinError } from '../domain/errors.js';
 import type { DeliveryState, RetryPolicy } from '../domain/delivery.js';
 import type { MailingList } from '../domain/list.js';
 import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT, type CompiledBulletin, type TemplateSet } from '../render/index.js';
+import type { AdaptivePace } from '../send/adaptive.js';
 import { Dispatcher, type Clock, type DispatchEnd, type Pacer } from '../send/dispatcher.js';
 import type { Transport } from '../send/transport.js';
 import {
@@ -148,6 +149,8 @@ async function compileStored(app: App, bulletin: StoredBulletin, list: MailingLi
 export interface RunOptions {
   readonly transport: Transport;
   readonly pacer: Pacer;
+  /** Adapts the pacer's rate to relay pushback. */
+  readonly pace?: AdaptivePace;
   readonly retry: RetryPolicy;
   readonly resendUncertain: boolean;
   readonly waitForDeferred: boolean;
@@ -214,6 +217,7 @@ async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: Mailin
       transport: options.transport,
       pacer: options.pacer,
       render: (recipient) => compiled.render(recipient),
+      ...(options.pace ? { pace: options.pace } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
     },
     {

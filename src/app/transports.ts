@@ -3,8 +3,10 @@
 import { BulletinError } from '../domain/errors.js';
 import { DEFAULT_RETRY_POLICY, parseDuration, type RetryPolicy } from '../domain/delivery.js';
 import { createOutboxTransport } from '../send/outbox-transport.js';
-import { createSmtpTransport } from '../send/smtp-transport.js';
+import { createRelayPool } from '../send/relay-pool.js';
+import { createSmtpTransport, parseRelayList } from '../send/smtp-transport.js';
 import { parseRate, Throttle } from '../send/throttle.js';
+import { AdaptivePace } from '../send/adaptive.js';
 import type { Pacer } from '../send/dispatcher.js';
 import type { Transport } from '../send/transport.js';
 import type { Config } from './config.js';
@@ -12,6 +14,7 @@ import type { Config } from './config.js';
 export interface TransportFlags {
   readonly outbox?: string;
   readonly rate?: string;
+  readonly rateFloor?: string;
   readonly connections?: number;
   readonly messagesPerConnection?: number;
   readonly retryMin?: string;
@@ -27,17 +30,27 @@ export async function openTransport(config: Config, flags: TransportFlags): Prom
       'No relay to send through: set SMTP_URL (e.g. smtp://relay.example.net:587), or write .eml files with --outbox DIR.',
     );
   }
-  return createSmtpTransport({
-    url: config.smtpUrl,
-    user: config.smtpUser,
-    password: config.smtpPass,
-    connections: flags.connections ?? config.connections,
-    messagesPerConnection: flags.messagesPerConnection ?? 100,
-  });
+  const relays = parseRelayList(config.smtpUrl, config.smtpUser, config.smtpPass);
+  // Even one relay goes through the pool: when it is down, sends wait for it instead of deferring.
+  return createRelayPool(
+    relays.map((relay) => ({
+      weight: relay.weight,
+      transport: createSmtpTransport({
+        url: relay.description,
+        relay,
+        connections: flags.connections ?? config.connections,
+        messagesPerConnection: flags.messagesPerConnection ?? 100,
+      }),
+    })),
+  );
 }
 
-export function createPacer(rate: string): Pacer {
-  return new Throttle({ rate: parseRate(rate) });
+/** The throttle at the configured rate, and the adaptive pace that lowers it under relay pushback. */
+export function createPacing(rate: string, floor: string): { pacer: Pacer; pace: AdaptivePace } {
+  const maxRate = parseRate(rate);
+  const floorRate = parseRate(floor);
+  if (floorRate > maxRate) throw new BulletinError('BAD_INPUT', `The rate floor (${floor}) is above the rate (${rate}).`);
+  return { pacer: new Throttle({ rate: maxRate }), pace: new AdaptivePace({ maxRate, floorRate }) };
 }
 
 export function retryPolicy(config: Config, flags: TransportFlags): RetryPolicy {

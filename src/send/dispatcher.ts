@@ -16,11 +16,14 @@ import {
   type ClaimedDelivery,
   type DeliveryOutcome,
 } from '../store/deliveries.js';
+import type { AdaptivePace } from './adaptive.js';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 
 /** What the dispatcher needs of a rate limiter. */
 export interface Pacer {
   acquire(signal?: AbortSignal): Promise<void>;
+  /** Changes the pace (messages per second) from the next message on. */
+  setRate?(perSecond: number): void;
 }
 
 export interface Recipient {
@@ -69,6 +72,8 @@ export interface DispatchDependencies {
   readonly pacer: Pacer;
   /** Composes one recipient's message; may throw for a recipient whose data cannot render. */
   readonly render: (recipient: Recipient) => OutgoingMessage;
+  /** Slows the pacer down when the relay pushes back, and back up when it stops (adaptive.ts). */
+  readonly pace?: AdaptivePace;
   readonly clock?: Clock;
 }
 
@@ -113,6 +118,17 @@ export class Dispatcher {
 
   get stopping(): boolean {
     return this.stopController.signal.aborted;
+  }
+
+  /** The pace allowed now (messages per second), when it is adaptive. */
+  get currentRate(): number | null {
+    return this.deps.pace?.rate ?? null;
+  }
+
+  /** Why the send goes slower than configured right now (relay pushback, fewer connections, relays down), if it does. */
+  get note(): string | null {
+    const notes = [this.deps.pace?.note ?? null, this.deps.transport.note?.() ?? null].filter((note) => note !== null);
+    return notes.length > 0 ? notes.join('; ') : null;
   }
 
   async run(): Promise<DispatchEnd> {
@@ -220,12 +236,14 @@ export class Dispatcher {
     }
     let outcome: SendOutcome;
     try {
-      outcome = await this.deps.transport.send(message);
+      outcome = await this.deps.transport.send(message, this.stopController.signal);
     } catch (error) {
       // A transport must classify its failures; an exception is a bug, and the message may have left.
       outcome = { kind: 'uncertain', reply: `transport error: ${(error as Error).message}`, relay: this.deps.transport.description };
     }
     this.settle(claimed, message.messageId, outcome);
+    const pace = this.deps.pace;
+    if (pace?.observe(outcome)) this.deps.pacer.setRate?.(pace.rate);
   }
 
   private settle(claimed: ClaimedDelivery, messageId: string, outcome: SendOutcome): void {

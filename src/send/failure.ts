@@ -35,7 +35,15 @@
 // dot-stuffs it and appends the final dot, so its 'end' means the body and the dot were handed to
 // the socket. That can be a moment early (bytes still in the socket's buffer), which errs towards
 // `uncertain` — a resend with the same Message-ID — and never towards a silent loss.
-import type { SendOutcome } from './transport.js';
+//
+// Pushback: a deferral may also say that the relay wants us to slow down (the adaptive pace reacts;
+// see adaptive.ts). This module alone decides which:
+//   'session'  no session could be set up: refused or timed-out connections, 4xx at the greeting,
+//              EHLO, STARTTLS or AUTH (too many connections, or the relay is down)
+//   'rate'     4xx to a message in an open session (421, 450, 451, 452, 4.7.x "try again later",
+//              "rate exceeded"), except greylisting and "too many recipients", which are about
+//              this message, not the pace
+import type { Pushback, SendOutcome } from './transport.js';
 
 /** What nodemailer (and most SMTP clients) put on an error. */
 export interface SmtpErrorLike {
@@ -57,7 +65,24 @@ export function classifySuccess(response: string, relay: string): SendOutcome {
  * Rows 2–10. `bodyWritten` is true once the whole message (with its final dot) was handed to the
  * connection: a failure without a reply after that point may have been delivered.
  */
-export function classifyFailure(error: SmtpErrorLike, bodyWritten: boolean, relay: string): SendOutcome {
+export function classifyFailure(error: SmtpErrorLike, bodyWritten: boolean, relay: string, stage: 'setup' | 'message' = 'message'): SendOutcome {
+  const outcome = classifyReply(error, bodyWritten, relay);
+  if (outcome.kind !== 'deferred') return outcome;
+  const pushback = pushbackOf(error, stage, outcome.reply);
+  return pushback ? { ...outcome, pushback } : outcome;
+}
+
+function pushbackOf(error: SmtpErrorLike, stage: 'setup' | 'message', reply: string): Pushback | null {
+  const code = error.responseCode;
+  if (stage === 'setup') return code === undefined || (code >= 400 && code < 500) ? 'session' : null;
+  if (code === undefined || code < 400 || code >= 500) return null;
+  if (TOO_MANY_RECIPIENTS.test(reply) || GREYLISTED.test(reply)) return null;
+  return 'rate';
+}
+
+const GREYLISTED = /grey ?list|gray ?list/i;
+
+function classifyReply(error: SmtpErrorLike, bodyWritten: boolean, relay: string): SendOutcome {
   const code = error.responseCode;
   // Only a 4xx or 5xx is a refusal; any other code on an error is a confused exchange: no answer.
   if (code !== undefined && code >= 400 && code < 600) {

@@ -8,6 +8,8 @@
 //                                                               relay without it refused with
 //                                                               tls=required
 //   smtps://[user[:password]@]host[:port]                      port 465 by default; TLS from the start
+//   several relays: comma-separated, each with an optional ?weight=N (default 1), e.g.
+//   smtp://a.example.net?weight=3,smtp://b.example.net         (see relay-pool.ts)
 // User and password are percent-decoded; the `user`/`password` options (SMTP_USER, SMTP_PASS)
 // take precedence over the URL's. Any other query option, a path, or port 0 is a CONFIG error.
 //
@@ -27,6 +29,8 @@ import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 
 export interface SmtpTransportOptions {
   readonly url: string;
+  /** The relay already parsed (from parseRelayList); `url` is then only for messages. */
+  readonly relay?: RelayAddress;
   /** Override the URL's user and password (SMTP_USER, SMTP_PASS). */
   readonly user?: string | null;
   readonly password?: string | null;
@@ -51,15 +55,15 @@ export interface RelayAddress {
   readonly user: string | null;
   readonly password: string | null;
   readonly tls: 'opportunistic' | 'off' | 'required';
+  /** Share of the traffic among several relays (?weight=N, default 1). */
+  readonly weight: number;
   /** For people and the database: `smtp://host:port`, never the user or password. */
   readonly description: string;
 }
 
 /** Parses SMTP_URL (syntax at the top of this file); throws BulletinError('CONFIG') naming what is wrong. */
 export function parseRelayUrl(text: string, user?: string | null, password?: string | null): RelayAddress {
-  if (text.includes(',')) {
-    throw new BulletinError('CONFIG', 'SMTP_URL names several relays; this version sends through one: name a single relay.');
-  }
+  if (text.includes(',')) throw new BulletinError('CONFIG', 'parseRelayUrl takes one relay; use parseRelayList for several.');
   let url: URL;
   try {
     url = new URL(text.trim());
@@ -75,8 +79,10 @@ export function parseRelayUrl(text: string, user?: string | null, password?: str
   }
   if (url.port === '0') throw new BulletinError('CONFIG', 'SMTP_URL has port 0.');
   for (const key of url.searchParams.keys()) {
-    if (key !== 'tls') throw new BulletinError('CONFIG', `SMTP_URL option "${key}" is not known; the only option is tls=off or tls=required.`);
+    if (key !== 'tls' && key !== 'weight') throw new BulletinError('CONFIG', `SMTP_URL option "${key}" is not known; the options are tls=off|required and weight=N.`);
   }
+  const weightText = url.searchParams.get('weight') ?? '1';
+  if (!/^[1-9]\d{0,3}$/.test(weightText)) throw new BulletinError('CONFIG', `SMTP_URL weight=${weightText} is not a whole number from 1 to 9999.`);
   const secure = url.protocol === 'smtps:';
   const tls = url.searchParams.get('tls') ?? 'opportunistic';
   if (tls !== 'opportunistic' && tls !== 'off' && tls !== 'required') {
@@ -93,12 +99,29 @@ export function parseRelayUrl(text: string, user?: string | null, password?: str
     user: user ?? urlUser,
     password: password ?? urlPassword,
     tls,
+    weight: Number(weightText),
     description: `${url.protocol}//${url.hostname}:${port}`,
   };
   if (relay.password !== null && relay.user === null) {
     throw new BulletinError('CONFIG', 'An SMTP password is set (SMTP_PASS or the URL) but no user: set SMTP_USER or put the user in SMTP_URL.');
   }
   return relay;
+}
+
+/** SMTP_URL with one or more comma-separated relays; the same relay twice is a CONFIG error. */
+export function parseRelayList(text: string, user?: string | null, password?: string | null): RelayAddress[] {
+  const relays = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => parseRelayUrl(part, user, password));
+  if (relays.length === 0) throw new BulletinError('CONFIG', 'SMTP_URL names no relay.');
+  const seen = new Set<string>();
+  for (const relay of relays) {
+    if (seen.has(relay.description)) throw new BulletinError('CONFIG', `SMTP_URL names ${relay.description} twice.`);
+    seen.add(relay.description);
+  }
+  return relays;
 }
 
 function decodeCredential(text: string, what: string): string | null {
@@ -121,7 +144,7 @@ function redact(text: string): string {
  * after a refusal the relay will not RSET. `send()` never throws: it returns the classified outcome.
  */
 export function createSmtpTransport(options: SmtpTransportOptions): Transport {
-  const relay = parseRelayUrl(options.url, options.user, options.password);
+  const relay = options.relay ?? parseRelayUrl(options.url, options.user, options.password);
   const limit = wholeNumber(options.connections, 'connections');
   const messagesPerConnection = wholeNumber(options.messagesPerConnection, 'messages per connection');
   const connectionOptions = {
@@ -140,11 +163,38 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   const sessions = new Set<Session>();
   const slots = new Slots(limit);
   let closed = false;
+  /** Why fewer connections than configured are used, for the progress line. */
+  let connectionNote: string | null = null;
+  let lastConnectionChange = -Infinity;
+
+  /** Sessions set up and not broken (idle or carrying a message). */
+  function liveSessions(): number {
+    let live = 0;
+    for (const session of sessions) if (!session.broken && session.ready) live++;
+    return live;
+  }
+
+  /** The relay refused a session beyond `open`: use that many from now on (at least one). */
+  function lowerConnections(open: number, reply: string): void {
+    const next = Math.max(1, Math.min(open, slots.limit));
+    lastConnectionChange = performance.now();
+    if (next === slots.limit) return;
+    slots.setLimit(next);
+    connectionNote = `${next} of ${limit} connections: the relay refused more (${reply.slice(0, 60)})`;
+  }
+
+  /** After a quiet spell, probe one connection more, up to the configured number. */
+  function raiseConnectionsWhenDue(): void {
+    if (slots.limit >= limit || performance.now() - lastConnectionChange < CONNECTION_PROBE_MS) return;
+    lastConnectionChange = performance.now();
+    slots.setLimit(slots.limit + 1);
+    connectionNote = slots.limit < limit ? `${slots.limit} of ${limit} connections: probing for more` : null;
+  }
 
   async function openSession(): Promise<Session> {
     const connection = new PreparedSmtpConnection(connectionOptions);
     let markEnded: () => void = () => undefined;
-    const session: Session = { connection, sent: 0, broken: false, busy: true, ended: new Promise<void>((resolve) => (markEnded = resolve)) };
+    const session: Session = { connection, sent: 0, broken: false, busy: true, ready: false, ended: new Promise<void>((resolve) => (markEnded = resolve)) };
     // Until the session is up, failures (refused, 421 at the greeting, timeouts) arrive as 'error';
     // afterwards an 'error' or 'end' only means the session is no longer usable.
     let failSetup: (error: Error) => void = () => undefined;
@@ -170,6 +220,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       connection.close();
       throw error;
     }
+    session.ready = true;
     return session;
   }
 
@@ -220,12 +271,16 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
 
   return {
     description: relay.description,
-    concurrency: limit,
+    get concurrency() {
+      return slots.limit;
+    },
+    note: () => connectionNote,
     async send(message: OutgoingMessage): Promise<SendOutcome> {
       if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description };
-      await slots.take();
-      try {
-        for (let attempt = 1; ; attempt++) {
+      let refusals = 0;
+      for (let attempt = 1; ; attempt++) {
+        await slots.take();
+        try {
           let session = idle.pop();
           while (session?.broken) session = idle.pop();
           const reused = session !== undefined;
@@ -234,17 +289,26 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
             try {
               session = await openSession();
             } catch (error) {
-              return classifyFailure(error as SmtpErrorLike, false, relay.description);
+              const outcome = classifyFailure(error as SmtpErrorLike, false, relay.description, 'setup');
+              // Refused beyond the sessions already open (421 "too many connections"): carry on with
+              // those, and this message waits for one of them instead of being deferred.
+              const others = liveSessions();
+              if (outcome.kind === 'deferred' && outcome.pushback === 'session' && others > 0 && ++refusals <= 3) {
+                lowerConnections(others, outcome.reply);
+                continue;
+              }
+              return outcome;
             }
           }
           const { outcome, connectionLost, bodyWritten } = await transmit(session, message);
           // A pooled connection the relay had closed while idle fails at once (closed or reset, no
           // reply) before the message: nothing was delivered, so try once more on a fresh connection.
           if (reused && attempt === 1 && connectionLost && !bodyWritten && outcome.kind === 'deferred' && !closed) continue;
+          if (outcome.kind === 'sent') raiseConnectionsWhenDue();
           return outcome;
+        } finally {
+          slots.give();
         }
-      } finally {
-        slots.give();
       }
     },
     async close() {
@@ -260,6 +324,8 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
 }
 
 const CLOSE_GRACE_MS = 2_000;
+/** How long the connection count stays lowered before one more is tried. */
+const CONNECTION_PROBE_MS = 10_000;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -270,27 +336,36 @@ function wholeNumber(value: number, what: string): number {
   return value;
 }
 
-/** A counting semaphore: at most `limit` sends (so sessions) at once, served in arrival order. */
+/** A counting semaphore whose limit can change: at most `limit` sends (so sessions) at once, in arrival order. */
 class Slots {
-  private free: number;
+  private used = 0;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(limit: number) {
-    this.free = limit;
-  }
+  constructor(public limit: number) {}
 
   take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
+    if (this.used < this.limit && this.waiting.length === 0) {
+      this.used++;
       return Promise.resolve();
     }
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   give(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
+    this.used--;
+    this.wake();
+  }
+
+  setLimit(limit: number): void {
+    this.limit = limit;
+    this.wake();
+  }
+
+  private wake(): void {
+    while (this.used < this.limit && this.waiting.length > 0) {
+      this.used++;
+      (this.waiting.shift() as () => void)();
+    }
   }
 }
 
@@ -371,6 +446,8 @@ interface Session {
   broken: boolean;
   /** Carrying a message (or still being set up): not to be closed under it. */
   busy: boolean;
+  /** Set up (greeted, and logged in if needed). */
+  ready: boolean;
   /** Resolves when the connection has ended, whatever the reason. */
   readonly ended: Promise<void>;
 }

@@ -10,6 +10,9 @@ export interface OutgoingMessage {
   readonly messageId: string;
 }
 
+/** A deferral that also asks us to slow down (decided by failure.ts; adaptive.ts reacts). */
+export type Pushback = 'session' | 'rate';
+
 /**
  * What became of one message:
  * - sent: the server answered 2xx after the body;
@@ -19,15 +22,18 @@ export interface OutgoingMessage {
  */
 export type SendOutcome =
   | { readonly kind: 'sent'; readonly reply: string; readonly relay: string }
-  | { readonly kind: 'deferred'; readonly reply: string; readonly relay: string }
+  | { readonly kind: 'deferred'; readonly reply: string; readonly relay: string; readonly pushback?: Pushback }
   | { readonly kind: 'failed'; readonly reply: string; readonly relay: string }
   | { readonly kind: 'uncertain'; readonly reply: string; readonly relay: string };
 
 export interface Transport {
   /** Where messages go, for people: `smtp://relay.example.net:587` (never a password), `outbox:/path`. */
   readonly description: string;
-  /** How many messages may be in flight at once (the pool's connections). */
+  /** How many messages may be in flight at once (the pool's connections, lowered while a relay pushes back). */
   readonly concurrency: number;
-  send(message: OutgoingMessage): Promise<SendOutcome>;
+  /** Why the transport carries less than it could right now (fewer connections, relays down), if it does. */
+  readonly note?: () => string | null;
+  /** `signal` aborts a wait for a relay (never a message already on the wire). */
+  send(message: OutgoingMessage, signal?: AbortSignal): Promise<SendOutcome>;
   close(): Promise<void>;
 }

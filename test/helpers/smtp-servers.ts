@@ -37,6 +37,10 @@ export interface SmtpServerBehaviour {
   readonly replyDelayMs?: number;
   /** Require AUTH (PLAIN/LOGIN, without TLS) with these credentials. */
   readonly auth?: { readonly user: string; readonly pass: string };
+  /** Answer 421 4.7.0 at the greeting to every connection beyond this many open at once. */
+  readonly maxConnections?: number;
+  /** Answer 450 4.7.0 to MAIL FROM once this many messages were accepted in the last second. */
+  readonly maxPerSecond?: number;
 }
 
 export interface TestSmtpServer {
@@ -47,10 +51,16 @@ export interface TestSmtpServer {
   readonly received: ReceivedMessage[];
   /** How many times a message with this Message-ID arrived (accepted or not). */
   copies(messageId: string): number;
-  /** Connections opened so far, open now, and the most open at once. */
-  readonly connections: { readonly opened: number; readonly open: number; readonly mostAtOnce: number };
+  /** Connections opened so far, open now, the most open at once, and those refused at the greeting. */
+  readonly connections: { readonly opened: number; readonly open: number; readonly mostAtOnce: number; readonly refused: number };
+  /** Date.now() of each MAIL FROM, accepted or not: the pace at which the client tried. */
+  readonly triedAt: number[];
   /** Closes every open connection at once, without a word (a relay restarting, an idle timeout). */
   dropConnections(): void;
+  /** Breaks the relay (every open connection dropped, 421 to every new one) or mends it. */
+  setBroken(broken: boolean): void;
+  /** Date.now() of each accepted message, in order: the rate as the server saw it. */
+  readonly acceptedAt: number[];
   close(): Promise<void>;
 }
 
@@ -71,8 +81,11 @@ function hashFraction(seed: string, address: string, attempt: number): number {
 
 export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Promise<TestSmtpServer> {
   const received: ReceivedMessage[] = [];
+  const acceptedAt: number[] = [];
+  let broken = false;
   const attempts = new Map<string, number>();
-  const connections = { opened: 0, open: 0, mostAtOnce: 0 };
+  const connections = { opened: 0, open: 0, mostAtOnce: 0, refused: 0 };
+  const triedAt: number[] = [];
   const dropConnection = (session: SMTPServerSession) => {
     for (const connection of server.connections) if (connection.id === session.id) connection._socket.destroy();
   };
@@ -86,7 +99,24 @@ export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Prom
       connections.opened++;
       connections.open++;
       connections.mostAtOnce = Math.max(connections.mostAtOnce, connections.open);
-      if (behaviour.rejectGreeting) return callback(smtpError(421, '4.3.2 Too busy, try again later'));
+      if (behaviour.rejectGreeting || broken) {
+        connections.refused++;
+        return callback(smtpError(421, '4.3.2 Too busy, try again later'));
+      }
+      if (behaviour.maxConnections !== undefined && connections.open > behaviour.maxConnections) {
+        connections.refused++;
+        return callback(smtpError(421, '4.7.0 Too many connections from your host'));
+      }
+      callback();
+    },
+    onMailFrom(_address, _session, callback) {
+      triedAt.push(Date.now());
+      if (behaviour.maxPerSecond !== undefined) {
+        const now = Date.now();
+        let recent = 0;
+        for (let index = acceptedAt.length - 1; index >= 0 && (acceptedAt[index] as number) > now - 1000; index--) recent++;
+        if (recent >= behaviour.maxPerSecond) return callback(smtpError(450, '4.7.0 Rate limit exceeded, slow down'));
+      }
       callback();
     },
     onClose() {
@@ -128,6 +158,7 @@ export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Prom
           return callback(smtpError(451, '4.3.0 Temporary failure, try again later'));
         }
         record('accepted');
+        acceptedAt.push(Date.now());
         if (behaviour.replyDelayMs) setTimeout(() => callback(null, 'Message queued as test'), behaviour.replyDelayMs);
         else callback(null, 'Message queued as test');
       });
@@ -147,6 +178,12 @@ export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Prom
     dropConnections: () => {
       for (const connection of server.connections) connection._socket.destroy();
     },
+    setBroken(value) {
+      broken = value;
+      if (value) for (const connection of server.connections) connection._socket.destroy();
+    },
+    acceptedAt,
+    triedAt,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -16,10 +16,11 @@ import {
   type SendPlan,
   type SendSummary,
 } from '../../app/send.js';
-import { openTransport, createPacer, retryPolicy, type TransportFlags } from '../../app/transports.js';
+import { openTransport, createPacing, retryPolicy, type TransportFlags } from '../../app/transports.js';
 import { DELIVERY_STATES, isDeliveryState, type DeliveryState } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
 import type { Dispatcher } from '../../send/dispatcher.js';
+import { formatRate } from '../../send/adaptive.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
 
@@ -46,6 +47,7 @@ function addRunOptions(command: Command): Command {
   return command
     .option('--outbox <dir>', 'write each message as an .eml file in this directory instead of sending (same tracking)')
     .option('--rate <rate>', 'at most this many messages per second, minute or hour: 50/s, 3000/m, 100000/h (default: $BULLETIN_RATE or 50/s)')
+    .option('--rate-floor <rate>', 'when the relay pushes back the pace drops by itself, never below this (default: $BULLETIN_RATE_FLOOR or 1/s)')
     .option('--connections <n>', 'SMTP connections per relay (default: $BULLETIN_CONNECTIONS or 5)', parsePositive)
     .option('--messages-per-connection <n>', 'messages before a connection is renewed (default 100)', parsePositive)
     .option('--retry-min <duration>', 'first retry of a temporary failure after about this long (default: 5m)')
@@ -208,7 +210,7 @@ function parseStates(text: string): DeliveryState[] {
 function runOptions(app: App, transport: RunOptions['transport'], flags: SendFlags, onStart: RunOptions['onStart']): RunOptions {
   return {
     transport,
-    pacer: createPacer(flags.rate ?? app.config.rate),
+    ...createPacing(flags.rate ?? app.config.rate, flags.rateFloor ?? app.config.rateFloor),
     retry: retryPolicy(app.config, flags),
     resendUncertain: flags.uncertain !== 'hold',
     waitForDeferred: flags.wait,
@@ -270,10 +272,13 @@ async function withProgress(
     const counts = dispatcher?.counts ?? { sent: 0, deferred: 0, failed: 0, uncertain: 0, skipped: 0 };
     const seconds = (Date.now() - started) / 1000;
     const waiting = dispatcher?.waitingUntil;
+    const slower = dispatcher?.note ?? null;
+    const note = [waiting ? `waiting for retries due ${formatDate(waiting)}` : null, slower, stopSignal ? 'stopping…' : null].filter((part) => part !== null);
     return {
       ...counts,
       rate: seconds > 0 ? (counts.sent / seconds).toFixed(0) : '0',
-      note: waiting ? ` | waiting for retries due ${formatDate(waiting)}` : stopSignal ? ' | stopping…' : '',
+      pace: dispatcher?.currentRate == null ? null : formatRate(dispatcher.currentRate),
+      note: note.length > 0 ? ` | ${note.join(' | ')}` : '',
     };
   };
   const timer = setInterval(() => {

@@ -1,0 +1,138 @@
+// `bulletin send` against relays that push back, end to end through the CLI: a relay allowing 3
+// connections, one allowing 50 messages a second, and three relays of which one breaks mid-send.
+// All mail is delivered; the pace and the connection count follow what the relays accept.
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { LIST_FLAGS, rows } from './helpers/app.js';
+import { runOk } from './helpers/cli.js';
+import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
+import { startSmtpServer, type SmtpServerBehaviour, type TestSmtpServer } from './helpers/smtp-servers.js';
+
+let db: TestDatabase;
+const servers: TestSmtpServer[] = [];
+before(async () => {
+  db = await createTestDatabase();
+});
+after(async () => {
+  await Promise.all(servers.map((server) => server.close()));
+  await db?.drop();
+});
+
+async function server(behaviour: SmtpServerBehaviour = {}): Promise<TestSmtpServer> {
+  const started = await startSmtpServer(behaviour);
+  servers.push(started);
+  return started;
+}
+
+const FAST_RETRIES = ['--retry-min', '100ms', '--retry-max', '500ms', '--retry-deadline', '5m'];
+
+async function listWith(slug: string, count: number): Promise<{ addresses: string[]; file: string }> {
+  await runOk(['list', 'create', slug, ...LIST_FLAGS], db);
+  const addresses = Array.from({ length: count }, (_, index) => `${slug}${index}@example.net`);
+  const csv = join(db.cwd, `${slug}.csv`);
+  await writeFile(csv, `email\n${addresses.join('\n')}\n`);
+  await runOk(['subscribers', 'import', csv, '--list', slug], db);
+  const file = join(db.cwd, `${slug}.md`);
+  await writeFile(file, `---\nsubject: Under fire (${slug})\n---\nHello {{subscriber.email}}.\n`);
+  return { addresses, file };
+}
+
+interface Summary {
+  bulletinId: number;
+  finished: boolean;
+  counts: Record<string, number>;
+}
+
+/** Every address accepted at least once over all servers; more than once only with one Message-ID. */
+function assertDelivered(addresses: readonly string[], relays: readonly TestSmtpServer[]): Map<string, number> {
+  const accepted = new Map<string, Set<string>>();
+  const copies = new Map<string, number>();
+  for (const relay of relays) {
+    for (const message of relay.received) {
+      if (!message.accepted) continue;
+      for (const to of message.envelope.to) {
+        accepted.set(to, (accepted.get(to) ?? new Set()).add(message.messageId));
+        copies.set(to, (copies.get(to) ?? 0) + 1);
+      }
+    }
+  }
+  for (const address of addresses) {
+    assert.equal(accepted.get(address)?.size, 1, `${address}: accepted, always under one Message-ID`);
+  }
+  return copies;
+}
+
+/** Messages per second over [from, to) ms, from a list of Date.now() stamps. */
+function perSecond(stamps: readonly number[], from: number, to: number): number {
+  return (stamps.filter((stamp) => stamp >= from && stamp < to).length * 1000) / (to - from);
+}
+
+describe(`sending under fire (${DATABASE_KIND} database)`, () => {
+  test('a relay answering 421 beyond 3 connections: every message delivered once, over at most 3 connections after the first refusals', async () => {
+    const relay = await server({ maxConnections: 3 });
+    const { addresses, file } = await listWith('conns', 300);
+    const summary = (await runOk(['send', file, '--list', 'conns', '--yes', '--json', '--quiet', '--rate', '2000/s', '--connections', '8', ...FAST_RETRIES], {
+        ...db,
+        env: { ...db.env, SMTP_URL: relay.url },
+      })) as Summary;
+    assert.equal(summary.finished, true);
+    assert.equal(summary.counts.sent, 300);
+    const copies = assertDelivered(addresses, [relay]);
+    assert.ok([...copies.values()].every((count) => count === 1), 'nobody got two copies');
+    // Without adapting, every message beyond the third connection would meet a 421 (hundreds).
+    assert.ok(relay.connections.refused <= 12, `${relay.connections.refused} connections refused`);
+    const deferred = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND attempts > 1`, [summary.bulletinId]);
+    assert.equal(deferred[0]?.count, 0, 'a refused connection made no message wait for a retry');
+  });
+
+  test('a relay answering 4.7.0 beyond 50 messages a second: all delivered, and the pace settles near 50/s (configured 200/s)', async () => {
+    const relay = await server({ maxPerSecond: 50 });
+    const { addresses, file } = await listWith('pace', 500);
+    const started = Date.now();
+    const summary = (await runOk(['send', file, '--list', 'pace', '--yes', '--json', '--quiet', '--rate', '200/s', '--connections', '5', ...FAST_RETRIES], {
+        ...db,
+        env: { ...db.env, SMTP_URL: relay.url },
+      })) as Summary;
+    const ended = Date.now();
+    assert.equal(summary.finished, true);
+    assert.equal(summary.counts.sent, 500);
+    assertDelivered(addresses, [relay]);
+    // After the first seconds of discovery: tried near what is accepted, not at the configured 200/s.
+    const settledFrom = started + 3000;
+    const tried = perSecond(relay.triedAt, settledFrom, ended - 500);
+    const accepted = perSecond(relay.acceptedAt, settledFrom, ended - 500);
+    assert.ok(accepted >= 30 && accepted <= 51, `accepted ${accepted.toFixed(1)}/s`);
+    assert.ok(tried <= 90, `tried ${tried.toFixed(1)}/s once settled (configured 200/s)`);
+  });
+
+  test('three relays, one breaks mid-send: the others carry everything, each delivery names its relay', async () => {
+    const relays = [await server(), await server(), await server()];
+    const [first, second, breaking] = relays as [TestSmtpServer, TestSmtpServer, TestSmtpServer];
+    const { addresses, file } = await listWith('relays', 300);
+    const timer = setInterval(() => {
+      if (breaking.acceptedAt.length >= 30) {
+        breaking.setBroken(true);
+        clearInterval(timer);
+      }
+    }, 5);
+    const summary = (await runOk(['send', file, '--list', 'relays', '--yes', '--json', '--quiet', '--rate', '300/s', '--connections', '2', ...FAST_RETRIES], {
+        ...db,
+        env: { ...db.env, SMTP_URL: relays.map((relay) => relay.url).join(',') },
+      })) as Summary;
+    clearInterval(timer);
+    assert.equal(summary.finished, true);
+    assert.equal(summary.counts.sent, 300);
+    assertDelivered(addresses, relays);
+    const byRelay = await rows<{ relay: string; count: number }>(
+      db,
+      `SELECT relay, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY relay ORDER BY relay`,
+      [summary.bulletinId],
+    );
+    const countOf = (relay: TestSmtpServer) => byRelay.find((row) => row.relay === `smtp://127.0.0.1:${relay.port}`)?.count ?? 0;
+    assert.equal(countOf(first) + countOf(second) + countOf(breaking), 300, JSON.stringify(byRelay));
+    assert.ok(countOf(breaking) >= 30 && countOf(breaking) <= 40, `the broken relay took ${countOf(breaking)} before it broke`);
+    assert.ok(countOf(first) >= 100 && countOf(second) >= 100, JSON.stringify(byRelay));
+  });
+});
