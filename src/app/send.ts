@@ -10,6 +10,9 @@ import type { DeliveryState, RetryPolicy } from '../domain/delivery.js';
 import type { MailingList } from '../domain/list.js';
 import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT, type CompiledBulletin, type TemplateSet } from '../render/index.js';
 import type { AdaptivePace } from '../send/adaptive.js';
+import { SharedPacer } from '../send/shared-pacer.js';
+import { parseRate } from '../send/throttle.js';
+import { reserveSlots } from '../store/send-pacing.js';
 import { Dispatcher, type Clock, type DispatchEnd, type Pacer } from '../send/dispatcher.js';
 import type { Transport } from '../send/transport.js';
 import {
@@ -18,6 +21,7 @@ import {
   findUnfinishedBulletin,
   finishBulletinIfDone,
   insertBulletin,
+  selectUnfinishedBulletinIds,
   latestBulletin,
   type StoredBulletin,
 } from '../store/bulletins.js';
@@ -148,7 +152,13 @@ async function compileStored(app: App, bulletin: StoredBulletin, list: MailingLi
 
 export interface RunOptions {
   readonly transport: Transport;
-  readonly pacer: Pacer;
+  /**
+   * Paces the messages. Default: the send's pace shared through the database by all its workers,
+   * at `rate` messages per second.
+   */
+  readonly pacer?: Pacer;
+  /** Messages per second, for the shared pace (when no `pacer` is given). */
+  readonly rate?: number;
   /** Adapts the pacer's rate to relay pushback. */
   readonly pace?: AdaptivePace;
   readonly retry: RetryPolicy;
@@ -194,6 +204,12 @@ export async function runSend(app: App, plan: SendPlan, options: RunOptions): Pr
   return dispatchBulletin(app, bulletin, plan.list, options);
 }
 
+/** Unfinished bulletins (of one list, or of all), oldest first: the work `bulletin worker` joins. */
+export async function unfinishedBulletins(app: App, listSlug?: string): Promise<number[]> {
+  const list = listSlug === undefined ? null : await requireList(app.db, listSlug);
+  return selectUnfinishedBulletinIds(app.db, list?.id ?? null);
+}
+
 /** `bulletin resume <id>`: picks up an unfinished bulletin (or its deferred deliveries) where it stopped. */
 export async function resumeSend(app: App, bulletinId: number, options: RunOptions): Promise<SendSummary> {
   const bulletin = await findBulletin(app.db, bulletinId);
@@ -211,11 +227,16 @@ async function listOf(app: App, bulletin: StoredBulletin): Promise<MailingList> 
 async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: MailingList, options: RunOptions): Promise<SendSummary> {
   await reclaimAbandoned(app, bulletin.id);
   const compiled = await compileStored(app, bulletin, list);
+  const pacer =
+    options.pacer ??
+    new SharedPacer((count, intervalMs) => reserveSlots(app.db, bulletin.id, count, intervalMs), {
+      rate: options.rate ?? parseRate(app.config.rate),
+    });
   const dispatcher = new Dispatcher(
     {
       db: app.db,
       transport: options.transport,
-      pacer: options.pacer,
+      pacer,
       render: (recipient) => compiled.render(recipient),
       ...(options.pace ? { pace: options.pace } : {}),
       ...(options.clock ? { clock: options.clock } : {}),

@@ -5,9 +5,8 @@ import { DEFAULT_RETRY_POLICY, parseDuration, type RetryPolicy } from '../domain
 import { createOutboxTransport } from '../send/outbox-transport.js';
 import { createRelayPool } from '../send/relay-pool.js';
 import { createSmtpTransport, parseRelayList } from '../send/smtp-transport.js';
-import { parseRate, Throttle } from '../send/throttle.js';
+import { parseRate } from '../send/throttle.js';
 import { AdaptivePace } from '../send/adaptive.js';
-import type { Pacer } from '../send/dispatcher.js';
 import type { Transport } from '../send/transport.js';
 import type { Config } from './config.js';
 
@@ -45,12 +44,12 @@ export async function openTransport(config: Config, flags: TransportFlags): Prom
   );
 }
 
-/** The throttle at the configured rate, and the adaptive pace that lowers it under relay pushback. */
-export function createPacing(rate: string, floor: string): { pacer: Pacer; pace: AdaptivePace } {
+/** The configured rate (messages per second), and the adaptive pace that lowers it under relay pushback. */
+export function createPacing(rate: string, floor: string): { rate: number; pace: AdaptivePace } {
   const maxRate = parseRate(rate);
   const floorRate = parseRate(floor);
   if (floorRate > maxRate) throw new BulletinError('BAD_INPUT', `The rate floor (${floor}) is above the rate (${rate}).`);
-  return { pacer: new Throttle({ rate: maxRate }), pace: new AdaptivePace({ maxRate, floorRate }) };
+  return { rate: maxRate, pace: new AdaptivePace({ maxRate, floorRate }) };
 }
 
 export function retryPolicy(config: Config, flags: TransportFlags): RetryPolicy {

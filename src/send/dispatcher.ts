@@ -9,6 +9,7 @@ import {
   claimDue,
   claimQueued,
   countByState,
+  expireAbandonedClaims,
   nextDueAt,
   recordOutcomes,
   releaseClaims,
@@ -155,9 +156,14 @@ export class Dispatcher {
     let prefetch: Promise<{ claimed: ClaimedDelivery[]; full: boolean }> | null = null;
     let lastClaimFull = true;
     const flushTimer = setInterval(() => void this.flush().catch(() => undefined), flushEvery.ms);
+    // Renew our leases; and take over the claims of workers that stopped renewing theirs (killed,
+    // or cut off): they become uncertain, and are re-sent with their Message-ID when due.
     const leaseTimer = setInterval(
-      () => void renewLeases(db, this.owner, this.leaseMs).catch(() => undefined),
-      Math.max(1000, this.leaseMs / 3),
+      () =>
+        void renewLeases(db, this.owner, this.leaseMs)
+          .then(() => expireAbandonedClaims(db, this.options.bulletinId, [], this.owner))
+          .catch(() => undefined),
+      Math.max(250, this.leaseMs / 3),
     );
     let end: DispatchEnd = 'finished';
     try {
@@ -196,7 +202,11 @@ export class Dispatcher {
           prefetch = claimBatch();
           prefetch.catch(() => undefined); // awaited (and its error seen) when the queue runs dry
         }
-        await this.deps.pacer.acquire(signal).catch(() => undefined); // rejects only when stopping
+        try {
+          await this.deps.pacer.acquire(signal);
+        } catch (error) {
+          if (!signal.aborted) throw error; // an abort only means we are stopping
+        }
         while (inFlight.size >= transport.concurrency) await Promise.race(inFlight);
         if (signal.aborted) continue;
         const claimed = queue.shift() as ClaimedDelivery;

@@ -80,6 +80,15 @@ export async function findBulletinByReference(sql: Sql, listId: number, referenc
   return rows[0] ? toBulletin(rows[0]) : null;
 }
 
+/** Ids of unfinished bulletins (of one list, or all), oldest first: what `bulletin worker` joins. */
+export async function selectUnfinishedBulletinIds(sql: Sql, listId: number | null): Promise<number[]> {
+  const { rows } = await sql.query<{ id: number }>(
+    `SELECT id FROM bulletins WHERE finished_at IS NULL AND ($1::int IS NULL OR list_id = $1) ORDER BY id`,
+    [listId],
+  );
+  return rows.map((row) => row.id);
+}
+
 export async function latestBulletin(sql: Sql): Promise<StoredBulletin | null> {
   const { rows } = await sql.query<BulletinRow>('SELECT * FROM bulletins ORDER BY id DESC LIMIT 1');
   return rows[0] ? toBulletin(rows[0]) : null;

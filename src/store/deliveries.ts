@@ -184,13 +184,20 @@ export async function selectSendingOwners(sql: Sql, bulletinId: number): Promise
  * A claim whose lease expired, or whose owner is known dead, was perhaps sent and perhaps not:
  * it becomes `uncertain` (the duplicate window of RFC 1047).
  */
-export async function expireAbandonedClaims(sql: Sql, bulletinId: number, deadOwners: readonly string[]): Promise<number> {
+export async function expireAbandonedClaims(
+  sql: Sql,
+  bulletinId: number,
+  deadOwners: readonly string[],
+  exceptOwner: string | null = null,
+): Promise<number> {
+  // `exceptOwner`: a worker never expires its own claims (after an outage it renews them instead).
   const { rowCount } = await sql.query(
     `UPDATE deliveries
         SET state = 'uncertain', owner = NULL, lease_until = NULL, next_attempt_at = now(),
             last_reply = 'uncertain: the sender stopped while this message was in flight', updated_at = now()
-      WHERE bulletin_id = $1 AND state = 'sending' AND (lease_until < now() OR owner = ANY($2::text[]))`,
-    [bulletinId, deadOwners],
+      WHERE bulletin_id = $1 AND state = 'sending' AND (lease_until < now() OR owner = ANY($2::text[]))
+        AND owner IS DISTINCT FROM $3`,
+    [bulletinId, deadOwners, exceptOwner],
   );
   return rowCount ?? 0;
 }

@@ -12,12 +12,13 @@ import {
   resumeSend,
   runSend,
   sendTestCopy,
+  unfinishedBulletins,
   type RunOptions,
   type SendPlan,
   type SendSummary,
 } from '../../app/send.js';
 import { openTransport, createPacing, retryPolicy, type TransportFlags } from '../../app/transports.js';
-import { DELIVERY_STATES, isDeliveryState, type DeliveryState } from '../../domain/delivery.js';
+import { DELIVERY_STATES, isDeliveryState, parseDuration, type DeliveryState } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
 import type { Dispatcher } from '../../send/dispatcher.js';
 import { formatRate } from '../../send/adaptive.js';
@@ -31,6 +32,7 @@ interface SendFlags extends TransportFlags {
   testTo?: string;
   uncertain: 'resend' | 'hold';
   wait: boolean;
+  lease?: string;
   verp?: boolean;
   templates?: string;
   quiet?: boolean;
@@ -59,6 +61,7 @@ function addRunOptions(command: Command): Command {
         .default('resend'),
     )
     .option('--no-wait', 'stop when only deferred deliveries remain, instead of waiting for their retries')
+    .option('--lease <duration>', 'claims stay this worker\'s without renewal this long; after it, other workers take them over (default: 60s)')
     .option('--quiet', 'no progress display')
     .option('--json', 'print the summary as JSON');
 }
@@ -118,6 +121,50 @@ Examples:
           await confirm(context, plan, transport.description, flags);
           const summary = await withProgress(context, flags, (onStart) => runSend(app, plan, runOptions(app, transport, flags, onStart)));
           report(context, summary, flags);
+        } finally {
+          await transport.close();
+        }
+      });
+    });
+
+  addRunOptions(
+    program
+      .command('worker')
+      .description('join every unfinished send (of one list, or all) and help it along; with several workers the rate stays global')
+      .option('--list <slug>', 'only sends to this list')
+      .option('--once', 'go through the unfinished sends once, then exit (default: keep looking every 5 seconds)'),
+  )
+    .addHelpText(
+      'after',
+      `
+Any number of workers, on any machines sharing the PostgreSQL server (DATABASE_URL), can work on
+one send: each claims its own deliveries (FOR UPDATE SKIP LOCKED), and together they keep the
+send's configured rate. A worker that dies leaves its claims to the others once its lease runs out.
+
+Examples:
+  bulletin worker --list news
+  bulletin worker --once --json`,
+    )
+    .action(async (flags: SendFlags & { once?: boolean }) => {
+      await context.run(async (app) => {
+        const transport = await openTransport(app.config, flags);
+        try {
+          for (;;) {
+            const ids = await unfinishedBulletins(app, flags.list);
+            for (const id of ids) {
+              const summary = await withProgress(context, { ...flags, wait: false }, (onStart) =>
+                resumeSend(app, id, runOptions(app, transport, { ...flags, wait: false }, onStart)),
+              );
+              report(context, summary, flags);
+              if (context.exitCode !== 0) return;
+            }
+            if (flags.once) return;
+            if (ids.length === 0 && !flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
+            if (await interruptibleSleep(5_000)) {
+              context.exitCode = 130;
+              return;
+            }
+          }
         } finally {
           await transport.close();
         }
@@ -208,8 +255,15 @@ function parseStates(text: string): DeliveryState[] {
 }
 
 function runOptions(app: App, transport: RunOptions['transport'], flags: SendFlags, onStart: RunOptions['onStart']): RunOptions {
+  let leaseMs: number | undefined;
+  if (flags.lease !== undefined) {
+    const parsed = parseDuration(flags.lease);
+    if (parsed === null || parsed < 1000) throw new BulletinError('BAD_INPUT', `--lease "${flags.lease}" is not a duration of at least 1s (like 30s or 2m).`);
+    leaseMs = parsed;
+  }
   return {
     transport,
+    ...(leaseMs === undefined ? {} : { leaseMs }),
     ...createPacing(flags.rate ?? app.config.rate, flags.rateFloor ?? app.config.rateFloor),
     retry: retryPolicy(app.config, flags),
     resendUncertain: flags.uncertain !== 'hold',
@@ -334,6 +388,22 @@ function report(context: CliContext, summary: SendSummary, flags: SendFlags): vo
     lines.push(`  ${c.uncertain} uncertain held (perhaps sent). Re-send them with: bulletin resume ${summary.bulletinId} --uncertain resend`);
   }
   printLines(context.io, ...lines);
+}
+
+/** Sleeps; resolves true at once if Ctrl-C or SIGTERM comes first. */
+function interruptibleSleep(ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onSignal = () => finish(true);
+    const timer = setTimeout(() => finish(false), ms);
+    function finish(interrupted: boolean) {
+      clearTimeout(timer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(interrupted);
+    }
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
 }
 
 function formatSeconds(seconds: number): string {
