@@ -11,6 +11,7 @@ import {
   countByState,
   expireAbandonedClaims,
   nextDueAt,
+  nextLeaseEnd,
   recordOutcomes,
   releaseClaims,
   renewLeases,
@@ -98,6 +99,8 @@ export class Dispatcher {
   readonly counts: DispatchCounts = { sent: 0, deferred: 0, failed: 0, uncertain: 0, skipped: 0 };
   /** Set while the loop sleeps until the next deferred delivery is due. */
   waitingUntil: Date | null = null;
+  /** Set while the loop waits for other workers' claims to end or lapse. */
+  waitingForWorkers = false;
   private readonly clock: Clock;
   private readonly stopController = new AbortController();
   private readonly pending: DeliveryOutcome[] = [];
@@ -128,7 +131,11 @@ export class Dispatcher {
 
   /** Why the send goes slower than configured right now (relay pushback, fewer connections, relays down), if it does. */
   get note(): string | null {
-    const notes = [this.deps.pace?.note ?? null, this.deps.transport.note?.() ?? null].filter((note) => note !== null);
+    const notes = [
+      this.waitingForWorkers ? 'waiting for other workers to finish their messages' : null,
+      this.deps.pace?.note ?? null,
+      this.deps.transport.note?.() ?? null,
+    ].filter((note) => note !== null);
     return notes.length > 0 ? notes.join('; ') : null;
   }
 
@@ -183,6 +190,16 @@ export class Dispatcher {
             await this.flush();
             const due = await nextDueAt(db, this.options.bulletinId, this.options.resendUncertain);
             if (due === null) {
+              // Other workers still hold claims: wait for them to finish, or for their leases to
+              // lapse (a worker that died), and then take those over.
+              const leaseEnd = await nextLeaseEnd(db, this.options.bulletinId, this.owner);
+              if (leaseEnd !== null) {
+                this.waitingForWorkers = true;
+                await this.clock.sleep(Math.min(this.leaseMs, Math.max(50, leaseEnd.getTime() - Date.now() + 50)), signal);
+                this.waitingForWorkers = false;
+                await expireAbandonedClaims(db, this.options.bulletinId, [], this.owner);
+                continue;
+              }
               end = (await this.hasHeldUncertain()) ? 'uncertain held' : 'finished';
               break;
             }

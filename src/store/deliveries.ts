@@ -224,6 +224,16 @@ export async function nextDueAt(sql: Sql, bulletinId: number, includeUncertain =
   return rows[0]?.due ?? null;
 }
 
+/** When the first lease of another worker's claims on this bulletin runs out (null: none held). */
+export async function nextLeaseEnd(sql: Sql, bulletinId: number, exceptOwner: string): Promise<Date | null> {
+  const { rows } = await sql.query<{ until: Date | null }>(
+    `SELECT min(lease_until) AS until FROM deliveries
+      WHERE bulletin_id = $1 AND state = 'sending' AND owner IS DISTINCT FROM $2`,
+    [bulletinId, exceptOwner],
+  );
+  return rows[0]?.until ?? null;
+}
+
 /** Messages sent in the last `seconds` seconds, for the current rate. */
 export async function countSentSince(sql: Sql, bulletinId: number, seconds: number): Promise<number> {
   const { rows } = await sql.query<{ count: number }>(
