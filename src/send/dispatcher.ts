@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { nextAttemptAt, type RetryPolicy } from '../domain/delivery.js';
-import type { Database } from '../store/database.js';
+import { isConnectionError, type Database } from '../store/database.js';
 import {
   claimDue,
   claimQueued,
@@ -131,7 +131,11 @@ export class Dispatcher {
 
   /** Why the send goes slower than configured right now (relay pushback, fewer connections, relays down), if it does. */
   get note(): string | null {
+    const down = this.databaseDownSince;
     const notes = [
+      down
+        ? `database unreachable since ${down.toISOString().slice(11, 19)} (${this.databaseError.slice(0, 60)}); ${this.pending.length} outcomes kept, sending paused${this.databaseRetryAt ? `, retrying in ${Math.max(0, Math.ceil((this.databaseRetryAt.getTime() - Date.now()) / 1000))} s` : ''}`
+        : null,
       this.waitingForWorkers ? 'waiting for other workers to finish their messages' : null,
       this.deps.pace?.note ?? null,
       this.deps.transport.note?.() ?? null,
@@ -162,14 +166,14 @@ export class Dispatcher {
     // back full), so the connections never idle through a claim's round trip.
     let prefetch: Promise<{ claimed: ClaimedDelivery[]; full: boolean }> | null = null;
     let lastClaimFull = true;
-    const flushTimer = setInterval(() => void this.flush().catch(() => undefined), flushEvery.ms);
+    const flushTimer = setInterval(() => void this.flush().catch((error) => this.noticeDatabaseError(error)), flushEvery.ms);
     // Renew our leases; and take over the claims of workers that stopped renewing theirs (killed,
     // or cut off): they become uncertain, and are re-sent with their Message-ID when due.
     const leaseTimer = setInterval(
       () =>
         void renewLeases(db, this.owner, this.leaseMs)
           .then(() => expireAbandonedClaims(db, this.options.bulletinId, [], this.owner))
-          .catch(() => undefined),
+          .catch((error) => this.noticeDatabaseError(error)),
       Math.max(250, this.leaseMs / 3),
     );
     let end: DispatchEnd = 'finished';
@@ -179,28 +183,43 @@ export class Dispatcher {
           end = 'stopped';
           break;
         }
+        if (this.databaseDownSince !== null) {
+          // The database went away (seen by a flush or a lease renewal): send nothing more until
+          // it is back and the outcomes so far are written, then keep only the claims still ours.
+          await this.untilDatabase(() => this.flush());
+          const held = new Set(await this.untilDatabase(() => renewLeases(db, this.owner, this.leaseMs)));
+          queue = queue.filter((claimed) => held.has(claimed.id));
+          continue;
+        }
         if (queue.length === 0) {
-          const batch = await (prefetch ?? claimBatch());
-          prefetch = null;
+          let batch: { claimed: ClaimedDelivery[]; full: boolean } | null = null;
+          if (prefetch !== null) {
+            batch = await prefetch.catch((error: unknown) => {
+              if (!isConnectionError(error)) throw error;
+              return null;
+            });
+            prefetch = null;
+          }
+          batch ??= await this.untilDatabase(claimBatch);
           queue = batch.claimed;
           lastClaimFull = batch.full;
           if (queue.length === 0 && !batch.full) {
             // Nothing claimable now: let in-flight messages end (they may defer), then decide.
             await Promise.all(inFlight);
-            await this.flush();
-            const due = await nextDueAt(db, this.options.bulletinId, this.options.resendUncertain);
+            await this.untilDatabase(() => this.flush());
+            const due = await this.untilDatabase(() => nextDueAt(db, this.options.bulletinId, this.options.resendUncertain));
             if (due === null) {
               // Other workers still hold claims: wait for them to finish, or for their leases to
               // lapse (a worker that died), and then take those over.
-              const leaseEnd = await nextLeaseEnd(db, this.options.bulletinId, this.owner);
+              const leaseEnd = await this.untilDatabase(() => nextLeaseEnd(db, this.options.bulletinId, this.owner));
               if (leaseEnd !== null) {
                 this.waitingForWorkers = true;
                 await this.clock.sleep(Math.min(this.leaseMs, Math.max(50, leaseEnd.getTime() - Date.now() + 50)), signal);
                 this.waitingForWorkers = false;
-                await expireAbandonedClaims(db, this.options.bulletinId, [], this.owner);
+                await this.untilDatabase(() => expireAbandonedClaims(db, this.options.bulletinId, [], this.owner));
                 continue;
               }
-              end = (await this.hasHeldUncertain()) ? 'uncertain held' : 'finished';
+              end = (await this.untilDatabase(() => this.hasHeldUncertain())) ? 'uncertain held' : 'finished';
               break;
             }
             if (due.getTime() <= this.clock.now().getTime()) continue;
@@ -220,7 +239,7 @@ export class Dispatcher {
           prefetch.catch(() => undefined); // awaited (and its error seen) when the queue runs dry
         }
         try {
-          await this.deps.pacer.acquire(signal);
+          await this.untilDatabase(() => this.deps.pacer.acquire(signal));
         } catch (error) {
           if (!signal.aborted) throw error; // an abort only means we are stopping
         }
@@ -238,14 +257,15 @@ export class Dispatcher {
         prefetch = null;
         queue.push(...batch.claimed);
       }
-      await releaseClaims(db, this.owner, queue.map((claimed) => claimed.id));
+      const unsent = queue.map((claimed) => claimed.id);
+      await this.untilDatabase(() => releaseClaims(db, this.owner, unsent), { evenWhenStopping: true });
       queue = [];
       await Promise.all(inFlight);
     } finally {
       clearInterval(flushTimer);
       clearInterval(leaseTimer);
       await Promise.all(inFlight);
-      await this.flush();
+      await this.untilDatabase(() => this.flush(), { evenWhenStopping: true });
     }
     return end;
   }
@@ -288,6 +308,43 @@ export class Dispatcher {
     this.counts[state]++;
     this.pending.push({ id: claimed.id, state, relay: outcome.relay, reply, messageId, nextAttemptAt: next });
   }
+
+  /** Since when the database has been unreachable (null: it answers). */
+  databaseDownSince: Date | null = null;
+  private databaseError = '';
+
+  private noticeDatabaseError(error: unknown): void {
+    if (!isConnectionError(error)) return; // a failed statement is retried by the next flush or renewal
+    this.databaseDownSince ??= new Date();
+    this.databaseError = (error as Error).message;
+  }
+
+  /**
+   * Runs a database step; while the database is unreachable, waits (0.5 s, doubling to 15 s) and
+   * tries again, so a restarted server costs a pause, never a crash or a lost outcome. Other errors
+   * are thrown. Gives up only when stopping (unless `evenWhenStopping`: the last flush).
+   */
+  private async untilDatabase<T>(step: () => Promise<T>, options: { evenWhenStopping?: boolean } = {}): Promise<T> {
+    for (let waitMs = 500; ; waitMs = Math.min(15_000, waitMs * 2)) {
+      try {
+        const result = await step();
+        if (this.databaseDownSince !== null) {
+          this.databaseDownSince = null;
+          this.databaseError = '';
+        }
+        return result;
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        this.noticeDatabaseError(error);
+        if (this.stopping && !options.evenWhenStopping) throw error;
+        this.databaseRetryAt = new Date(Date.now() + waitMs);
+        await realClock.sleep(waitMs, options.evenWhenStopping ? undefined : this.stopController.signal);
+        this.databaseRetryAt = null;
+      }
+    }
+  }
+
+  private databaseRetryAt: Date | null = null;
 
   /** Writes the outcomes gathered so far in one statement; flushes never overlap. */
   flush(): Promise<void> {

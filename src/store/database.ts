@@ -18,6 +18,21 @@ export interface Sql {
   ): Promise<{ rows: Row[]; rowCount: number | null }>;
 }
 
+/**
+ * Whether an error means the database could not be reached or went away (refused, reset, server
+ * shutting down or starting up), as opposed to a statement that failed: the send waits and retries
+ * the former, and stops on the latter.
+ */
+export function isConnectionError(error: unknown): boolean {
+  const failure = error as { code?: unknown; message?: unknown } | null;
+  const code = typeof failure?.code === 'string' ? failure.code : '';
+  if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code)) return true;
+  // SQLSTATE class 08 (connection exception), 57P01–57P03 (admin/crash shutdown, cannot connect now).
+  if (/^08...$/.test(code) || /^57P0[123]$/.test(code)) return true;
+  const message = typeof failure?.message === 'string' ? failure.message : '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(message);
+}
+
 export type DatabaseTarget =
   | { readonly kind: 'server'; readonly url: string }
   | { readonly kind: 'embedded'; readonly dataDir: string };

@@ -163,12 +163,15 @@ export async function releaseClaims(sql: Sql, owner: string, ids: readonly numbe
 }
 
 /** Extends the lease of everything this owner holds (a heartbeat while a send runs). */
-export async function renewLeases(sql: Sql, owner: string, leaseMs: number): Promise<void> {
-  await sql.query(
+/** Extends this owner's leases; returns the ids still held (others may have taken over lapsed ones). */
+export async function renewLeases(sql: Sql, owner: string, leaseMs: number): Promise<number[]> {
+  const { rows } = await sql.query<{ id: number }>(
     `UPDATE deliveries SET lease_until = now() + $2 * interval '1 millisecond'
-      WHERE state = 'sending' AND owner = $1`,
+      WHERE state = 'sending' AND owner = $1
+      RETURNING id`,
     [owner, leaseMs],
   );
+  return rows.map((row) => row.id);
 }
 
 /** Owners holding deliveries of this bulletin in `sending`, to tell the living from the dead. */
