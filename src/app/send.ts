@@ -21,6 +21,7 @@ import {
   findUnfinishedBulletin,
   finishBulletinIfDone,
   insertBulletin,
+  reopenBulletin,
   selectUnfinishedBulletinIds,
   latestBulletin,
   type StoredBulletin,
@@ -31,6 +32,7 @@ import {
   enqueueDeliveries,
   expireAbandonedClaims,
   nextDueAt,
+  requeueDeliveries,
   selectDeliveries,
   selectSendingOwners,
   topReplies,
@@ -202,6 +204,34 @@ export async function runSend(app: App, plan: SendPlan, options: RunOptions): Pr
       return stored;
     }));
   return dispatchBulletin(app, bulletin, plan.list, options);
+}
+
+/** States `bulletin retry` may put back to work. */
+export const RETRYABLE_STATES: readonly DeliveryState[] = ['failed', 'uncertain', 'deferred'];
+
+/**
+ * `bulletin retry <id> --state failed,uncertain`: those deliveries become due now with a new retry
+ * window (same Message-IDs), and the bulletin is resumed to send them (members who left are skipped).
+ */
+export async function retryDeliveries(
+  app: App,
+  bulletinId: number,
+  states: readonly DeliveryState[],
+  options: RunOptions,
+): Promise<{ requeued: number; summary: SendSummary }> {
+  const refused = states.filter((state) => !RETRYABLE_STATES.includes(state));
+  if (refused.length > 0) {
+    throw new BulletinError('USAGE', `Only ${RETRYABLE_STATES.join(', ')} deliveries can be retried, not ${refused.join(', ')}.`);
+  }
+  const bulletin = await findBulletin(app.db, bulletinId);
+  if (!bulletin) throw new BulletinError('NOT_FOUND', `There is no bulletin ${bulletinId} (see \`bulletin status\`).`);
+  const now = options.clock?.now() ?? new Date();
+  const requeued = await app.db.transaction(async (tx) => {
+    const count = await requeueDeliveries(tx, bulletinId, states, now);
+    if (count > 0) await reopenBulletin(tx, bulletinId);
+    return count;
+  });
+  return { requeued, summary: await resumeSend(app, bulletinId, options) };
 }
 
 /** Unfinished bulletins (of one list, or of all), oldest first: the work `bulletin worker` joins. */

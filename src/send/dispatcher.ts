@@ -154,9 +154,10 @@ export class Dispatcher {
     const common = { bulletinId: this.options.bulletinId, listId: this.options.listId, owner: this.owner, leaseMs: this.leaseMs };
     /** Claims the next batch: retries that are due first, then queued deliveries past the low-water mark. */
     const claimBatch = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
-      let claimed = await claimDue(db, { ...common, limit: claimSize, now: this.clock.now(), includeUncertain: this.options.resendUncertain });
+      const now = this.clock.now();
+      let claimed = await claimDue(db, { ...common, limit: claimSize, now, includeUncertain: this.options.resendUncertain });
       if (claimed.length === 0) {
-        claimed = await claimQueued(db, { ...common, limit: claimSize, afterId: lowWater });
+        claimed = await claimQueued(db, { ...common, limit: claimSize, now, afterId: lowWater });
         lowWater = claimed.reduce((max, row) => Math.max(max, row.id), lowWater);
       }
       this.counts.skipped += claimed.filter((row) => row.state === 'skipped').length;

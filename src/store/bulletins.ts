@@ -94,6 +94,11 @@ export async function latestBulletin(sql: Sql): Promise<StoredBulletin | null> {
   return rows[0] ? toBulletin(rows[0]) : null;
 }
 
+/** Makes a finished bulletin unfinished again (deliveries were put back to work by `bulletin retry`). */
+export async function reopenBulletin(sql: Sql, id: number): Promise<void> {
+  await sql.query('UPDATE bulletins SET finished_at = NULL WHERE id = $1', [id]);
+}
+
 /** Marks the bulletin finished if no delivery still needs work; returns whether it is finished. */
 export async function finishBulletinIfDone(sql: Sql, id: number): Promise<boolean> {
   const { rows } = await sql.query<{ finished: boolean }>(

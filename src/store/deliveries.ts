@@ -54,7 +54,7 @@ async function claim(
   which: string,
   order: string,
   values: unknown[],
-  common: { bulletinId: number; listId: number; owner: string; leaseMs: number; limit: number },
+  common: ClaimOptions,
 ): Promise<ClaimedDelivery[]> {
   const { rows } = await sql.query<ClaimRow>(
     `WITH picked AS (
@@ -74,13 +74,13 @@ async function claim(
             owner = CASE WHEN j.active THEN $4 END,
             lease_until = CASE WHEN j.active THEN now() + $5 * interval '1 millisecond' END,
             attempts = d.attempts + CASE WHEN j.active THEN 1 ELSE 0 END,
-            first_attempt_at = COALESCE(d.first_attempt_at, now()),
+            first_attempt_at = COALESCE(d.first_attempt_at, $6::timestamptz),
             last_reply = CASE WHEN j.active THEN d.last_reply ELSE 'skipped: no longer subscribed when its turn came' END,
             updated_at = now()
        FROM judged j
       WHERE d.id = j.id AND ${which}
      RETURNING d.id, d.state, d.attempts, d.first_attempt_at, j.subscriber_id, j.email, j.name, j.attributes`,
-    [common.bulletinId, common.limit, common.listId, common.owner, common.leaseMs, ...values],
+    [common.bulletinId, common.limit, common.listId, common.owner, common.leaseMs, common.now, ...values],
   );
   return rows
     .sort((a, b) => a.id - b.id)
@@ -102,6 +102,8 @@ export interface ClaimOptions {
   readonly owner: string;
   readonly leaseMs: number;
   readonly limit: number;
+  /** The sender's clock (injectable in tests): the start of the retry window of first attempts. */
+  readonly now: Date;
 }
 
 /**
@@ -109,16 +111,16 @@ export interface ClaimOptions {
  * every row already claimed (a plain ORDER BY id LIMIT slows down as the send goes on).
  */
 export function claimQueued(sql: Sql, options: ClaimOptions & { afterId: number }): Promise<ClaimedDelivery[]> {
-  return claim(sql, `d.state = 'queued' AND d.id > $6`, 'd.id', [options.afterId], options);
+  return claim(sql, `d.state = 'queued' AND d.id > $7`, 'd.id', [options.afterId], options);
 }
 
 /** Deferred deliveries whose time has come, and (if asked) uncertain ones to re-send. */
-export function claimDue(sql: Sql, options: ClaimOptions & { now: Date; includeUncertain: boolean }): Promise<ClaimedDelivery[]> {
+export function claimDue(sql: Sql, options: ClaimOptions & { includeUncertain: boolean }): Promise<ClaimedDelivery[]> {
   return claim(
     sql,
     `(d.state = 'deferred' OR (d.state = 'uncertain' AND $7)) AND d.next_attempt_at <= $6`,
     'd.next_attempt_at NULLS FIRST, d.id',
-    [options.now, options.includeUncertain],
+    [options.includeUncertain],
     options,
   );
 }
@@ -225,6 +227,20 @@ export async function nextDueAt(sql: Sql, bulletinId: number, includeUncertain =
     [bulletinId, includeUncertain],
   );
   return rows[0]?.due ?? null;
+}
+
+/**
+ * `bulletin retry`: deliveries of this bulletin in one of `states` become due again now, with a new
+ * retry window (first_attempt_at cleared); attempts and the last reply are kept. Returns how many.
+ */
+export async function requeueDeliveries(sql: Sql, bulletinId: number, states: readonly DeliveryState[], now: Date): Promise<number> {
+  const { rowCount } = await sql.query(
+    `UPDATE deliveries
+        SET state = 'deferred', next_attempt_at = $3, first_attempt_at = NULL, updated_at = now()
+      WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[])`,
+    [bulletinId, states, now],
+  );
+  return rowCount ?? 0;
 }
 
 /** When the first lease of another worker's claims on this bulletin runs out (null: none held). */

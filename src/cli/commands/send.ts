@@ -12,6 +12,8 @@ import {
   resumeSend,
   runSend,
   sendTestCopy,
+  retryDeliveries,
+  RETRYABLE_STATES,
   unfinishedBulletins,
   type RunOptions,
   type SendPlan,
@@ -165,6 +167,46 @@ Examples:
               return;
             }
           }
+        } finally {
+          await transport.close();
+        }
+      });
+    });
+
+  addRunOptions(
+    program
+      .command('retry <bulletin-id>')
+      .description('send again to the deliveries of a bulletin in some states (same Message-IDs), with a new retry window')
+      .option('--state <states>', `which deliveries: ${RETRYABLE_STATES.join(', ')}, comma-separated`, 'failed,uncertain'),
+  )
+    .addHelpText(
+      'after',
+      `
+Members who unsubscribed or bounced since are skipped, not mailed. Each message keeps the
+Message-ID of its first copy, so a receiver that got it already can tell.
+
+Examples:
+  bulletin retry 3                       (failed and uncertain deliveries)
+  bulletin retry 3 --state uncertain --rate 10/s`,
+    )
+    .action(async (id: string, flags: SendFlags & { state: string }) => {
+      const states = parseStates(flags.state);
+      const refused = states.filter((state) => !RETRYABLE_STATES.includes(state));
+      if (refused.length > 0) {
+        throw new BulletinError('USAGE', `Only ${RETRYABLE_STATES.join(', ')} deliveries can be retried, not ${refused.join(', ')}.`);
+      }
+      await context.run(async (app) => {
+        const transport = await openTransport(app.config, flags);
+        try {
+          let requeued = 0;
+          const summary = await withProgress(context, flags, async (onStart) => {
+            const result = await retryDeliveries(app, parseId(id), states, runOptions(app, transport, flags, onStart));
+            requeued = result.requeued;
+            return result.summary;
+          });
+          if (!flags.json && !flags.quiet) context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
+          if (flags.json) return printJson(context.io, { requeued, ...summary });
+          report(context, summary, flags);
         } finally {
           await transport.close();
         }
