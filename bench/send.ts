@@ -3,6 +3,8 @@
 //   DATABASE_URL=postgres://… npx tsx bench/send.ts [--n 100000] [--connections 10] [--sink postfix|node]
 //   npx tsx bench/send.ts --n 20000            (embedded database)
 //   … --profile DIR                             (V8 CPU profile of the send process, for DevTools)
+//   … --faults                                  (a sink answering 10% 451 and dropping 1% after the
+//                                               body; reports delivered, duplicates, time to drain)
 // The sink is Postfix's smtp-sink when installed (apt-get install postfix; postfix stop), else
 // bench/smtp-sink.ts (which costs ~2 ms a round trip and then limits both sides).
 // Uses GNU time (/usr/bin/time) for the CPU and peak RSS of each child process.
@@ -29,6 +31,8 @@ const { values } = parseArgs({
     port: { type: 'string' },
     /** Write a V8 CPU profile of the `bulletin send` process into this directory. */
     profile: { type: 'string' },
+    /** Into a sink answering 10% 451 and dropping 1% after the body: delivered, duplicates, time to drain. */
+    faults: { type: 'boolean', default: false },
   },
 });
 const n = Number(values.n);
@@ -113,7 +117,7 @@ async function freePort(): Promise<number> {
 }
 
 async function startSink(): Promise<{ port: number; stop(): Promise<SinkCounts> }> {
-  if (values.sink === 'postfix') {
+  if (values.sink === 'postfix' && !values.faults) {
     const port = await freePort();
     const child = spawn('/usr/sbin/smtp-sink', ['-u', 'postfix', '-c', `127.0.0.1:${port}`, '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
@@ -129,7 +133,7 @@ async function startSink(): Promise<{ port: number; stop(): Promise<SinkCounts> 
       },
     };
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts', ...(values.faults ? ['--faults'] : [])], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const iterator = lines[Symbol.asyncIterator]();
   const first = await iterator.next();
@@ -184,6 +188,22 @@ try {
   const env = await prepareDatabase(dir);
   const file = join(dir, 'bulletin.md');
   await writeFile(file, `---\nsubject: Mail delays this week, and what we did about them\n---\n${BODY}`);
+
+  if (values.faults) {
+    const sink = await startSink();
+    const run = await measure(
+      [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', String(connections), '--retry-min', '1s', '--retry-max', '4s'],
+      { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}?tls=off` },
+    );
+    const counts = (await sink.stop()) as SinkCounts & { deferred: number; dropped: number };
+    const summary = JSON.parse(run.output) as { counts: Record<string, number>; finished: boolean };
+    console.log(`recipients: ${n.toLocaleString('en-US')}, connections: ${connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: node with faults (10% 451, 1% dropped after the body)`);
+    console.log(`drained in ${run.seconds.toFixed(1)} s (CPU ${run.cpu.toFixed(1)} s, peak RSS ${run.maxRssMb.toFixed(0)} MB); finished: ${summary.finished}`);
+    console.log(`database: ${JSON.stringify(summary.counts)}`);
+    console.log(`sink: ${counts.messages} bodies received, ${counts.deferred} answered 451, ${counts.dropped} dropped unanswered; ${counts.distinct} distinct Message-IDs delivered, ${counts.duplicates} delivered twice (each a drop after the body: RFC 1047's window)`);
+    await rm(dir, { recursive: true, force: true });
+    process.exit(0);
+  }
 
   let sink = await startSink();
   const ours = await measure(
