@@ -7,6 +7,7 @@ import { registerSubscriberCommands } from './commands/subscribers.js';
 import { createContext, type CliContext } from './context.js';
 import { registerSendCommands } from './commands/send.js';
 import { registerPreviewCommand } from './commands/preview.js';
+import { registerServeCommand } from './commands/serve.js';
 import type { CliIo } from './io.js';
 
 export const VERSION = '0.1.0';
@@ -49,6 +50,7 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   registerSubscriberCommands(program, context);
   registerPreviewCommand(program, context);
   registerSendCommands(program, context);
+  registerServeCommand(program, context);
   registerDbCommands(program, context);
   // Every subcommand reports usage errors the same way as the program.
   const inherit = (command: Command) => {

@@ -328,3 +328,19 @@ export async function selectDeliveries(
     updatedAt: row.updated_at,
   }));
 }
+
+/**
+ * Someone left the list: their deliveries of its bulletins not yet claimed (queued, deferred,
+ * uncertain) become `skipped` at once. Claimed ones are being sent right now. Returns how many.
+ */
+export async function skipPendingDeliveries(sql: Sql, listId: number, subscriberId: number, why: string): Promise<number> {
+  const { rowCount } = await sql.query(
+    `UPDATE deliveries d
+        SET state = 'skipped', next_attempt_at = NULL, last_reply = $3, updated_at = now()
+       FROM bulletins b
+      WHERE b.id = d.bulletin_id AND b.list_id = $1 AND d.subscriber_id = $2
+        AND d.state IN ('queued', 'deferred', 'uncertain')`,
+    [listId, subscriberId, why],
+  );
+  return rowCount ?? 0;
+}

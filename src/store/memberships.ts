@@ -154,3 +154,29 @@ export async function forEachMemberBatch(
     }
   });
 }
+
+/** One membership by ids (what a signed link names), with the subscriber's address; null if none. */
+export async function findMemberById(sql: Sql, listId: number, subscriberId: number): Promise<Member | null> {
+  const { rows } = await sql.query<MemberRow>(
+    `SELECT ${MEMBER_COLUMNS} FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
+      WHERE m.list_id = $1 AND m.subscriber_id = $2`,
+    [listId, subscriberId],
+  );
+  return rows[0] ? toMember(rows[0]) : null;
+}
+
+/**
+ * Undoes an unsubscribe made through a link (one-click or the page): active again only while the
+ * membership is still `unsubscribed` by one of those sources; a bounce or a command-line removal
+ * is not undone from a web page.
+ */
+export async function undoWebUnsubscribe(sql: Sql, listId: number, subscriberId: number): Promise<boolean> {
+  const { rowCount } = await sql.query(
+    `UPDATE memberships
+        SET status = 'active', status_source = 'page', status_changed_at = now()
+      WHERE list_id = $1 AND subscriber_id = $2 AND status = 'unsubscribed'
+        AND status_source IN ('one-click', 'page')`,
+    [listId, subscriberId],
+  );
+  return rowCount === 1;
+}

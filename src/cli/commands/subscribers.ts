@@ -12,6 +12,7 @@ import {
 } from '../../app/subscribers.js';
 import { MEMBERSHIP_STATUSES, type MembershipStatus } from '../../domain/membership.js';
 import type { Member } from '../../domain/subscriber.js';
+import { unsubscribeLinkOf } from '../../app/unsubscribe.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
 
@@ -122,6 +123,18 @@ export function registerSubscriberCommands(program: Command, context: CliContext
       const last = members.at(-1);
       if (members.length === flags.limit && last) lines.push(`(more: add --after ${last.email})`);
       printLines(context.io, ...lines);
+    });
+
+  subscribers
+    .command('unsubscribe-url <address>')
+    .description("print a member's unsubscribe link (for support staff: it works like the one in their bulletins)")
+    .addOption(listOption())
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  bulletin subscribers unsubscribe-url jo@example.net --list news')
+    .action(async (address: string, flags: { list: string; json?: boolean }) => {
+      const link = await context.run((app) => unsubscribeLinkOf(app, flags.list, address));
+      if (flags.json) return printJson(context.io, link);
+      printLines(context.io, link.url);
     });
 
   subscribers

@@ -1,0 +1,103 @@
+// Use cases behind the unsubscribe link in every bulletin: say whose link it is (masked), leave the
+// list (one-click or the page), undo that from the confirmation page, and print a member's link for
+// support staff. A token that does not verify, or names no membership, is simply "not valid".
+import { BulletinError } from '../domain/errors.js';
+import { unsubscribeUrl } from '../domain/links.js';
+import type { MailingList } from '../domain/list.js';
+import type { MembershipStatus } from '../domain/membership.js';
+import { verifyToken } from '../domain/token.js';
+import { skipPendingDeliveries } from '../store/deliveries.js';
+import { findListById } from '../store/lists.js';
+import { changeMembershipStatus, findMember, findMemberById, undoWebUnsubscribe } from '../store/memberships.js';
+import type { App } from './context.js';
+import { requireList } from './lists.js';
+import { resolveSecret, verificationSecrets } from './secret.js';
+import { checkAddress } from './subscribers.js';
+
+/** What a page may show about a link's owner: the list and a masked address, never the address. */
+export interface LinkOwner {
+  readonly list: Pick<MailingList, 'slug' | 'name' | 'description'>;
+  /** `j***@example.net` */
+  readonly maskedAddress: string;
+  readonly status: MembershipStatus;
+}
+
+/** `jo@example.net` → `j***@example.net`: enough to recognise one's own address, not to learn someone's. */
+export function maskAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at);
+  return `${local.slice(0, 1)}***@${address.slice(at + 1)}`;
+}
+
+interface Resolved {
+  readonly list: MailingList;
+  readonly subscriberId: number;
+  readonly owner: LinkOwner;
+}
+
+async function resolve(app: App, token: string): Promise<Resolved | null> {
+  const subject = verifyToken(token, 'unsubscribe', await verificationSecrets(app.config));
+  if (subject === null) return null;
+  const list = await findListById(app.db, subject.listId);
+  if (list === null) return null;
+  const member = await findMemberById(app.db, list.id, subject.subscriberId);
+  if (member === null) return null; // erased, or never on this list
+  return {
+    list,
+    subscriberId: member.id,
+    owner: { list: { slug: list.slug, name: list.name, description: list.description }, maskedAddress: maskAddress(member.email), status: member.status },
+  };
+}
+
+/** Whose link this is, for the page a GET shows; null for any link that is not valid. Changes nothing. */
+export async function describeLink(app: App, token: string): Promise<LinkOwner | null> {
+  return (await resolve(app, token))?.owner ?? null;
+}
+
+export type LeaveOutcome = 'unsubscribed' | 'already unsubscribed';
+
+/**
+ * Leaves the list now (`one-click`: RFC 8058 POST from a mail client; `page`: the button). Pending
+ * deliveries to this member become `skipped` in the same transaction, so a running send never
+ * mails them. Repeating it is harmless. Null for a link that is not valid.
+ */
+export async function leaveByLink(app: App, token: string, source: 'one-click' | 'page'): Promise<{ outcome: LeaveOutcome; owner: LinkOwner } | null> {
+  const resolved = await resolve(app, token);
+  if (resolved === null) return null;
+  const { list, subscriberId } = resolved;
+  const changed = await app.db.transaction(async (tx) => {
+    const left = await changeMembershipStatus(tx, { listId: list.id, subscriberId, from: ['active'], to: 'unsubscribed', source });
+    if (left) await skipPendingDeliveries(tx, list.id, subscriberId, `skipped: unsubscribed (${source}) before its turn`);
+    return left;
+  });
+  return {
+    outcome: changed ? 'unsubscribed' : 'already unsubscribed',
+    owner: { ...resolved.owner, status: changed ? 'unsubscribed' : resolved.owner.status },
+  };
+}
+
+export type RejoinOutcome = 'resubscribed' | 'already subscribed' | 'not possible';
+
+/**
+ * The undo on the confirmation page: active again, but only if the link itself unsubscribed them
+ * (one-click or page). A bounce, or a removal by the list's staff, is not undone by a web page.
+ */
+export async function rejoinByLink(app: App, token: string): Promise<{ outcome: RejoinOutcome; owner: LinkOwner } | null> {
+  const resolved = await resolve(app, token);
+  if (resolved === null) return null;
+  if (resolved.owner.status === 'active') return { outcome: 'already subscribed', owner: resolved.owner };
+  const rejoined = await undoWebUnsubscribe(app.db, resolved.list.id, resolved.subscriberId);
+  return {
+    outcome: rejoined ? 'resubscribed' : 'not possible',
+    owner: { ...resolved.owner, status: rejoined ? 'active' : resolved.owner.status },
+  };
+}
+
+/** `bulletin subscribers unsubscribe-url`: a member's link, for support staff. */
+export async function unsubscribeLinkOf(app: App, slug: string, address: string): Promise<{ email: string; list: string; url: string }> {
+  const email = checkAddress(address);
+  const list = await requireList(app.db, slug);
+  const member = await findMember(app.db, list.id, email);
+  if (member === null) throw new BulletinError('NOT_FOUND', `${email} is not on the list "${slug}".`);
+  return { email, list: slug, url: unsubscribeUrl(list, member.id, await resolveSecret(app.config)) };
+}

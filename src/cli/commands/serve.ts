@@ -1,0 +1,50 @@
+// `bulletin serve`: runs the unsubscribe pages (and the exported archive) until Ctrl-C or SIGTERM,
+// then stops taking requests, finishes those in progress and exits.
+import { InvalidArgumentError, type Command } from 'commander';
+import { startWebServer } from '../../web/server.js';
+import type { CliContext } from '../context.js';
+import { printLines } from '../output.js';
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
+  return port;
+}
+
+export function registerServeCommand(program: Command, context: CliContext): void {
+  program
+    .command('serve')
+    .description('run the web server for unsubscribe links (one-click and page) and the archive')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
+    .option('--archive-dir <dir>', 'serve this exported archive under /archive/ (default: $BULLETIN_ARCHIVE_DIR)')
+    .addHelpText(
+      'after',
+      `
+The links in every bulletin point at the list's --base-url; put this server behind it (a reverse
+proxy terminating TLS, passing /u/ and /archive/). A GET only shows a page: mail scanners fetch
+every link, so only a POST (the button, or a mail client's RFC 8058 one-click) unsubscribes.
+
+Examples:
+  bulletin serve --port 8080
+  BULLETIN_ARCHIVE_DIR=/srv/archive bulletin serve --host 0.0.0.0`,
+    )
+    .action(async (flags: { host: string; port: number; archiveDir?: string }) => {
+      const archiveDir = flags.archiveDir ?? context.config().archiveDir;
+      await context.run(async (app) => {
+        const server = await startWebServer(app, { host: flags.host, port: flags.port, archiveDir: archiveDir ?? null });
+        printLines(
+          context.io,
+          `Serving on ${server.url}: unsubscribe links at ${server.url}/u/<token>${archiveDir ? `, the archive at ${server.url}/archive/` : ''}, health at ${server.url}/healthz.`,
+          'Ctrl-C stops it.',
+        );
+        const signal = await new Promise<NodeJS.Signals>((resolve) => {
+          process.once('SIGINT', () => resolve('SIGINT'));
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+        });
+        await server.close();
+        context.io.stderr.write('Stopped.\n');
+        context.exitCode = signal === 'SIGINT' ? 130 : 0;
+      });
+    });
+}
