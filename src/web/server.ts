@@ -59,6 +59,7 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
     await app.db.query('SELECT 1');
     return reply.type('application/json').send({ status: 'ok' });
   });
+  server.get('/favicon.ico', async (_request, reply) => reply.code(204).header('cache-control', 'public, max-age=86400').send());
   server.get(STYLESHEET_PATH, async (_request, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=86400').send(STYLESHEET));
 
   server.get<{ Params: { token: string } }>('/u/:token', async (request, reply) => {
