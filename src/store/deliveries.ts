@@ -330,8 +330,9 @@ export async function selectDeliveries(
 }
 
 /**
- * Someone left the list: their deliveries of its bulletins not yet claimed (queued, deferred,
- * uncertain) become `skipped` at once. Claimed ones are being sent right now. Returns how many.
+ * Someone left the list: their deliveries of its bulletins not yet claimed (queued, or deferred for a
+ * retry) become `skipped` at once. Claimed ones are being sent right now; `uncertain` ones perhaps
+ * went out already, and stay as they are (a claim would skip them anyway). Returns how many.
  */
 export async function skipPendingDeliveries(sql: Sql, listId: number, subscriberId: number, why: string): Promise<number> {
   const { rowCount } = await sql.query(
@@ -339,7 +340,7 @@ export async function skipPendingDeliveries(sql: Sql, listId: number, subscriber
         SET state = 'skipped', next_attempt_at = NULL, last_reply = $3, updated_at = now()
        FROM bulletins b
       WHERE b.id = d.bulletin_id AND b.list_id = $1 AND d.subscriber_id = $2
-        AND d.state IN ('queued', 'deferred', 'uncertain')`,
+        AND d.state IN ('queued', 'deferred')`,
     [listId, subscriberId, why],
   );
   return rowCount ?? 0;
