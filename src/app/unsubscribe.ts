@@ -5,6 +5,7 @@ import { BulletinError } from '../domain/errors.js';
 import { unsubscribeUrl } from '../domain/links.js';
 import type { MailingList } from '../domain/list.js';
 import type { MembershipStatus } from '../domain/membership.js';
+import type { Member } from '../domain/subscriber.js';
 import { verifyToken } from '../domain/token.js';
 import { skipPendingDeliveries } from '../store/deliveries.js';
 import { findListById } from '../store/lists.js';
@@ -20,6 +21,24 @@ export interface LinkOwner {
   /** `j***@example.net` */
   readonly maskedAddress: string;
   readonly status: MembershipStatus;
+  /** Whether the page may offer "subscribe again": see UNDO_WINDOW_MS and rejoinByLink. */
+  readonly canUndo: boolean;
+}
+
+/**
+ * How long after an unsubscribe through the link (one-click or the page) the same link can undo it.
+ * A bulletin may be forwarded: whoever holds it can press the buttons, and leaving is always allowed,
+ * but putting someone back on a list should stay close to their own unsubscribe. After this, or after
+ * a bounce or a removal by the list's staff, only `bulletin subscribers add --resubscribe` does it.
+ */
+export const UNDO_WINDOW_MS = 7 * 24 * 60 * 60_000;
+
+function undoable(member: Pick<Member, 'status' | 'statusSource' | 'statusChangedAt'>, now = Date.now()): boolean {
+  return (
+    member.status === 'unsubscribed' &&
+    (member.statusSource === 'one-click' || member.statusSource === 'page') &&
+    now - member.statusChangedAt.getTime() < UNDO_WINDOW_MS
+  );
 }
 
 /** `jo@example.net` → `j***@example.net`: enough to recognise one's own address, not to learn someone's. */
@@ -45,7 +64,7 @@ async function resolve(app: App, token: string): Promise<Resolved | null> {
   return {
     list,
     subscriberId: member.id,
-    owner: { list: { slug: list.slug, name: list.name, description: list.description }, maskedAddress: maskAddress(member.email), status: member.status },
+    owner: { list: { slug: list.slug, name: list.name, description: list.description }, maskedAddress: maskAddress(member.email), status: member.status, canUndo: undoable(member) },
   };
 }
 
@@ -72,7 +91,7 @@ export async function leaveByLink(app: App, token: string, source: 'one-click' |
   });
   return {
     outcome: changed ? 'unsubscribed' : 'already unsubscribed',
-    owner: { ...resolved.owner, status: changed ? 'unsubscribed' : resolved.owner.status },
+    owner: changed ? { ...resolved.owner, status: 'unsubscribed', canUndo: true } : resolved.owner,
   };
 }
 
@@ -80,16 +99,17 @@ export type RejoinOutcome = 'resubscribed' | 'already subscribed' | 'not possibl
 
 /**
  * The undo on the confirmation page: active again, but only if the link itself unsubscribed them
- * (one-click or page). A bounce, or a removal by the list's staff, is not undone by a web page.
+ * (one-click or page) less than UNDO_WINDOW_MS ago. A bounce, a removal by the list's staff, or an
+ * erasure (the token then names nobody) is never undone by a web page.
  */
 export async function rejoinByLink(app: App, token: string): Promise<{ outcome: RejoinOutcome; owner: LinkOwner } | null> {
   const resolved = await resolve(app, token);
   if (resolved === null) return null;
   if (resolved.owner.status === 'active') return { outcome: 'already subscribed', owner: resolved.owner };
-  const rejoined = await undoWebUnsubscribe(app.db, resolved.list.id, resolved.subscriberId);
+  const rejoined = await undoWebUnsubscribe(app.db, resolved.list.id, resolved.subscriberId, UNDO_WINDOW_MS);
   return {
     outcome: rejoined ? 'resubscribed' : 'not possible',
-    owner: { ...resolved.owner, status: rejoined ? 'active' : resolved.owner.status },
+    owner: rejoined ? { ...resolved.owner, status: 'active', canUndo: false } : resolved.owner,
   };
 }
 

@@ -1,6 +1,7 @@
 // Declares the `bulletin` command line: global options, and each command group handed to its own
 // file. Commands are thin: parse options, call one use case, print.
 import { Command, Help } from 'commander';
+import { registerArchiveCommands } from './commands/archive.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerListCommands } from './commands/list.js';
 import { registerSubscriberCommands } from './commands/subscribers.js';
@@ -51,6 +52,7 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   registerPreviewCommand(program, context);
   registerSendCommands(program, context);
   registerServeCommand(program, context);
+  registerArchiveCommands(program, context);
   registerDbCommands(program, context);
   // Every subcommand reports usage errors the same way as the program.
   const inherit = (command: Command) => {

@@ -111,3 +111,34 @@ export async function finishBulletinIfDone(sql: Sql, id: number): Promise<boolea
   );
   return rows.length > 0;
 }
+
+/**
+ * Gives archive numbers to this list's bulletins that have none, after the highest given, in order
+ * of sending; the list's row is locked meanwhile so two exports never hand out the same number.
+ * Must run in a transaction.
+ */
+export async function assignArchiveNumbers(tx: Sql, listId: number): Promise<number> {
+  await tx.query('SELECT id FROM lists WHERE id = $1 FOR UPDATE', [listId]);
+  const { rowCount } = await tx.query(
+    `UPDATE bulletins b SET archive_number = n.number
+       FROM (SELECT id, (SELECT coalesce(max(archive_number), -1) FROM bulletins WHERE list_id = $1)
+                        + row_number() OVER (ORDER BY sent_date, id) AS number
+               FROM bulletins WHERE list_id = $1 AND archive_number IS NULL) n
+      WHERE b.id = n.id`,
+    [listId],
+  );
+  return rowCount ?? 0;
+}
+
+export interface ArchiveEntry extends StoredBulletin {
+  readonly archiveNumber: number;
+}
+
+/** The list's numbered bulletins, in archive-number order (the archive's input). */
+export async function selectArchiveEntries(sql: Sql, listId: number): Promise<ArchiveEntry[]> {
+  const { rows } = await sql.query<BulletinRow & { archive_number: number }>(
+    `SELECT * FROM bulletins WHERE list_id = $1 AND archive_number IS NOT NULL ORDER BY archive_number`,
+    [listId],
+  );
+  return rows.map((row) => ({ ...toBulletin(row), archiveNumber: row.archive_number }));
+}

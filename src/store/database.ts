@@ -198,3 +198,8 @@ export function isProcessAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** Whether the database answers a trivial statement (`bulletin serve`'s /healthz); throws if not. */
+export async function ping(sql: Sql): Promise<void> {
+  await sql.query('SELECT 1');
+}

@@ -167,16 +167,34 @@ export async function findMemberById(sql: Sql, listId: number, subscriberId: num
 
 /**
  * Undoes an unsubscribe made through a link (one-click or the page): active again only while the
- * membership is still `unsubscribed` by one of those sources; a bounce or a command-line removal
- * is not undone from a web page.
+ * membership is still `unsubscribed` by one of those sources, and that was less than `withinMs` ago.
+ * A bounce, a command-line removal, or an old unsubscribe is not undone from a web page.
  */
-export async function undoWebUnsubscribe(sql: Sql, listId: number, subscriberId: number): Promise<boolean> {
+export async function undoWebUnsubscribe(sql: Sql, listId: number, subscriberId: number, withinMs: number): Promise<boolean> {
   const { rowCount } = await sql.query(
     `UPDATE memberships
         SET status = 'active', status_source = 'page', status_changed_at = now()
       WHERE list_id = $1 AND subscriber_id = $2 AND status = 'unsubscribed'
-        AND status_source IN ('one-click', 'page')`,
-    [listId, subscriberId],
+        AND status_source IN ('one-click', 'page')
+        AND status_changed_at > now() - $3 * interval '1 millisecond'`,
+    [listId, subscriberId, withinMs],
   );
   return rowCount === 1;
+}
+
+export interface UnsubscribeSummary {
+  readonly source: MembershipSource;
+  readonly count: number;
+  readonly latest: Date;
+}
+
+/** The list's unsubscribed members counted by where the unsubscribe came from, with the latest time of each. */
+export async function summarizeUnsubscribes(sql: Sql, listId: number): Promise<UnsubscribeSummary[]> {
+  const { rows } = await sql.query<{ source: MembershipSource; count: number; latest: Date }>(
+    `SELECT status_source AS source, count(*)::int AS count, max(status_changed_at) AS latest
+       FROM memberships WHERE list_id = $1 AND status = 'unsubscribed'
+      GROUP BY status_source ORDER BY count DESC, status_source`,
+    [listId],
+  );
+  return rows;
 }

@@ -2,32 +2,7 @@
 // undo button, and the one "link not valid" page. Plain HTML5, no JavaScript, one stylesheet;
 // every text that comes from data is escaped here, by `html`.
 import type { LinkOwner } from '../app/unsubscribe.js';
-
-const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Escapes text for HTML content and double-quoted attributes. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (character) => ESCAPES[character] as string);
-}
-
-/** A tagged template whose interpolations are escaped unless they are Html already. */
-export class Html {
-  constructor(readonly text: string) {}
-  toString(): string {
-    return this.text;
-  }
-}
-
-export function html(strings: TemplateStringsArray, ...values: readonly (string | number | Html | readonly Html[])[]): Html {
-  let out = strings[0] ?? '';
-  values.forEach((value, index) => {
-    if (value instanceof Html) out += value.text;
-    else if (Array.isArray(value)) out += value.map((item) => item.text).join('');
-    else out += escapeHtml(String(value));
-    out += strings[index + 1] ?? '';
-  });
-  return new Html(out);
-}
+import { Html, html } from '../domain/html.js';
 
 export const STYLESHEET_PATH = '/assets/bulletin.css';
 
@@ -81,7 +56,7 @@ export function linkPage(owner: LinkOwner, token: string): string {
       `Not subscribed to ${owner.list.name}`,
       html`${listLine(owner)}<h1>${owner.maskedAddress} is not subscribed</h1>
 <p>${owner.maskedAddress} gets no bulletins from ${owner.list.name}.</p>
-${button('resubscribe', 'Subscribe again', token, true)}`,
+${owner.canUndo ? button('resubscribe', 'Subscribe again', token, true) : html`<p class="small">To get them again, please ask the list's owners.</p>`}`,
     );
   }
   return page(
@@ -93,14 +68,14 @@ ${button('unsubscribe', 'Unsubscribe', token)}
   );
 }
 
-/** After the button: done, and an undo. */
+/** After the button: done, and an undo (when this link may undo it: see UNDO_WINDOW_MS). */
 export function leftPage(owner: LinkOwner, token: string): string {
   return page(
     `Unsubscribed from ${owner.list.name}`,
     html`${listLine(owner)}<h1>You are unsubscribed</h1>
 <p>${owner.maskedAddress} will get no more bulletins from ${owner.list.name}, starting now.</p>
-<p class="small">Pressed it by mistake?</p>
-${button('resubscribe', 'Resubscribe', token, true)}`,
+${owner.canUndo ? html`<p class="small">Pressed it by mistake?</p>
+${button('resubscribe', 'Resubscribe', token, true)}` : html``}`,
   );
 }
 
@@ -116,7 +91,7 @@ export function cannotRejoinPage(owner: LinkOwner): string {
   return page(
     `Cannot subscribe from here`,
     html`${listLine(owner)}<h1>This address cannot be subscribed from here</h1>
-<p>${owner.maskedAddress} was removed from ${owner.list.name} for another reason (for example, mail to it bounced). Please contact the list's owners.</p>`,
+<p>${owner.maskedAddress} left ${owner.list.name} too long ago, or for another reason (for example, mail to it bounced). Please ask the list's owners.</p>`,
   );
 }
 
@@ -131,4 +106,9 @@ export function invalidLinkPage(): string {
 
 export function notFoundPage(): string {
   return page('Not found', html`<h1>Not found</h1><p>There is nothing at this address.</p>`);
+}
+
+/** Any other refusal or failure (400, 413, 429, 5xx): the status in words, nothing more. */
+export function errorPage(status: number, message: string): string {
+  return page(`Error ${status}`, html`<h1>${message}</h1>`);
 }

@@ -7,28 +7,38 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { App } from '../app/context.js';
+import { checkHealth } from '../app/health.js';
 import { describeLink, leaveByLink, rejoinByLink } from '../app/unsubscribe.js';
-import { boundaryOf, parseMultipartFields } from './multipart.js';
-import { cannotRejoinPage, invalidLinkPage, leftPage, linkPage, notFoundPage, rejoinedPage, STYLESHEET, STYLESHEET_PATH } from './pages.js';
+import { BulletinError } from '../domain/errors.js';
+import { parseFormData } from './form-data.js';
+import { cannotRejoinPage, errorPage, invalidLinkPage, leftPage, linkPage, notFoundPage, rejoinedPage, STYLESHEET, STYLESHEET_PATH } from './pages.js';
 
 export interface WebServerOptions {
   readonly host: string;
   /** 0: any free port. */
   readonly port: number;
-  /** The exported archive to serve under /archive/ (`bulletin archive export --out DIR`). */
+  /** The exported archive to serve under /archive/ (an absolute path); null or absent: none. */
   readonly archiveDir?: string | null;
   /** POSTs a client (by IP address) may make per minute; default 30. */
   readonly postsPerMinute?: number;
+  /** Where a line goes when a request fails on our side (5xx); tokens and addresses are never in it. */
+  readonly log?: (line: string) => void;
 }
 
 export interface RunningWebServer {
   /** http://host:port */
   readonly url: string;
   readonly port: number;
+  /** Stops taking requests, lets those in progress finish (at most CLOSE_GRACE_MS), then returns. */
   close(): Promise<void>;
 }
 
-const BODY_LIMIT = 4096;
+/** A one-click POST is 26 bytes, the page's form a few more; nothing here needs more than this. */
+export const BODY_LIMIT = 4096;
+/** A request must arrive whole within this (a client trickling bytes holds no connection for long). */
+const REQUEST_TIMEOUT_MS = 15_000;
+/** On close, requests still running after this are cut off. */
+const CLOSE_GRACE_MS = 10_000;
 
 /** Sent with every response. The CSP allows no script at all, and styles only from this server. */
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -38,26 +48,70 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
 };
 
+const TEXT = 'text/plain; charset=utf-8';
+
 export async function startWebServer(app: App, options: WebServerOptions): Promise<RunningWebServer> {
-  const server = Fastify({ logger: false, bodyLimit: BODY_LIMIT, return503OnClosing: true });
+  const log = options.log ?? (() => undefined);
+  const server = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    return503OnClosing: true,
+    // Behind a reverse proxy on this machine (the usual setup), the client is the one it names in
+    // X-Forwarded-For; a client connecting directly cannot claim another address that way.
+    trustProxy: 'loopback',
+    // A token is 40 characters; longer ones must still reach the route and get the one 404 page.
+    routerOptions: { maxParamLength: 1000 },
+    // A URL the router cannot even decode (bad %-escapes) is one more link that is not valid. These
+    // answers skip the hooks, so the headers are set here.
+    frameworkErrors: (_error, request, reply) => {
+      const plain = reply as unknown as FastifyReply;
+      plain.headers(SECURITY_HEADERS).header('cache-control', 'no-store');
+      return htmlReply(plain.code(404), missingPage(request.url));
+    },
+  });
+
+  // Registered first, so that everything below (parsers, rate limit, static files) answers through them.
   server.addHook('onSend', async (request, reply) => {
-    for (const [name, value] of Object.entries(SECURITY_HEADERS)) reply.header(name, value);
+    reply.headers(SECURITY_HEADERS);
     if (request.url.startsWith('/u/')) reply.header('cache-control', 'no-store');
   });
-  await server.register(fastifyFormbody, { bodyLimit: BODY_LIMIT });
-  server.addContentTypeParser('multipart/form-data', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (request, body, done) => {
-    const boundary = boundaryOf(request.headers['content-type']);
-    done(null, boundary === null ? {} : parseMultipartFields(String(body), boundary));
+  server.setNotFoundHandler((request, reply) => htmlReply(reply.code(404), missingPage(request.url)));
+  server.setErrorHandler((error: Error & { statusCode?: number }, request: FastifyRequest, reply: FastifyReply) => {
+    const status = errorStatus(error);
+    if (status === 403 || status === 404) return htmlReply(reply.code(404), missingPage(request.url));
+    if (status >= 500) log(`bulletin serve: ${request.method} ${request.routeOptions.url ?? 'unknown route'} failed: ${error.message}`);
+    const message =
+      status === 413
+        ? `Request body too large (at most ${BODY_LIMIT} bytes).`
+        : status === 429
+          ? 'Too many requests from your address; try again in a minute.'
+          : status === 503
+            ? 'The service is unavailable for a moment; try again shortly.'
+            : status < 500
+              ? 'Bad request.'
+              : 'Something went wrong on our side.';
+    return htmlReply(reply.code(status), errorPage(status, message));
   });
+
+  await server.register(fastifyFormbody, { bodyLimit: BODY_LIMIT });
+  server.addContentTypeParser('multipart/form-data', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, async (request: FastifyRequest, body: Buffer) =>
+    parseFormData(body, request.headers['content-type'] ?? ''),
+  );
   // Anything else (text/plain, JSON, no type) is read and ignored: such a POST is not an unsubscribe.
-  server.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_request, _body, done) => done(null, {}));
-  await server.register(fastifyRateLimit, { global: false });
+  server.removeContentTypeParser('application/json');
+  server.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_request, _body, done) => done(null, {}));
+  await server.register(fastifyRateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) => Object.assign(new Error('rate limited'), { statusCode: context.statusCode }),
+  });
 
   server.get('/healthz', async (_request, reply) => {
-    await app.db.query('SELECT 1');
-    return reply.type('application/json').send({ status: 'ok' });
+    const health = await checkHealth(app);
+    return reply.code(health.status === 'ok' ? 200 : 503).header('cache-control', 'no-store').type('application/json').send(health);
   });
   server.get('/favicon.ico', async (_request, reply) => reply.code(204).header('cache-control', 'public, max-age=86400').send());
   server.get(STYLESHEET_PATH, async (_request, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=86400').send(STYLESHEET));
@@ -77,8 +131,8 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
       if (body['List-Unsubscribe'] === 'One-Click') {
         // RFC 8058: a mail client's one-click; answer in words, no redirect, no cookie.
         const result = await leaveByLink(app, token, 'one-click');
-        if (result === null) return reply.code(404).type('text/plain; charset=utf-8').send('This link is not valid.\n');
-        return reply.type('text/plain; charset=utf-8').send(`Unsubscribed: ${result.owner.maskedAddress} will get no more bulletins from ${result.owner.list.name}.\n`);
+        if (result === null) return reply.code(404).type(TEXT).send('This link is not valid.\n');
+        return reply.type(TEXT).send(`Unsubscribed: ${result.owner.maskedAddress} will get no more bulletins from ${result.owner.list.name}.\n`);
       }
       if (body.action === 'unsubscribe') {
         const result = await leaveByLink(app, token, 'page');
@@ -91,7 +145,7 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
         if (result.outcome === 'not possible') return htmlReply(reply.code(409), cannotRejoinPage(result.owner));
         return htmlReply(reply, rejoinedPage(result.owner));
       }
-      return reply.code(400).type('text/plain; charset=utf-8').send('Nothing to do: send List-Unsubscribe=One-Click (RFC 8058), or use the button on the page.\n');
+      return reply.code(400).type(TEXT).send('Nothing to do: send List-Unsubscribe=One-Click (RFC 8058), or use the button on the page.\n');
     },
   );
 
@@ -99,23 +153,42 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
     await server.register(fastifyStatic, { root: options.archiveDir, prefix: '/archive/', index: ['index.html'], redirect: true, dotfiles: 'deny' });
   }
 
-  server.setNotFoundHandler((_request, reply) => htmlReply(reply.code(404), notFoundPage()));
-  server.setErrorHandler((error: Error & { statusCode?: number }, request: FastifyRequest, reply: FastifyReply) => {
-    const status = error.statusCode ?? 500;
-    if (status >= 500) request.log.error(error);
-    const message = status === 413 ? 'Request body too large.' : status === 429 ? 'Too many requests; try again in a minute.' : status < 500 ? 'Bad request.' : 'Something went wrong on our side.';
-    return reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
-  });
-
-  await server.listen({ host: options.host, port: options.port });
+  try {
+    await server.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    await server.close().catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' ? 'no such address on this machine' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    throw new BulletinError('CONFIG', `Cannot listen on ${options.host} port ${options.port}: ${why}.`, { cause: error });
+  }
   const address = server.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
     url: `http://${host}:${port}`,
     port,
-    close: () => server.close(),
+    async close() {
+      const cutOff = setTimeout(() => server.server.closeAllConnections(), CLOSE_GRACE_MS);
+      cutOff.unref();
+      try {
+        await server.close();
+      } finally {
+        clearTimeout(cutOff);
+      }
+    },
   };
+}
+
+function errorStatus(error: Error & { statusCode?: number }): number {
+  const status = error.statusCode;
+  if (typeof status === 'number' && status >= 400 && status <= 599) return status;
+  if (error instanceof BulletinError && error.code === 'DATABASE_UNAVAILABLE') return 503;
+  return 500;
+}
+
+/** Under /u/, anything not found is the one "link not valid" page; elsewhere a plain "not found". */
+function missingPage(url: string): string {
+  return url.startsWith('/u/') ? invalidLinkPage() : notFoundPage();
 }
 
 function htmlReply(reply: FastifyReply, page: string): FastifyReply {

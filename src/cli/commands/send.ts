@@ -3,6 +3,7 @@
 import { createInterface } from 'node:readline/promises';
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { exportArchive } from '../../app/archive.js';
 import type { App } from '../../app/context.js';
 import {
   bulletinStatus,
@@ -123,6 +124,7 @@ Examples:
           await confirm(context, plan, transport.description, flags);
           const summary = await withProgress(context, flags, (onStart) => runSend(app, plan, runOptions(app, transport, flags, onStart)));
           report(context, summary, flags);
+          await reexportArchive(context, app, summary.list, flags);
         } finally {
           await transport.close();
         }
@@ -446,6 +448,14 @@ function interruptibleSleep(ms: number): Promise<boolean> {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   });
+}
+
+/** After a send, with BULLETIN_ARCHIVE_DIR set, the list's archive is brought up to date. */
+async function reexportArchive(context: CliContext, app: App, slug: string, flags: SendFlags): Promise<void> {
+  const outDir = app.config.archiveDir;
+  if (outDir === null) return;
+  const summary = await exportArchive(app, { slug, outDir });
+  if (!flags.quiet && !flags.json) context.io.stderr.write(`Archive updated in ${summary.directory}/${slug}/ (${plural(summary.written, 'file')} written).\n`);
 }
 
 function formatSeconds(seconds: number): string {
