@@ -87,9 +87,11 @@ export function monthPage(list: ListInfo, month: string, order: SortOrder, bulle
   if (order === 'thread') {
     list_ = nested(threadOrder(bulletins), item);
   } else {
+    // Case-insensitive code-point order, not localeCompare: its result depends on the ICU data
+    // Node was built with, and the output must be the same on every machine.
+    const key = (bulletin: ArchivedBulletin) => (order === 'subject' ? bulletin.subject : bulletin.author).toLowerCase();
     const sorted = [...bulletins].sort((a, b) => {
-      if (order === 'subject') return a.subject.localeCompare(b.subject, 'en') || a.date.getTime() - b.date.getTime() || a.number - b.number;
-      if (order === 'author') return a.author.localeCompare(b.author, 'en') || a.date.getTime() - b.date.getTime() || a.number - b.number;
+      if (order !== 'date' && key(a) !== key(b)) return key(a) < key(b) ? -1 : 1;
       return a.date.getTime() - b.date.getTime() || a.number - b.number;
     });
     list_ = html`<ul class="bulletins">
