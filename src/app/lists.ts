@@ -12,6 +12,7 @@ import {
   type ListWithCounts,
 } from '../store/lists.js';
 import type { Sql } from '../store/database.js';
+import { summarizeUnsubscribes, type UnsubscribeSummary } from '../store/memberships.js';
 import type { App } from './context.js';
 
 export interface ListInput {
@@ -64,10 +65,11 @@ export async function listLists(app: App): Promise<ListWithCounts[]> {
   return selectListsWithCounts(app.db);
 }
 
-export async function showList(app: App, slug: string): Promise<ListWithCounts> {
+/** A list, its members counted by status, and its unsubscribes by source (one-click, page, …) with the latest time. */
+export async function showList(app: App, slug: string): Promise<ListWithCounts & { unsubscribes: UnsubscribeSummary[] }> {
   const [found] = await selectListsWithCounts(app.db, slug);
   if (!found) throw noSuchList(slug);
-  return found;
+  return { ...found, unsubscribes: await summarizeUnsubscribes(app.db, found.list.id) };
 }
 
 /** The list named on the command line, or a NOT_FOUND error that says how to see the lists. */

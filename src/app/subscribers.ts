@@ -16,6 +16,7 @@ import {
   selectAttributeNames,
   selectMembers,
 } from '../store/memberships.js';
+import { skipPendingDeliveries } from '../store/deliveries.js';
 import { deleteSubscriber, findSubscriberByEmail, upsertSubscriber } from '../store/subscribers.js';
 import { deleteSuppression, insertSuppression, isSuppressed } from '../store/suppressions.js';
 import type { App } from './context.js';
@@ -113,6 +114,8 @@ export async function removeSubscriber(
       to: 'unsubscribed',
       source: 'command line',
     });
+    // A send already running must not mail them: what it has not claimed yet is skipped now.
+    if (changed) await skipPendingDeliveries(tx, list.id, member.id, 'skipped: unsubscribed (command line) before its turn');
     return { email, list: slug, outcome: changed ? 'unsubscribed' : 'already unsubscribed' };
   });
 }

@@ -5,6 +5,7 @@ import { formatMailbox } from '../../domain/address.js';
 import { effectiveBounceAddress, effectiveSubjectPrefix, type MailingList } from '../../domain/list.js';
 import { MEMBERSHIP_STATUSES } from '../../domain/membership.js';
 import type { ListWithCounts } from '../../store/lists.js';
+import type { UnsubscribeSummary } from '../../store/memberships.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, printJson, printLines } from '../output.js';
 
@@ -62,7 +63,14 @@ export function listToJson(list: MailingList) {
   };
 }
 
-function describeList({ list, counts }: ListWithCounts): string[] {
+function describeUnsubscribes(unsubscribes: readonly UnsubscribeSummary[]): string {
+  if (unsubscribes.length === 0) return '(none)';
+  const latest = unsubscribes.reduce((a, b) => (b.latest > a.latest ? b : a));
+  const bySource = unsubscribes.map((item) => `${item.count.toLocaleString('en-US')} ${item.source}`).join(', ');
+  return `${bySource}; latest ${formatDate(latest.latest)} via ${latest.source}`;
+}
+
+function describeList({ list, counts, unsubscribes }: ListWithCounts & { unsubscribes: readonly UnsubscribeSummary[] }): string[] {
   return [
     `${list.name} (${list.slug})`,
     ...(list.description ? [`  ${list.description}`] : []),
@@ -74,6 +82,7 @@ function describeList({ list, counts }: ListWithCounts): string[] {
     `  templates:       ${list.templatesDir ?? '(default)'}`,
     `  created:         ${formatDate(list.createdAt)}`,
     `  subscribers:     ${MEMBERSHIP_STATUSES.map((status) => `${counts[status].toLocaleString('en-US')} ${status}`).join(', ')}`,
+    `  unsubscribed by: ${describeUnsubscribes(unsubscribes)}`,
   ];
 }
 
@@ -126,7 +135,10 @@ Example:
     .option('--json', 'print the result as JSON')
     .action(async (slug: string, flags: { json?: boolean }) => {
       const found = await context.run((app) => showList(app, slug));
-      if (flags.json) return printJson(context.io, { ...listToJson(found.list), counts: found.counts });
+      if (flags.json) {
+        const unsubscribes = found.unsubscribes.map((item) => ({ source: item.source, count: item.count, latest: item.latest.toISOString() }));
+        return printJson(context.io, { ...listToJson(found.list), counts: found.counts, unsubscribes });
+      }
       printLines(context.io, ...describeList(found));
     });
 

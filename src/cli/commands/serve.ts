@@ -1,5 +1,7 @@
 // `bulletin serve`: runs the unsubscribe pages (and the exported archive) until Ctrl-C or SIGTERM,
 // then stops taking requests, finishes those in progress and exits.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { startWebServer } from '../../web/server.js';
 import type { CliContext } from '../context.js';
@@ -30,21 +32,54 @@ Examples:
   BULLETIN_ARCHIVE_DIR=/srv/archive bulletin serve --host 0.0.0.0`,
     )
     .action(async (flags: { host: string; port: number; archiveDir?: string }) => {
-      const archiveDir = flags.archiveDir ?? context.config().archiveDir;
+      const archiveDir = flags.archiveDir === undefined ? context.config().archiveDir : resolve(context.io.cwd, flags.archiveDir);
+      if (archiveDir !== null && !existsSync(archiveDir)) {
+        context.io.stderr.write(`bulletin: ${archiveDir} does not exist yet; /archive/ answers 404 until \`bulletin archive export\` writes it.\n`);
+      }
       await context.run(async (app) => {
-        const server = await startWebServer(app, { host: flags.host, port: flags.port, archiveDir: archiveDir ?? null });
+        const server = await startWebServer(app, {
+          host: flags.host,
+          port: flags.port,
+          archiveDir,
+          log: (line) => context.io.stderr.write(`${line}\n`),
+        });
         printLines(
           context.io,
           `Serving on ${server.url}: unsubscribe links at ${server.url}/u/<token>${archiveDir ? `, the archive at ${server.url}/archive/` : ''}, health at ${server.url}/healthz.`,
           'Ctrl-C stops it.',
         );
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGINT', () => resolve('SIGINT'));
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-        });
-        await server.close();
+        const { signal, release } = await firstSignal(context);
+        try {
+          await server.close();
+        } finally {
+          release();
+        }
         context.io.stderr.write('Stopped.\n');
         context.exitCode = signal === 'SIGINT' ? 130 : 0;
       });
     });
+}
+
+/**
+ * Waits for Ctrl-C or SIGTERM. A second one while the server finishes the requests in progress
+ * exits at once, until `release` is called.
+ */
+function firstSignal(context: CliContext): Promise<{ signal: NodeJS.Signals; release: () => void }> {
+  return new Promise((resolveSignal) => {
+    const again = (second: NodeJS.Signals) => process.exit(second === 'SIGINT' ? 130 : 143);
+    const release = () => {
+      process.off('SIGINT', again);
+      process.off('SIGTERM', again);
+    };
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.on('SIGINT', again);
+      process.on('SIGTERM', again);
+      context.io.stderr.write(`Stopping: finishing the requests in progress (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…\n`);
+      resolveSignal({ signal, release });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
 }
