@@ -1,7 +1,7 @@
 // `bulletin serve`'s rules beyond the happy path, over real HTTP: whom a link may put back on a list
 // (only its own recent unsubscribe: never a bounce, a staff removal, an old unsubscribe or an
 // erasure), which deliveries an unsubscribe skips, escaping, the per-client limit behind a local
-// proxy, malformed and oversized bodies, the archive's static files, and closing with idle clients.
+// proxy, malformed and oversized bodies, the archive's static files, closing with idle clients, /healthz.
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request as httpRequest, Agent } from 'node:http';
@@ -236,5 +236,15 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
     await closing.close();
     await assert.rejects(fetch(`${closing.url}/healthz`), 'no longer listening');
     agent.destroy();
+  });
+
+  // Last: it closes the database under the running server.
+  test('/healthz says 503 when the database stops answering', async () => {
+    assert.deepEqual(await (await fetch(`${server.url}/healthz`)).json(), { status: 'ok' });
+    await app.close();
+    const response = await fetch(`${server.url}/healthz`);
+    assert.equal(response.status, 503);
+    assert.deepEqual(await response.json(), { status: 'unavailable', reason: 'database not reachable' });
+    assertSecurityHeaders(response);
   });
 });
