@@ -7,11 +7,11 @@ import { buildArchiveSite } from '../archive/site.js';
 import { obscureAddress, type ArchivedBulletin } from '../archive/model.js';
 import { sanitizeBulletinHtml } from '../archive/site.js';
 import { archiveUrl } from '../domain/links.js';
-import { compileBulletin, parseBulletinSource, type TemplateSet } from '../render/index.js';
-import { assignArchiveNumbers, selectArchiveEntries, type ArchiveEntry } from '../store/bulletins.js';
+import { effectiveSubjectPrefix } from '../domain/list.js';
+import { parseBulletinSource, renderBodyForArchive, type TemplateSet } from '../render/index.js';
+import { assignArchiveNumbers, selectArchiveEntries, storeArchiveBody, type ArchiveEntry } from '../store/bulletins.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
-import { resolveSecret } from './secret.js';
 
 export interface ArchiveExportSummary {
   readonly list: string;
@@ -28,35 +28,30 @@ export async function exportArchive(app: App, request: { slug: string; outDir: s
   const list = await requireList(app.db, request.slug);
   const numbered = await app.db.transaction((tx) => assignArchiveNumbers(tx, list.id));
   const entries = await selectArchiveEntries(app.db, list.id);
-  const secret = await resolveSecret(app.config);
   const numberOf = new Map(entries.map((entry) => [entry.id, entry.archiveNumber]));
   const byName = new Map<string, ArchiveEntry>();
   for (const entry of entries) byName.set(entry.sourceName, entry); // the latest of a name wins, as for sends
   const domain = list.address.slice(list.address.lastIndexOf('@') + 1);
+  const prefix = effectiveSubjectPrefix(list).trim();
   const archived: ArchivedBulletin[] = [];
   for (const entry of entries) {
     const source = parseBulletinSource(entry.source, entry.sourceName);
     const parent = source.inReplyTo === null ? undefined : /^\d{1,9}$/.test(source.inReplyTo) ? entries.find((other) => other.id === Number(source.inReplyTo)) : byName.get(source.inReplyTo);
-    const compiled = await compileBulletin({
-      source,
-      inReplyToBulletinKey: parent ? String(parent.id) : null,
-      list,
-      bulletinKey: String(entry.id),
-      secret,
-      templates: entry.templates as unknown as TemplateSet,
-      verp: false,
-      date: entry.sentDate,
-    });
-    const rendering = compiled.renderForArchive();
+    let body = entry.archiveBody;
+    if (body === null) {
+      // Sent before bulletins kept their archive rendering: render it now, once, and keep it.
+      body = renderBodyForArchive({ source, list, templates: entry.templates as unknown as TemplateSet, date: entry.sentDate });
+      await storeArchiveBody(app.db, entry.id, body);
+    }
     archived.push({
       number: entry.archiveNumber,
-      title: compiled.subject,
+      title: prefix === '' || source.subject.includes(prefix) ? source.subject : `${prefix} ${source.subject}`, // as in the Subject header
       subject: source.subject,
       date: entry.sentDate,
       author: list.from.name || list.name,
       authorAddress: obscureAddress(list.address),
-      bodyHtml: sanitizeBulletinHtml(rendering.bodyHtml),
-      text: rendering.text,
+      bodyHtml: sanitizeBulletinHtml(body.html),
+      text: body.text,
       messageId: `<bulletin-${entry.id}.${list.slug}@${domain}>`,
       inReplyTo: parent ? (numberOf.get(parent.id) ?? null) : null,
     });

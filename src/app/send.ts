@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { BulletinError } from '../domain/errors.js';
 import type { DeliveryState, RetryPolicy } from '../domain/delivery.js';
 import type { MailingList } from '../domain/list.js';
-import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT, type CompiledBulletin, type TemplateSet } from '../render/index.js';
+import { compileBulletin, parseBulletinSource, renderBodyForArchive, SAMPLE_RECIPIENT, type CompiledBulletin, type TemplateSet } from '../render/index.js';
 import type { AdaptivePace } from '../send/adaptive.js';
 import { SharedPacer } from '../send/shared-pacer.js';
 import { parseRate } from '../send/throttle.js';
@@ -22,6 +22,7 @@ import {
   finishBulletinIfDone,
   insertBulletin,
   reopenBulletin,
+  storeArchiveBody,
   selectUnfinishedBulletinIds,
   latestBulletin,
   type StoredBulletin,
@@ -201,6 +202,12 @@ export async function runSend(app: App, plan: SendPlan, options: RunOptions): Pr
         sentDate: plan.compiled.date,
       });
       await enqueueDeliveries(tx, stored.id, plan.list.id);
+      // What the web archive will show, rendered now, once.
+      await storeArchiveBody(
+        tx,
+        stored.id,
+        renderBodyForArchive({ source: plan.compiled.source, list: plan.list, templates: plan.compiled.templates, date: plan.compiled.date }),
+      );
       return stored;
     }));
   return dispatchBulletin(app, bulletin, plan.list, options);

@@ -68,6 +68,7 @@ export {
   type PartEncoding,
   type RenderedMessage,
 } from './compose.js';
+export { renderBodyForArchive, type ArchiveBody } from './archive.js';
 export type { Recipient } from './context.js';
 export type { DkimOptions } from './dkim.js';
 export { HEADER_PIPELINE } from './headers.js';

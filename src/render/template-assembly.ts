@@ -260,3 +260,18 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
     htmlBodyOnly: compileProgram(htmlBody, { escape: true }),
   };
 }
+
+/**
+ * The body alone, as HTML and as text, for no recipient (the web archive): no layout, so two
+ * templates to compile instead of a message's dozen. Variables are checked as for a message.
+ */
+export function renderBodyAlone(source: BulletinSource, templates: TemplateSet, context: object): { html: string; text: string } {
+  const inliner = new PartialInliner(templates);
+  const file = source.fileName;
+  checkTemplate(inliner.inline(parseTemplate('\n'.repeat(source.bodyLine - 1) + source.body, file), file), RECIPIENT_CONTEXT_SHAPE, file);
+  const body = markdownToTemplates(source.body, file);
+  return {
+    html: compileProgram(inliner.inline(parseTemplate(body.html, `${file} (as HTML)`), file), { escape: true })(context),
+    text: compileProgram(inliner.inline(parseTemplate(body.text, `${file} (as text)`), file), { escape: false })(context),
+  };
+}

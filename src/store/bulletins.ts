@@ -132,13 +132,24 @@ export async function assignArchiveNumbers(tx: Sql, listId: number): Promise<num
 
 export interface ArchiveEntry extends StoredBulletin {
   readonly archiveNumber: number;
+  /** The body as the archive shows it; null until rendered once. */
+  readonly archiveBody: { readonly html: string; readonly text: string } | null;
+}
+
+/** Keeps a bulletin's archive rendering (once: a bulletin never changes after its send started). */
+export async function storeArchiveBody(sql: Sql, id: number, body: { html: string; text: string }): Promise<void> {
+  await sql.query('UPDATE bulletins SET archive_html = $2, archive_text = $3 WHERE id = $1 AND archive_html IS NULL', [id, body.html, body.text]);
 }
 
 /** The list's numbered bulletins, in archive-number order (the archive's input). */
 export async function selectArchiveEntries(sql: Sql, listId: number): Promise<ArchiveEntry[]> {
-  const { rows } = await sql.query<BulletinRow & { archive_number: number }>(
+  const { rows } = await sql.query<BulletinRow & { archive_number: number; archive_html: string | null; archive_text: string | null }>(
     `SELECT * FROM bulletins WHERE list_id = $1 AND archive_number IS NOT NULL ORDER BY archive_number`,
     [listId],
   );
-  return rows.map((row) => ({ ...toBulletin(row), archiveNumber: row.archive_number }));
+  return rows.map((row) => ({
+    ...toBulletin(row),
+    archiveNumber: row.archive_number,
+    archiveBody: row.archive_html === null ? null : { html: row.archive_html, text: row.archive_text ?? '' },
+  }));
 }
