@@ -3,6 +3,7 @@
 import { Command, Help } from 'commander';
 import { registerArchiveCommands } from './commands/archive.js';
 import { registerDbCommands } from './commands/db.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerListCommands } from './commands/list.js';
 import { registerSubscriberCommands } from './commands/subscribers.js';
 import { createContext, type CliContext } from './context.js';
@@ -47,6 +48,7 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
       command.parent ? `${commandPath(command)} ${command.usage()}`.replace(/ \[options\]/, '').trim() : new Help().subcommandTerm(command),
   });
   const context = createContext(io, program);
+  registerDemoCommand(program, context);
   registerListCommands(program, context);
   registerSubscriberCommands(program, context);
   registerPreviewCommand(program, context);

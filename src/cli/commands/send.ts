@@ -28,7 +28,7 @@ import { formatRate } from '../../send/adaptive.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
 
-interface SendFlags extends TransportFlags {
+export interface SendFlags extends TransportFlags {
   list?: string;
   yes?: boolean;
   dryRun?: boolean;
@@ -298,7 +298,7 @@ function parseStates(text: string): DeliveryState[] {
   return states as DeliveryState[];
 }
 
-function runOptions(app: App, transport: RunOptions['transport'], flags: SendFlags, onStart: RunOptions['onStart']): RunOptions {
+export function runOptions(app: App, transport: RunOptions['transport'], flags: SendFlags, onStart: RunOptions['onStart']): RunOptions {
   let leaseMs: number | undefined;
   if (flags.lease !== undefined) {
     const parsed = parseDuration(flags.lease);
@@ -344,7 +344,7 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
  * Runs the send with a progress bar (terminal), JSON progress lines on stderr (otherwise) or nothing
  * (--quiet), and Ctrl-C / SIGTERM handling: the first stops gracefully, a second exits at once.
  */
-async function withProgress(
+export async function withProgress(
   context: CliContext,
   flags: SendFlags,
   run: (onStart: NonNullable<RunOptions['onStart']>) => Promise<SendSummary>,
@@ -416,7 +416,7 @@ async function withProgress(
   }
 }
 
-function report(context: CliContext, summary: SendSummary, flags: SendFlags): void {
+export function report(context: CliContext, summary: SendSummary, flags: SendFlags): void {
   if (flags.json) return printJson(context.io, summary);
   const c = summary.counts;
   const lines = [
