@@ -5,15 +5,22 @@
 export const DELIVERY_STATES = ['queued', 'sending', 'sent', 'deferred', 'failed', 'skipped', 'uncertain'] as const;
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
-/** Every move a delivery may make; the store's statements check the `from` side in SQL. */
+/**
+ * Every move a delivery may make; each store statement that moves one checks its `from` side in SQL
+ * (src/store/deliveries.ts names the move in its doc comment).
+ */
 export const TRANSITIONS: Readonly<Record<DeliveryState, readonly DeliveryState[]>> = Object.freeze({
+  // claimed, or skipped at claim time or by an unsubscribe (not uncertain: it may have gone out)
   queued: ['sending', 'skipped'],
   deferred: ['sending', 'skipped'],
-  uncertain: ['sending', 'skipped'],
-  // A claim released unattempted (graceful stop) goes back to queued or deferred.
+  uncertain: ['sending', 'skipped', 'deferred'],
+  // an outcome; a claim released unattempted (graceful stop) goes back to queued or deferred; a
+  // lapsed lease makes it uncertain
   sending: ['sent', 'deferred', 'failed', 'uncertain', 'queued'],
-  sent: [],
-  failed: [],
+  // a hard bounce reported later
+  sent: ['failed'],
+  // `bulletin retry` puts failed (and uncertain, deferred) deliveries back to work
+  failed: ['deferred'],
   skipped: [],
 });
 
