@@ -32,6 +32,8 @@ export interface Config {
   readonly retry: { readonly min: string; readonly max: string; readonly deadline: string };
   /** Where the static web archive is exported (`send` re-exports after a send; `serve` serves it); null: none. */
   readonly archiveDir: string | null;
+  /** Hard bounces after which a membership becomes `bounced` (`bounces process --threshold` wins). */
+  readonly bounceThreshold: number;
 }
 
 /** Flags that override the environment, as commander hands them over. */
@@ -76,6 +78,10 @@ const environmentSchema = z.object({
   BULLETIN_RETRY_MAX: optionalText,
   BULLETIN_RETRY_DEADLINE: optionalText,
   BULLETIN_ARCHIVE_DIR: optionalText,
+  BULLETIN_BOUNCE_THRESHOLD: optionalText.refine(
+    (value) => value === undefined || (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 1000),
+    'must be a whole number from 1 to 1000',
+  ),
 });
 
 /** Reads `.env` in `cwd` (if any) without touching process.env; the real environment wins over it. */
@@ -140,6 +146,7 @@ export function loadConfig(options: {
       deadline: env.BULLETIN_RETRY_DEADLINE ?? '5d',
     }),
     archiveDir: env.BULLETIN_ARCHIVE_DIR ? resolve(options.cwd, env.BULLETIN_ARCHIVE_DIR) : null,
+    bounceThreshold: Number(env.BULLETIN_BOUNCE_THRESHOLD ?? 3),
   });
 }
 

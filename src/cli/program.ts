@@ -2,6 +2,7 @@
 // file. Commands are thin: parse options, call one use case, print.
 import { Command, Help } from 'commander';
 import { registerArchiveCommands } from './commands/archive.js';
+import { registerBounceCommands } from './commands/bounces.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerListCommands } from './commands/list.js';
@@ -55,6 +56,7 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   registerSendCommands(program, context);
   registerServeCommand(program, context);
   registerArchiveCommands(program, context);
+  registerBounceCommands(program, context);
   registerDbCommands(program, context);
   // Every subcommand reports usage errors the same way as the program.
   const inherit = (command: Command) => {

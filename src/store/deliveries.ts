@@ -345,3 +345,57 @@ export async function skipPendingDeliveries(sql: Sql, listId: number, subscriber
   );
   return rowCount ?? 0;
 }
+
+export interface BouncedDelivery {
+  readonly id: number;
+  readonly bulletinId: number;
+  readonly listId: number;
+  readonly subscriberId: number;
+  /** The state it was in when the bounce arrived. */
+  readonly previousState: DeliveryState;
+  /** Whether this statement made it `failed`. */
+  readonly failed: boolean;
+}
+
+/**
+ * A bounce quoting `messageId` (optionally only if the delivery is this list's and subscriber's, as
+ * its VERP token says): the delivery becomes `failed` with `reply` if it was `sent`, `deferred` or
+ * `uncertain`: the message reached a server that refused it for good, so no retry may follow. One
+ * `sending` belongs to a worker right now and stays its own; queued, failed and skipped stay as
+ * they are. Returns the delivery whatever its state, or null when no delivery of a subscriber
+ * carries this Message-ID.
+ */
+export async function failDeliveryByMessageId(
+  sql: Sql,
+  bounce: { messageId: string; reply: string; listId: number | null; subscriberId: number | null },
+): Promise<BouncedDelivery | null> {
+  const { rows } = await sql.query<{
+    id: number;
+    bulletin_id: number;
+    list_id: number;
+    subscriber_id: number;
+    previous_state: DeliveryState;
+    failed: boolean;
+  }>(
+    `WITH found AS (
+       SELECT d.id, d.bulletin_id, b.list_id, d.subscriber_id, d.state AS previous_state
+         FROM deliveries d JOIN bulletins b ON b.id = d.bulletin_id
+        WHERE d.message_id = $1 AND d.subscriber_id IS NOT NULL
+          AND ($3::integer IS NULL OR b.list_id = $3) AND ($4::bigint IS NULL OR d.subscriber_id = $4)
+        ORDER BY d.id LIMIT 1
+        FOR UPDATE OF d
+     ), failed AS (
+       UPDATE deliveries d
+          SET state = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now()
+         FROM found f
+        WHERE d.id = f.id AND d.state IN ('sent', 'deferred', 'uncertain')
+       RETURNING d.id
+     )
+     SELECT f.*, EXISTS (SELECT 1 FROM failed) AS failed FROM found f`,
+    [bounce.messageId, bounce.reply.slice(0, 2000), bounce.listId, bounce.subscriberId],
+  );
+  const row = rows[0];
+  return row
+    ? { id: row.id, bulletinId: row.bulletin_id, listId: row.list_id, subscriberId: row.subscriber_id, previousState: row.previous_state, failed: row.failed }
+    : null;
+}

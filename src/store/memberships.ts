@@ -198,3 +198,20 @@ export async function summarizeUnsubscribes(sql: Sql, listId: number): Promise<U
   );
   return rows;
 }
+
+/**
+ * A member with at least `threshold` hard bounces on the list since they subscribed becomes
+ * `bounced` (source 'bounce'), in one statement, only from `active`: someone who unsubscribed stays
+ * unsubscribed. Returns whether it changed.
+ */
+export async function markBouncedAtThreshold(sql: Sql, listId: number, subscriberId: number, threshold: number): Promise<boolean> {
+  const { rowCount } = await sql.query(
+    `UPDATE memberships m
+        SET status = 'bounced', status_source = 'bounce', status_changed_at = now()
+      WHERE m.list_id = $1 AND m.subscriber_id = $2 AND m.status = 'active'
+        AND (SELECT count(*) FROM bounces b
+              WHERE b.list_id = m.list_id AND b.subscriber_id = m.subscriber_id AND b.recorded_at >= m.subscribed_at) >= $3`,
+    [listId, subscriberId, threshold],
+  );
+  return rowCount === 1;
+}
