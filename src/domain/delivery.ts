@@ -12,8 +12,9 @@ export type DeliveryState = (typeof DELIVERY_STATES)[number];
 export const TRANSITIONS: Readonly<Record<DeliveryState, readonly DeliveryState[]>> = Object.freeze({
   // claimed, or skipped at claim time or by an unsubscribe (not uncertain: it may have gone out)
   queued: ['sending', 'skipped'],
-  deferred: ['sending', 'skipped'],
-  uncertain: ['sending', 'skipped', 'deferred'],
+  // (and `failed` for all three on a hard bounce: a copy reached a server that refused it for good)
+  deferred: ['sending', 'skipped', 'failed'],
+  uncertain: ['sending', 'skipped', 'deferred', 'failed'],
   // an outcome; a claim released unattempted (graceful stop) goes back to queued or deferred; a
   // lapsed lease makes it uncertain
   sending: ['sent', 'deferred', 'failed', 'uncertain', 'queued'],
