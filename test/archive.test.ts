@@ -2,11 +2,12 @@
 // order and threading, escaping of hostile subjects, sanitised bodies, byte-identical re-exports
 // that rewrite nothing, stable numbers, and no subscriber address, name or token anywhere.
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { LIST_FLAGS, rows } from './helpers/app.js';
+import { exportArchive } from '../src/app/archive.js';
+import { inspect, LIST_FLAGS, rows } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 
@@ -153,11 +154,89 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
     assert.ok((await files(site)).includes('news/2026-November/000003.html'));
   });
 
+  test('a bulletin without its kept archive rendering is rendered once at export, to the same page', async () => {
+    const page = join(site, 'news/2026-November/000001.html');
+    const before = await readFile(page);
+    await rows(db, `UPDATE bulletins SET archive_html = NULL, archive_text = NULL WHERE source_name = 'outage.md'`);
+    const again = (await runOk(['archive', 'export', '--list', 'news', '--out', site, '--json'], db)) as { written: number };
+    assert.equal(again.written, 0);
+    assert.ok((await readFile(page)).equals(before));
+    const [kept] = await rows<{ archive_html: string | null }>(db, `SELECT archive_html FROM bulletins WHERE source_name = 'outage.md'`);
+    assert.match(kept?.archive_html ?? '', /Mail was <strong>slow<\/strong>/);
+  });
+
   test('export needs an output directory and an existing list', async () => {
     const noOut = await runCli(['archive', 'export', '--list', 'news'], db);
     assert.equal(noOut.code, 2);
     assert.match(noOut.stderr, /--out DIR, or set BULLETIN_ARCHIVE_DIR/);
     const noList = await runCli(['archive', 'export', '--list', 'nope', '--out', site], db);
     assert.equal(noList.code, 66);
+  });
+
+  test('the gzip header has no time stamp or file name; a file the export did not write stays where it is', async () => {
+    const gz = await readFile(join(site, 'news/2026-November.txt.gz'));
+    assert.deepEqual([...gz.subarray(0, 4)], [0x1f, 0x8b, 8, 0], 'gzip, deflate, no FNAME/FCOMMENT/FEXTRA');
+    assert.equal(gz.readUInt32LE(4), 0, 'MTIME is zero');
+    await writeFile(join(site, 'news/robots.txt'), 'User-agent: *\n');
+    await writeFile(join(site, 'news/2026-November/notes.txt'), 'kept\n');
+    await runOk(['archive', 'export', '--list', 'news', '--out', site], db);
+    assert.equal(await readFile(join(site, 'news/robots.txt'), 'utf8'), 'User-agent: *\n');
+    assert.equal(await readFile(join(site, 'news/2026-November/notes.txt'), 'utf8'), 'kept\n');
+    assert.ok(!(await files(site)).some((path) => path.endsWith('.tmp')), 'no temporary file left');
+  });
+
+  test('threads follow what each send threaded to: a file name sent again later, and a reference by id', async () => {
+    await runOk(['list', 'create', 'threads', ...LIST_FLAGS.map((flag) => flag.replace('bulletins@', 'threads@'))], db);
+    const sendTo = async (path: string, body: string) => {
+      await mkdir(join(db.cwd, 'threads', path, '..'), { recursive: true });
+      await writeFile(join(db.cwd, 'threads', path), body);
+      await runOk(['send', join(db.cwd, 'threads', path), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], db);
+    };
+    await sendTo('first/notice.md', '---\nsubject: Notice one\n---\nOne.\n');
+    await sendTo('reply-one.md', '---\nsubject: Reply to one\nin-reply-to: notice.md\n---\nR1.\n');
+    await sendTo('second/notice.md', '---\nsubject: Notice two\nin-reply-to: notice.md\n---\nTwo.\n');
+    await sendTo('reply-two.md', '---\nsubject: Reply to two\nin-reply-to: notice.md\n---\nR2.\n');
+    const [first] = await rows<{ id: number }>(db, `SELECT id FROM bulletins WHERE subject = 'Notice one'`);
+    await sendTo('by-id.md', `---\nsubject: Reply by id\nin-reply-to: ${first?.id}\n---\nR3.\n`);
+    await rows(db, `UPDATE bulletins SET sent_date = timestamptz '2026-03-01T10:00:00Z' + (bulletins.id * interval '1 minute') FROM lists WHERE lists.id = bulletins.list_id AND lists.slug = 'threads'`);
+    const out = join(db.cwd, 'threads-site');
+    await runOk(['archive', 'export', '--list', 'threads', '--out', out], db);
+    const thread = await readFile(join(out, 'threads/2026-March/thread.html'), 'utf8');
+    const tree = thread.slice(thread.indexOf('<ul class="bulletins">') + '<ul class="bulletins">'.length, thread.indexOf('<hr>'));
+    const items = [...tree.matchAll(/<li><a href="\d{6}\.html">([^<]+)<\/a>|<\/?ul>/g)].map((match) => match[1] ?? match[0]);
+    assert.deepEqual(items, [
+      'Notice one',
+      '<ul>',
+      'Reply to one',
+      'Notice two',
+      '<ul>',
+      'Reply to two',
+      '</ul>',
+      'Reply by id',
+      '</ul>',
+      '</ul>',
+    ]);
+    const mbox = gunzipSync(await readFile(join(out, 'threads/2026-March.txt.gz'))).toString('utf8');
+    const messages = mbox.split(/^(?=From threads@lists\.example\.net )/m);
+    const header = (subject: string, name: string) => messages.find((message) => message.includes(`Subject: [ExampleNet-Bulletins] ${subject}\n`))?.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
+    assert.equal(header('Reply to two', 'In-Reply-To'), header('Notice two', 'Message-ID'));
+    assert.equal(header('Reply to one', 'In-Reply-To'), header('Notice one', 'Message-ID'));
+    assert.equal(header('Reply by id', 'In-Reply-To'), header('Notice one', 'Message-ID'));
+    assert.equal(header('Notice one', 'In-Reply-To'), undefined);
+  });
+
+  test('two exports at once hand out each number once and write the same bytes', async () => {
+    await writeFile(join(db.cwd, 'extra.md'), '---\nsubject: One more notice\n---\nMore.\n');
+    await runOk(['send', join(db.cwd, 'extra.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], db);
+    await writeFile(join(db.cwd, 'extra2.md'), '---\nsubject: And another\n---\nMore.\n');
+    await runOk(['send', join(db.cwd, 'extra2.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], db);
+    const [left, right] = [join(db.cwd, 'concurrent-a'), join(db.cwd, 'concurrent-b')];
+    const summaries = await inspect(db, (app) => Promise.all([exportArchive(app, { slug: 'threads', outDir: left }), exportArchive(app, { slug: 'threads', outDir: right })]));
+    assert.equal(summaries[0].numbered + summaries[1].numbered, 2, 'the two new bulletins are numbered once, by one of the exports');
+    const numbers = await rows<{ archive_number: number }>(db, `SELECT archive_number FROM bulletins JOIN lists ON lists.id = bulletins.list_id WHERE lists.slug = 'threads' ORDER BY archive_number`);
+    assert.deepEqual(numbers.map((row) => row.archive_number), [0, 1, 2, 3, 4, 5, 6]);
+    const names = await files(left);
+    assert.deepEqual(await files(right), names);
+    for (const name of names) assert.ok((await readFile(join(left, name))).equals(await readFile(join(right, name))), `${name} is the same in both`);
   });
 });

@@ -130,10 +130,18 @@ export async function assignArchiveNumbers(tx: Sql, listId: number): Promise<num
   return rowCount ?? 0;
 }
 
-export interface ArchiveEntry extends StoredBulletin {
+/** A numbered bulletin as the archive reads it. */
+export interface ArchiveEntry {
+  readonly id: number;
+  readonly subject: string;
+  readonly source: string;
+  readonly sourceName: string;
+  readonly sentDate: Date;
   readonly archiveNumber: number;
   /** The body as the archive shows it; null until rendered once. */
   readonly archiveBody: { readonly html: string; readonly text: string } | null;
+  /** The templates as sent; read only while the body still has to be rendered (else null). */
+  readonly templates: Record<string, string> | null;
 }
 
 /** Keeps a bulletin's archive rendering (once: a bulletin never changes after its send started). */
@@ -143,13 +151,30 @@ export async function storeArchiveBody(sql: Sql, id: number, body: { html: strin
 
 /** The list's numbered bulletins, in archive-number order (the archive's input). */
 export async function selectArchiveEntries(sql: Sql, listId: number): Promise<ArchiveEntry[]> {
-  const { rows } = await sql.query<BulletinRow & { archive_number: number; archive_html: string | null; archive_text: string | null }>(
-    `SELECT * FROM bulletins WHERE list_id = $1 AND archive_number IS NOT NULL ORDER BY archive_number`,
+  const { rows } = await sql.query<{
+    id: number;
+    subject: string;
+    source: string;
+    source_name: string;
+    sent_date: Date;
+    archive_number: number;
+    archive_html: string | null;
+    archive_text: string | null;
+    templates: Record<string, string> | null;
+  }>(
+    `SELECT id, subject, source, source_name, sent_date, archive_number, archive_html, archive_text,
+            CASE WHEN archive_html IS NULL THEN templates END AS templates
+       FROM bulletins WHERE list_id = $1 AND archive_number IS NOT NULL ORDER BY archive_number`,
     [listId],
   );
   return rows.map((row) => ({
-    ...toBulletin(row),
+    id: row.id,
+    subject: row.subject,
+    source: row.source,
+    sourceName: row.source_name,
+    sentDate: row.sent_date,
     archiveNumber: row.archive_number,
     archiveBody: row.archive_html === null ? null : { html: row.archive_html, text: row.archive_text ?? '' },
+    templates: row.templates,
   }));
 }
