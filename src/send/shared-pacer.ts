@@ -7,6 +7,7 @@
 // used late: otherwise a worker catching up would crowd its old slots into the present, on top of
 // the others' current ones. So one second holds at most rate × (1 s + 50 ms) + 1 messages.
 import type { Pacer } from './dispatcher.js';
+import { monotonicClock } from './throttle.js';
 
 export interface SlotRun {
   /** Database time (epoch ms) of the first reserved slot. */
@@ -82,23 +83,8 @@ export class SharedPacer implements Pacer {
         continue;
       }
       run.next++;
-      if (slot > now) await sleep(slot - now, signal);
+      if (slot > now) await monotonicClock.sleep(slot - now, signal);
       return;
     }
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

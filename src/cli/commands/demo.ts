@@ -3,8 +3,9 @@
 // engine into a local SMTP capture (each message saved as .eml), exports the web archive, and serves
 // the unsubscribe pages and the archive until Ctrl-C (`--no-serve`: exit instead, for scripts).
 import { join } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { exportArchive } from '../../app/archive.js';
+import { BulletinError } from '../../domain/errors.js';
 import { DEMO_BULLETINS, DEMO_LIST, setUpDemo } from '../../app/demo.js';
 import { prepareSend, runSend } from '../../app/send.js';
 import { startSmtpCapture } from '../../app/smtp-capture.js';
@@ -15,18 +16,13 @@ import { startWebServer } from '../../web/server.js';
 import type { CliContext } from '../context.js';
 import { plural, printLines } from '../output.js';
 import { report, runOptions, withProgress, type SendFlags } from './send.js';
-
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError('expected a port number from 1 to 65535');
-  return port;
-}
+import { firstSignal, parsePort } from './serve.js';
 
 export function registerDemoCommand(program: Command, context: CliContext): void {
   program
     .command('demo')
     .description('see bulletin work in one command: a demo list, two bulletins sent into a local SMTP capture, the archive, the unsubscribe pages')
-    .option('--port <port>', 'port for the web server (unsubscribe pages and archive)', parsePort, 8080)
+    .option('--port <port>', 'port for the web server (unsubscribe pages and archive); it goes into the demo list\'s links', parsePort, 8080)
     .option('--rate <rate>', 'sending rate', '200/s')
     .option('--no-serve', 'do not start the web server; exit when done (for scripts)')
     .addHelpText(
@@ -41,6 +37,7 @@ Examples:
   npx bulletin demo --no-serve`,
     )
     .action(async (flags: { port: number; rate: string; serve: boolean }) => {
+      if (flags.port === 0) throw new BulletinError('USAGE', 'The demo needs a fixed --port: it goes into the links of the messages it sends.');
       const config = context.config();
       const workDir = join(config.dataDir, 'demo');
       const baseUrl = `http://127.0.0.1:${flags.port}`;
@@ -82,11 +79,12 @@ Examples:
         }
         const server = await startWebServer(app, { host: '127.0.0.1', port: flags.port, archiveDir: archive.directory });
         printLines(context.io, `Serving ${server.url}: open the archive or the unsubscribe link above in a browser. Ctrl-C stops.`);
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGINT', () => resolve('SIGINT'));
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-        });
-        await server.close();
+        const { signal, release } = await firstSignal(context);
+        try {
+          await server.close();
+        } finally {
+          release();
+        }
         context.exitCode = signal === 'SIGINT' ? 130 : 0;
       });
     });

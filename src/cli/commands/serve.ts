@@ -7,7 +7,8 @@ import { startWebServer } from '../../web/server.js';
 import type { CliContext } from '../context.js';
 import { printLines } from '../output.js';
 
-function parsePort(value: string): number {
+/** A --port value: 0 (any free port) to 65535. */
+export function parsePort(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
   return port;
@@ -64,7 +65,7 @@ Examples:
  * Waits for Ctrl-C or SIGTERM. A second one while the server finishes the requests in progress
  * exits at once, until `release` is called.
  */
-function firstSignal(context: CliContext): Promise<{ signal: NodeJS.Signals; release: () => void }> {
+export function firstSignal(context: CliContext): Promise<{ signal: NodeJS.Signals; release: () => void }> {
   return new Promise((resolveSignal) => {
     const again = (second: NodeJS.Signals) => process.exit(second === 'SIGINT' ? 130 : 143);
     const release = () => {
