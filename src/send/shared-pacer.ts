@@ -6,8 +6,14 @@
 // A slot more than LATE_TOLERANCE_MS in the past (the worker was busy or waiting) is given up, not
 // used late: otherwise a worker catching up would crowd its old slots into the present, on top of
 // the others' current ones. So one second holds at most rate × (1 s + 50 ms) + 1 messages.
+//
+// Slot times are the database's clock; turning them into local times needs the offset between the
+// two clocks. A reply that comes back late (a busy event loop, a slow network) must not move this
+// worker's slots later, onto the next worker's run: the offset is learnt NTP-style from every
+// reservation (the database read its clock somewhere between our request and its reply) and the
+// tightest bounds seen are kept, so one slow reply changes nothing.
 import type { Pacer } from './dispatcher.js';
-import { monotonicClock } from './throttle.js';
+import { monotonicClock, type ThrottleClock } from './throttle.js';
 
 export interface SlotRun {
   /** Database time (epoch ms) of the first reserved slot. */
@@ -22,8 +28,8 @@ export type ReserveSlots = (count: number, intervalMs: number) => Promise<SlotRu
 export interface SharedPacerOptions {
   /** Messages per second. */
   readonly rate: number;
-  /** Milliseconds, monotonic. */
-  readonly now?: () => number;
+  /** Milliseconds, monotonic, and the waits between slots (tests pass a fake one). */
+  readonly clock?: ThrottleClock;
 }
 
 const RUN_MS = 100;
@@ -38,18 +44,44 @@ interface Run {
   next: number;
 }
 
+/**
+ * The offset (database epoch ms − local monotonic ms) between the two clocks. Each reservation
+ * bounds it: the database read its clock after we asked and before we heard back. The bounds of
+ * all samples are intersected (the quickest round trip decides); if they ever disagree (a clock
+ * was stepped), the latest sample starts over.
+ */
+export class ClockOffset {
+  private low = -Infinity;
+  private high = Infinity;
+
+  /** `askedAt` and `answeredAt` are local times around one reading `databaseMs`; returns the estimate. */
+  sample(databaseMs: number, askedAt: number, answeredAt: number): number {
+    const low = databaseMs - answeredAt;
+    const high = databaseMs - askedAt;
+    if (low > this.high || high < this.low) {
+      this.low = low;
+      this.high = high;
+    } else {
+      this.low = Math.max(this.low, low);
+      this.high = Math.min(this.high, high);
+    }
+    return (this.low + this.high) / 2;
+  }
+}
+
 export class SharedPacer implements Pacer {
   private intervalMs: number;
   private run: Run | null = null;
   private turn: Promise<void> = Promise.resolve();
-  private readonly now: () => number;
+  private readonly clock: ThrottleClock;
+  private readonly offset = new ClockOffset();
 
   constructor(
     private readonly reserve: ReserveSlots,
     options: SharedPacerOptions,
   ) {
     this.intervalMs = 1000 / options.rate;
-    this.now = options.now ?? (() => performance.now());
+    this.clock = options.clock ?? monotonicClock;
   }
 
   setRate(perSecond: number): void {
@@ -71,11 +103,13 @@ export class SharedPacer implements Pacer {
       if (run === null || run.next >= run.count) {
         const count = Math.max(1, Math.min(MAX_RUN, Math.ceil(RUN_MS / this.intervalMs)));
         const intervalMs = this.intervalMs;
+        const askedAt = this.clock.now();
         const reserved = await this.reserve(count, intervalMs);
-        run = { start: this.now() + (reserved.firstSlotMs - reserved.databaseNowMs), intervalMs, count, next: 0 };
+        const offset = this.offset.sample(reserved.databaseNowMs, askedAt, this.clock.now());
+        run = { start: reserved.firstSlotMs - offset, intervalMs, count, next: 0 };
         this.run = run;
       }
-      const now = this.now();
+      const now = this.clock.now();
       const slot = run.start + run.next * run.intervalMs;
       if (slot < now - LATE_TOLERANCE_MS) {
         // Give up the slots that went by unused, and look at the first one still usable.
@@ -83,7 +117,7 @@ export class SharedPacer implements Pacer {
         continue;
       }
       run.next++;
-      if (slot > now) await monotonicClock.sleep(slot - now, signal);
+      if (slot > now) await this.clock.sleep(slot - now, signal);
       return;
     }
   }
