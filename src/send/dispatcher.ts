@@ -18,6 +18,7 @@ import {
   type ClaimedDelivery,
   type DeliveryOutcome,
 } from '../store/deliveries.js';
+import { realClock, type Clock } from '../domain/clock.js';
 import type { AdaptivePace } from './adaptive.js';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 
@@ -34,26 +35,6 @@ export interface Recipient {
   readonly name: string | null;
   readonly attributes: Record<string, unknown>;
 }
-
-export interface Clock {
-  now(): Date;
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-export const realClock: Clock = {
-  now: () => new Date(),
-  sleep: (ms, signal) =>
-    new Promise((resolve) => {
-      if (signal?.aborted) return resolve();
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      }
-      signal?.addEventListener('abort', done, { once: true });
-    }),
-};
 
 export interface DispatchOptions {
   readonly bulletinId: number;
@@ -239,12 +220,14 @@ export class Dispatcher {
           prefetch = claimBatch();
           prefetch.catch(() => undefined); // awaited (and its error seen) when the queue runs dry
         }
+        // A free connection first, then the pace's slot: a message must leave at its slot, not
+        // queue behind busy connections and go out later in a bunch with others.
+        while (inFlight.size >= transport.concurrency) await Promise.race(inFlight);
         try {
           await this.untilDatabase(() => this.deps.pacer.acquire(signal));
         } catch (error) {
           if (!signal.aborted) throw error; // an abort only means we are stopping
         }
-        while (inFlight.size >= transport.concurrency) await Promise.race(inFlight);
         if (signal.aborted) continue;
         const claimed = queue.shift() as ClaimedDelivery;
         const attempt = this.attempt(claimed).then(async () => {
