@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { exportArchive } from '../src/app/archive.js';
 import { inspect, LIST_FLAGS, rows } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';
+import { clockAt } from './helpers/clock.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 
 let db: TestDatabase;
@@ -25,9 +26,10 @@ async function files(dir: string): Promise<string[]> {
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1)).sort();
 }
 
-async function send(name: string, body: string): Promise<void> {
+/** Sends a bulletin as if on `at`: the archive files by the send date, so every month below follows from these dates. */
+async function send(name: string, body: string, at: string): Promise<void> {
   await writeFile(join(db.cwd, name), body);
-  await runOk(['send', join(db.cwd, name), '--list', 'news', '--outbox', join(db.cwd, 'outbox'), '--yes', '--quiet', '--verp'], db);
+  await runOk(['send', join(db.cwd, name), '--list', 'news', '--outbox', join(db.cwd, 'outbox'), '--yes', '--quiet', '--verp'], { ...db, clock: clockAt(at) });
 }
 
 before(async () => {
@@ -35,11 +37,10 @@ before(async () => {
   site = join(db.cwd, 'site');
   await runOk(['list', 'create', 'news', ...LIST_FLAGS, '--description', 'Notices about <our> service & more'], db);
   for (const [address, name] of SUBSCRIBERS) await runOk(['subscribers', 'add', address, '--list', 'news', '--name', name], db);
-  await send('outage.md', '---\nsubject: Mail delays this week\n---\nDear {{default subscriber.name "customer"}} ({{subscriber.email}}),\n\nMail was **slow**.\n\n<script>alert("x")</script><a href="javascript:alert(1)" onclick="alert(2)">click</a>\n\nFrom here on, all is well. [Leave]({{unsubscribeUrl}})\n');
-  await send('hostile.md', `---\nsubject: '${HOSTILE}'\n---\nA subject to escape.\n`);
-  await send('followup.md', '---\nsubject: Mail delays, resolved\nin-reply-to: outage.md\n---\nThe backlog is cleared.\n');
-  // Spread over two months: move the first bulletin into October (as if sent then).
-  await rows(db, `UPDATE bulletins SET sent_date = '2026-10-15T09:30:00Z' WHERE source_name = 'hostile.md'`);
+  await send('outage.md', '---\nsubject: Mail delays this week\n---\nDear {{default subscriber.name "customer"}} ({{subscriber.email}}),\n\nMail was **slow**.\n\n<script>alert("x")</script><a href="javascript:alert(1)" onclick="alert(2)">click</a>\n\nFrom here on, all is well. [Leave]({{unsubscribeUrl}})\n', '2026-11-20T08:00:00Z');
+  // Sent second, but dated in October: the archive orders and numbers by send date.
+  await send('hostile.md', `---\nsubject: '${HOSTILE}'\n---\nA subject to escape.\n`, '2026-10-15T09:30:00Z');
+  await send('followup.md', '---\nsubject: Mail delays, resolved\nin-reply-to: outage.md\n---\nThe backlog is cleared.\n', '2026-11-21T08:00:00Z');
 });
 after(async () => {
   await db?.drop();
@@ -146,7 +147,7 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
     const again = (await runOk(['archive', 'export', '--list', 'news', '--out', site, '--json'], db)) as { written: number; unchanged: number };
     assert.deepEqual([again.written, again.unchanged], [0, before.size]);
     assert.equal((await stat(join(site, 'news/index.html'))).mtimeMs, mtime);
-    await send('later.md', '---\nsubject: A later notice\n---\nMore news.\n');
+    await send('later.md', '---\nsubject: A later notice\n---\nMore news.\n', '2026-11-30T23:59:00Z');
     const third = (await runOk(['archive', 'export', '--list', 'news', '--out', site, '--json'], db)) as { written: number; numbered: number };
     assert.equal(third.numbered, 1);
     assert.ok(third.written < before.size + 1, `only changed files rewritten (${third.written})`);
@@ -187,10 +188,13 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
 
   test('threads follow what each send threaded to: a file name sent again later, and a reference by id', async () => {
     await runOk(['list', 'create', 'threads', ...LIST_FLAGS.map((flag) => flag.replace('bulletins@', 'threads@'))], db);
+    // Each send a minute after the one before, on 1 March 2026.
+    let minute = 0;
     const sendTo = async (path: string, body: string) => {
       await mkdir(join(db.cwd, 'threads', path, '..'), { recursive: true });
       await writeFile(join(db.cwd, 'threads', path), body);
-      await runOk(['send', join(db.cwd, 'threads', path), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], db);
+      const at = `2026-03-01T10:${String(++minute).padStart(2, '0')}:00Z`;
+      await runOk(['send', join(db.cwd, 'threads', path), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], { ...db, clock: clockAt(at) });
     };
     await sendTo('first/notice.md', '---\nsubject: Notice one\n---\nOne.\n');
     await sendTo('reply-one.md', '---\nsubject: Reply to one\nin-reply-to: notice.md\n---\nR1.\n');
@@ -198,7 +202,6 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
     await sendTo('reply-two.md', '---\nsubject: Reply to two\nin-reply-to: notice.md\n---\nR2.\n');
     const [first] = await rows<{ id: number }>(db, `SELECT id FROM bulletins WHERE subject = 'Notice one'`);
     await sendTo('by-id.md', `---\nsubject: Reply by id\nin-reply-to: ${first?.id}\n---\nR3.\n`);
-    await rows(db, `UPDATE bulletins SET sent_date = timestamptz '2026-03-01T10:00:00Z' + (bulletins.id * interval '1 minute') FROM lists WHERE lists.id = bulletins.list_id AND lists.slug = 'threads'`);
     const out = join(db.cwd, 'threads-site');
     await runOk(['archive', 'export', '--list', 'threads', '--out', out], db);
     const thread = await readFile(join(out, 'threads/2026-March/thread.html'), 'utf8');
@@ -227,9 +230,9 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
 
   test('two exports at once hand out each number once and write the same bytes', async () => {
     await writeFile(join(db.cwd, 'extra.md'), '---\nsubject: One more notice\n---\nMore.\n');
-    await runOk(['send', join(db.cwd, 'extra.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], db);
+    await runOk(['send', join(db.cwd, 'extra.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], { ...db, clock: clockAt('2026-03-02T10:00:00Z') });
     await writeFile(join(db.cwd, 'extra2.md'), '---\nsubject: And another\n---\nMore.\n');
-    await runOk(['send', join(db.cwd, 'extra2.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], db);
+    await runOk(['send', join(db.cwd, 'extra2.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], { ...db, clock: clockAt('2026-03-02T10:05:00Z') });
     const [left, right] = [join(db.cwd, 'concurrent-a'), join(db.cwd, 'concurrent-b')];
     const summaries = await inspect(db, (app) => Promise.all([exportArchive(app, { slug: 'threads', outDir: left }), exportArchive(app, { slug: 'threads', outDir: right })]));
     assert.equal(summaries[0].numbered + summaries[1].numbered, 2, 'the two new bulletins are numbered once, by one of the exports');

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { withApp } from '../src/app/context.js';
 import { prepareSend, runSend } from '../src/app/send.js';
-import type { Clock } from '../src/send/dispatcher.js';
+import type { Clock } from '../src/domain/clock.js';
 import { createSmtpTransport } from '../src/send/smtp-transport.js';
 import { LIST_FLAGS, rows } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';

@@ -1,13 +1,16 @@
 // Opens what a use case runs on: the configured database, brought up to date (embedded) or checked
 // to be up to date (server). Says once on stderr, when it creates it, that the embedded database is used.
+import { realClock, type Clock } from '../domain/clock.js';
 import { BulletinError } from '../domain/errors.js';
 import { openDatabase, type Database } from '../store/database.js';
-import { applyMigrations, pendingMigrations } from '../store/migrations.js';
+import { applyMigrations, migrationState, refuseNewerSchema } from '../store/migrations.js';
 import type { Config } from './config.js';
 
 export interface App {
   readonly config: Config;
   readonly db: Database;
+  /** What "now" is for the use cases: the date a new bulletin is sent with, retry windows. */
+  readonly clock: Clock;
   close(): Promise<void>;
 }
 
@@ -16,6 +19,8 @@ export interface OpenOptions {
   readonly notice: (line: string) => void;
   /** `db migrate` opens without the pending-migrations check. */
   readonly skipMigrationCheck?: boolean;
+  /** Default: the real clock. */
+  readonly clock?: Clock;
 }
 
 export async function openApp(config: Config, options: OpenOptions): Promise<App> {
@@ -27,7 +32,9 @@ export async function openApp(config: Config, options: OpenOptions): Promise<App
       }
       if (!options.skipMigrationCheck) await applyMigrations(db);
     } else if (!options.skipMigrationCheck) {
-      const pending = await pendingMigrations(db);
+      const state = await migrationState(db);
+      refuseNewerSchema(db.description, state);
+      const pending = state.pending;
       if (pending.length > 0) {
         throw new BulletinError(
           'MIGRATIONS_PENDING',
@@ -39,7 +46,7 @@ export async function openApp(config: Config, options: OpenOptions): Promise<App
     await db.close();
     throw error;
   }
-  return { config, db, close: () => db.close() };
+  return { config, db, clock: options.clock ?? realClock, close: () => db.close() };
 }
 
 /** Opens, runs `work`, and always closes. */

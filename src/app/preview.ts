@@ -38,6 +38,7 @@ export async function previewBulletin(app: App, request: PreviewRequest): Promis
     bulletinKey: 'preview',
     secret: await resolveSecret(app.config),
     verp: request.verp ?? false,
+    date: app.clock.now(),
     ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
   });
   let recipient = SAMPLE_RECIPIENT;

@@ -13,7 +13,8 @@ import type { AdaptivePace } from '../send/adaptive.js';
 import { SharedPacer } from '../send/shared-pacer.js';
 import { parseRate } from '../send/throttle.js';
 import { reserveSlots } from '../store/send-pacing.js';
-import { Dispatcher, type Clock, type DispatchEnd, type Pacer } from '../send/dispatcher.js';
+import { Dispatcher, type DispatchEnd, type Pacer } from '../send/dispatcher.js';
+import type { Clock } from '../domain/clock.js';
 import type { Transport } from '../send/transport.js';
 import {
   findBulletin,
@@ -96,6 +97,7 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
         bulletinKey: 'preview',
         secret,
         verp,
+        date: app.clock.now(),
         dkim: await loadDkim(app.config),
         inReplyToBulletinKey: await resolveInReplyTo(app, list, source.inReplyTo),
         ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
@@ -232,7 +234,7 @@ export async function retryDeliveries(
   }
   const bulletin = await findBulletin(app.db, bulletinId);
   if (!bulletin) throw new BulletinError('NOT_FOUND', `There is no bulletin ${bulletinId} (see \`bulletin status\`).`);
-  const now = options.clock?.now() ?? new Date();
+  const now = (options.clock ?? app.clock).now();
   const requeued = await app.db.transaction(async (tx) => {
     const count = await requeueDeliveries(tx, bulletinId, states, now);
     if (count > 0) await reopenBulletin(tx, bulletinId);
@@ -276,7 +278,7 @@ async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: Mailin
       pacer,
       render: (recipient) => compiled.render(recipient),
       ...(options.pace ? { pace: options.pace } : {}),
-      ...(options.clock ? { clock: options.clock } : {}),
+      clock: options.clock ?? app.clock,
     },
     {
       bulletinId: bulletin.id,

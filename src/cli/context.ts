@@ -35,7 +35,11 @@ export function createContext(io: CliIo, program: Command): CliContext {
     run(work, options) {
       return withApp(
         context.config(),
-        { notice: (line) => io.stderr.write(`${line}\n`), skipMigrationCheck: options?.skipMigrationCheck ?? false },
+        {
+          notice: (line) => io.stderr.write(`${line}\n`),
+          skipMigrationCheck: options?.skipMigrationCheck ?? false,
+          ...(io.clock ? { clock: io.clock } : {}),
+        },
         work,
       );
     },

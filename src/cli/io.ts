@@ -1,5 +1,6 @@
 // What the CLI reads and writes, passed in so tests drive the real program in-process.
 import type { Readable, Writable } from 'node:stream';
+import type { Clock } from '../domain/clock.js';
 
 export interface CliIo {
   readonly stdout: Writable & { isTTY?: boolean };
@@ -7,6 +8,8 @@ export interface CliIo {
   readonly stdin: Readable & { isTTY?: boolean };
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
+  /** Tests set the date a command runs at; default: the real clock. */
+  readonly clock?: Clock;
 }
 
 export function processIo(): CliIo {

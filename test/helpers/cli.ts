@@ -1,5 +1,6 @@
 // Runs the real `bulletin` command line in-process (no child process), capturing what it prints.
 import { PassThrough, Readable } from 'node:stream';
+import type { Clock } from '../../src/domain/clock.js';
 import { main } from '../../src/cli/main.js';
 
 export interface CliResult {
@@ -8,9 +9,17 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+export interface CliOptions {
+  readonly env: Record<string, string>;
+  readonly cwd: string;
+  readonly stdin?: string;
+  /** The date the command runs at (default: the real clock). */
+  readonly clock?: Clock;
+}
+
 export async function runCli(
   args: readonly string[],
-  options: { env: Record<string, string>; cwd: string; stdin?: string },
+  options: CliOptions,
 ): Promise<CliResult> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -24,12 +33,13 @@ export async function runCli(
     stdin: Readable.from([options.stdin ?? '']),
     env: options.env,
     cwd: options.cwd,
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
 
 /** Runs and insists on success, returning stdout (parsed when `--json` was given). */
-export async function runOk(args: readonly string[], options: { env: Record<string, string>; cwd: string; stdin?: string }) {
+export async function runOk(args: readonly string[], options: CliOptions) {
   const result = await runCli(args, options);
   if (result.code !== 0) {
     throw new Error(`bulletin ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
