@@ -7,7 +7,7 @@ import type { Browser } from 'playwright-core';
 import { openApp, type App } from '../src/app/context.js';
 import { startWebServer, type RunningWebServer } from '../src/web/server.js';
 import { LIST_FLAGS } from './helpers/app.js';
-import { launchBrowser, screenshotDir, screenshotPath } from './helpers/browser.js';
+import { BROWSER_SKIP, launchBrowser, screenshotDir, screenshotPath } from './helpers/browser.js';
 import { runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 
@@ -18,6 +18,7 @@ let browser: Browser;
 let link: string;
 
 before(async () => {
+  if (BROWSER_SKIP) return;
   db = await createTestDatabase();
   await runOk(['list', 'create', 'news', ...LIST_FLAGS, '--description', 'Service notices from ExampleNet'], db);
   await runOk(['subscribers', 'add', 'jo.reader@example.net', '--list', 'news', '--name', 'Jo Reader'], db);
@@ -41,7 +42,7 @@ async function status(): Promise<[string, string]> {
   return [rows[0]?.status ?? '', rows[0]?.status_source ?? ''];
 }
 
-test(`unsubscribe and resubscribe in a browser (${DATABASE_KIND} database)`, async () => {
+test(`unsubscribe and resubscribe in a browser (${DATABASE_KIND} database)`, { skip: BROWSER_SKIP }, async () => {
   const shots = await screenshotDir('unsubscribe');
   const page = await browser.newPage({ viewport: { width: 390, height: 740 } }); // a phone
   const consoleErrors: string[] = [];
