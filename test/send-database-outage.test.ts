@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { LIST_FLAGS } from './helpers/app.js';
 import { runOk } from './helpers/cli.js';
-import { DATABASE_KIND } from './helpers/database.js';
+import { serverOnly } from './helpers/database.js';
 import { startOwnPostgres, type OwnPostgres } from './helpers/own-postgres.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 import pg from 'pg';
@@ -35,7 +35,7 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_00
   }
 }
 
-test('PostgreSQL restarted mid-send: the send pauses, reconnects and finishes; nobody lost, nobody mailed twice', { skip: DATABASE_KIND === 'embedded' ? 'the embedded database is inside the process' : false }, async () => {
+test('PostgreSQL restarted mid-send: the send pauses, reconnects and finishes; nobody lost, nobody mailed twice', { skip: serverOnly('the embedded database runs inside the bulletin process, so there is no server to stop and restart') }, async () => {
   postgres = await startOwnPostgres('bulletin_outage');
   relay = await startSmtpServer();
   cwd = await mkdtemp(join(tmpdir(), 'bulletin-outage-'));

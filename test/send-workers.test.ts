@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { LIST_FLAGS, rows } from './helpers/app.js';
 import { runOk } from './helpers/cli.js';
-import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, serverOnly, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 
 /** Enough for about 12 seconds at the rate: time for all three to start and hold claims even on a busy machine. */
@@ -66,7 +66,7 @@ function busiestSecond(stamps: readonly number[]): number {
   return most;
 }
 
-test('three workers on one send keep its rate together; one killed mid-send loses nobody', { skip: DATABASE_KIND === 'embedded' ? 'the embedded database admits one process' : false }, async () => {
+test('three workers on one send keep its rate together; one killed mid-send loses nobody', { skip: serverOnly('the embedded database admits one bulletin process at a time') }, async () => {
   await runOk(['list', 'create', 'workers', ...LIST_FLAGS], db);
   const addresses = Array.from({ length: RECIPIENTS }, (_, index) => `worker${index}@example.net`);
   const csv = join(db.cwd, 'workers.csv');

@@ -1,44 +1,69 @@
 // Schema migrations: the numbered, append-only `.sql` files in migrations/, applied by node-pg-migrate
-// under its advisory lock, and the check that tells whether a database is behind this version.
+// under its advisory lock, and a read-only look at which of them a database has (no DDL, so commands
+// other than `db migrate` work with a role that may only read and write the tables).
+import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
-import type { Database } from './database.js';
+import { BulletinError } from '../domain/errors.js';
+import type { Database, Sql } from './database.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 const MIGRATIONS_TABLE = 'pgmigrations';
 
 const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
-/** Applies every pending migration in one transaction; returns the names applied. */
-export async function applyMigrations(db: Database): Promise<string[]> {
+export interface MigrationState {
+  /** Migrations of this version the database has not applied, in file order. */
+  readonly pending: string[];
+  /** Migrations the database has applied that this version does not know (a newer bulletin ran them). */
+  readonly unknown: string[];
+}
+
+/** The migration names this version ships (file names without `.sql`), in order. */
+export async function shippedMigrations(dir = MIGRATIONS_DIR): Promise<string[]> {
+  return (await readdir(dir))
+    .filter((name) => name.endsWith('.sql'))
+    .sort()
+    .map((name) => name.slice(0, -'.sql'.length));
+}
+
+/** Which migrations the database lacks or has beyond this version; reads only. */
+export async function migrationState(sql: Sql, dir = MIGRATIONS_DIR): Promise<MigrationState> {
+  const shipped = await shippedMigrations(dir);
+  const { rows } = await sql.query<{ present: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS present`, [`public.${MIGRATIONS_TABLE}`]);
+  const applied = rows[0]?.present ? (await sql.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE}`)).rows.map((row) => row.name) : [];
+  const known = new Set(shipped);
+  const done = new Set(applied);
+  return { pending: shipped.filter((name) => !done.has(name)), unknown: applied.filter((name) => !known.has(name)).sort() };
+}
+
+/** A database migrated by a newer bulletin is not touched by this one. */
+export function refuseNewerSchema(description: string, state: MigrationState): void {
+  if (state.unknown.length === 0) return;
+  throw new BulletinError(
+    'CONFIG',
+    `The ${description} was migrated by a newer bulletin (it has ${state.unknown.join(', ')}, which this version does not know); run that version or a newer one.`,
+  );
+}
+
+/**
+ * Applies every pending migration in one transaction; returns the names applied. Pending migrations
+ * are applied in file order even when a later one is already there: before release 0.1.0, 0006 was
+ * added before 0003 and 0005, and a database migrated then upgrades by applying those two.
+ */
+export async function applyMigrations(db: Database, dir = MIGRATIONS_DIR): Promise<string[]> {
+  refuseNewerSchema(db.description, await migrationState(db, dir));
   return db.withConnection(async (client) => {
     const applied = await runner({
       dbClient: client,
-      dir: MIGRATIONS_DIR,
+      dir,
       direction: 'up',
       migrationsTable: MIGRATIONS_TABLE,
-      checkOrder: true,
+      checkOrder: false,
       singleTransaction: true,
       advisoryLockMode: 'wait',
       logger: silentLogger,
     });
     return applied.map((migration) => migration.name);
-  });
-}
-
-/** Names of the migrations this version has that the database has not applied yet. */
-export async function pendingMigrations(db: Database): Promise<string[]> {
-  return db.withConnection(async (client) => {
-    const pending = await runner({
-      dbClient: client,
-      dir: MIGRATIONS_DIR,
-      direction: 'up',
-      migrationsTable: MIGRATIONS_TABLE,
-      checkOrder: true,
-      dryRun: true,
-      noLock: true,
-      logger: silentLogger,
-    });
-    return pending.map((migration) => migration.name);
   });
 }

@@ -30,9 +30,24 @@ async function migrationsHash(): Promise<string> {
   return hash.digest('hex').slice(0, 12);
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * For tests that run only on a PostgreSQL server: `test(name, { skip: serverOnly('why') }, …)` skips
+ * on the embedded database with that reason, and runs when DATABASE_URL is set.
+ */
+export function serverOnly(why: string): string | false {
+  return SERVER_URL ? false : `runs on a PostgreSQL server only (set DATABASE_URL): ${why}`;
+}
+
+export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
   const cwd = await mkdtemp(join(tmpdir(), 'bulletin-test-'));
-  const env = SERVER_URL ? await createServerDatabase(SERVER_URL) : await createEmbeddedDatabase(cwd);
+  const migrated = options.migrated ?? true;
+  const env = SERVER_URL
+    ? migrated
+      ? await createServerDatabase(SERVER_URL)
+      : await createEmptyServerDatabase(SERVER_URL)
+    : migrated
+      ? await createEmbeddedDatabase(cwd)
+      : { BULLETIN_DATA_DIR: join(cwd, 'data') };
   return {
     env,
     cwd,
@@ -84,6 +99,16 @@ async function createServerDatabase(serverUrl: string): Promise<Record<string, s
     } finally {
       await client.query('SELECT pg_advisory_unlock(4242001)');
     }
+    return {};
+  });
+  return { DATABASE_URL: withDatabaseName(serverUrl, name) };
+}
+
+/** A database with nothing in it, not even the migrations table. */
+async function createEmptyServerDatabase(serverUrl: string): Promise<Record<string, string>> {
+  const name = `bulletin_empty_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(serverUrl, async (client) => {
+    await client.query(`CREATE DATABASE ${name}`);
     return {};
   });
   return { DATABASE_URL: withDatabaseName(serverUrl, name) };
