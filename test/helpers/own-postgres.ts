@@ -45,8 +45,10 @@ export async function startOwnPostgres(database: string): Promise<OwnPostgres> {
     const { stdout: gid } = await run('id', ['-g', 'postgres']);
     await chown(dir, Number(stdout.trim()), Number(gid.trim()));
   }
+  // The server's locale is fixed, whatever locale the suite runs in (an uninstalled one makes initdb fail).
+  const env = { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' };
   const exec = (program: string, args: string[]) =>
-    asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, program), ...args]) : run(join(bin, program), args);
+    asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, program), ...args], { env }) : run(join(bin, program), args, { env });
   const port = await freePort();
   const data = join(dir, 'data');
   await exec('initdb', ['-D', data, '-A', 'trust', '-U', 'bulletin', '--no-sync', '-E', 'UTF8']);
