@@ -114,13 +114,15 @@ describe('throttle', () => {
 });
 
 describe('retry schedule', () => {
-  test('exponential backoff with jitter, capped, until the deadline', () => {
+  test('exponential backoff, capped, jitter only above the delay, until the deadline', () => {
     const first = new Date('2026-11-28T00:00:00Z');
-    const delays = [1, 2, 3, 4, 5, 6, 7, 8].map((attempt) => nextAttemptAt(DEFAULT_RETRY_POLICY, attempt, first, first, () => 1)!.getTime() - first.getTime());
-    assert.deepEqual(delays.slice(0, 5), [5, 10, 20, 40, 60].map((minutes) => minutes * 60_000));
-    assert.ok(delays.every((delay) => delay <= 60 * 60_000));
-    const low = nextAttemptAt(DEFAULT_RETRY_POLICY, 1, first, first, () => 0)!.getTime() - first.getTime();
-    assert.equal(low, 2.5 * 60_000, 'jitter keeps at least half the delay');
+    const after = (attempt: number, random: number, outcome: 'deferred' | 'uncertain' = 'deferred') =>
+      nextAttemptAt(DEFAULT_RETRY_POLICY, attempt, first, first, () => random, outcome)!.getTime() - first.getTime();
+    const minutes = (list: number[]) => list.map((value) => value * 60_000);
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((attempt) => after(attempt, 0)), minutes([5, 10, 20, 40, 60, 60, 60, 60]), 'never sooner than the delay');
+    assert.deepEqual([1, 2, 3, 4, 5, 6].map((attempt) => after(attempt, 1)), minutes([6.25, 12.5, 25, 50, 75, 75]), 'at most a quarter later');
+    assert.ok([1, 2, 3, 4, 5, 6, 7, 8].every((attempt) => after(attempt, 0.999) <= 75 * 60_000), 'never later than --retry-max plus the jitter');
+    assert.deepEqual([1, 2, 3, 4, 5, 6].map((attempt) => after(attempt, 0, 'uncertain')), minutes([5, 10, 20, 40, 80, 160]), 'an uncertain one doubles every time, beyond the cap');
     const late = new Date(first.getTime() + 5 * 86_400_000 - 60_000);
     assert.equal(nextAttemptAt(DEFAULT_RETRY_POLICY, 40, first, late), null, 'past the deadline');
     assert.equal(parseDuration('90s'), 90_000);

@@ -269,3 +269,41 @@ function summarize(outcomes: readonly BounceOutcome[], threshold: number, dryRun
     outcomes,
   };
 }
+
+/** A refusal at RCPT TO saying the mailbox does not exist, seen while sending (failure.ts row 11). */
+export interface SmtpBounce {
+  readonly listId: number;
+  readonly deliveryId: number;
+  readonly subscriberId: number;
+  /** The enhanced status, e.g. 5.1.1. */
+  readonly status: string;
+  readonly reply: string;
+  readonly messageId: string;
+}
+
+/**
+ * Records hard bounces learnt at RCPT TO like those read from bounce messages (source `smtp`): one
+ * per delivery (a report of the same delivery later counts nothing more), toward the same threshold,
+ * after which the membership is `bounced` and its pending deliveries skipped.
+ */
+export async function recordSmtpBounces(app: App, bounces: readonly SmtpBounce[], threshold = app.config.bounceThreshold): Promise<void> {
+  for (const bounce of bounces) {
+    await app.db.transaction(async (tx) => {
+      await insertBounce(tx, {
+        listId: bounce.listId,
+        subscriberId: bounce.subscriberId,
+        deliveryId: bounce.deliveryId,
+        dedupKey: `delivery:${bounce.deliveryId}`,
+        status: bounce.status,
+        diagnostic: bounce.reply,
+        originalMessageId: bounce.messageId || null,
+        bounceMessageId: null,
+        reportedAt: null,
+        source: 'smtp',
+      });
+      if (await markBouncedAtThreshold(tx, bounce.listId, bounce.subscriberId, threshold)) {
+        await skipPendingDeliveries(tx, bounce.listId, bounce.subscriberId, 'skipped: bounced before its turn');
+      }
+    });
+  }
+}

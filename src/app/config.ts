@@ -26,6 +26,8 @@ export interface Config {
   readonly rateFloor: string;
   /** Connections per relay. */
   readonly connections: number;
+  /** How long to wait for the reply to the end of a message (and any reply), e.g. `10m`. */
+  readonly dataTimeout: string;
   /** DKIM signing of every message, when all three DKIM_* variables are set. */
   readonly dkim: { readonly domain: string; readonly selector: string; readonly privateKeyFile: string } | null;
   /** Retry schedule for temporary failures (durations like `5m`, `1h`, `5d`). */
@@ -74,6 +76,7 @@ const environmentSchema = z.object({
   DKIM_DOMAIN: optionalText,
   DKIM_SELECTOR: optionalText,
   DKIM_PRIVATE_KEY_FILE: optionalText,
+  BULLETIN_DATA_TIMEOUT: optionalText,
   BULLETIN_RETRY_MIN: optionalText,
   BULLETIN_RETRY_MAX: optionalText,
   BULLETIN_RETRY_DEADLINE: optionalText,
@@ -140,6 +143,7 @@ export function loadConfig(options: {
           })
         : null,
     connections: Number(env.BULLETIN_CONNECTIONS ?? 5),
+    dataTimeout: env.BULLETIN_DATA_TIMEOUT ?? '10m',
     retry: Object.freeze({
       min: env.BULLETIN_RETRY_MIN ?? '5m',
       max: env.BULLETIN_RETRY_MAX ?? '1h',

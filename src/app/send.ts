@@ -13,7 +13,7 @@ import type { AdaptivePace } from '../send/adaptive.js';
 import { SharedPacer } from '../send/shared-pacer.js';
 import { parseRate } from '../send/throttle.js';
 import { reserveSlots } from '../store/send-pacing.js';
-import { Dispatcher, type DispatchEnd, type Pacer } from '../send/dispatcher.js';
+import { Dispatcher, type DispatchEnd, type DispatchHalt, type Pacer } from '../send/dispatcher.js';
 import type { Clock } from '../domain/clock.js';
 import type { Transport } from '../send/transport.js';
 import {
@@ -45,6 +45,7 @@ import { countMembers, forEachMemberBatch, findMember, selectMembers } from '../
 import { findListById } from '../store/lists.js';
 import { isProcessAlive } from '../store/database.js';
 import type { App } from './context.js';
+import { recordSmtpBounces } from './bounces.js';
 import { requireList } from './lists.js';
 import { loadDkim, resolveSecret } from './secret.js';
 import { checkAddress } from './subscribers.js';
@@ -187,6 +188,8 @@ export interface SendSummary {
   readonly counts: StateCounts;
   readonly nextAttemptAt: string | null;
   readonly relay: string;
+  /** Set when the send stopped by itself: an unusable relay, a message too big, or held (see DispatchHalt). */
+  readonly halt: DispatchHalt | null;
 }
 
 /** Stores the bulletin and enqueues its deliveries (or resumes it), then sends until done or stopped. */
@@ -277,6 +280,7 @@ async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: Mailin
       transport: options.transport,
       pacer,
       render: (recipient) => compiled.render(recipient),
+      recordHardBounces: (bounces) => recordSmtpBounces(app, bounces.map((bounce) => ({ ...bounce, listId: list.id }))),
       ...(options.pace ? { pace: options.pace } : {}),
       clock: options.clock ?? app.clock,
     },
@@ -306,6 +310,7 @@ async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: Mailin
     counts,
     nextAttemptAt: due?.toISOString() ?? null,
     relay: options.transport.description,
+    halt: dispatcher.halt,
   };
 }
 

@@ -19,6 +19,7 @@ export interface TransportFlags {
   readonly retryMin?: string;
   readonly retryMax?: string;
   readonly retryDeadline?: string;
+  readonly dataTimeout?: string;
 }
 
 export async function openTransport(config: Config, flags: TransportFlags): Promise<Transport> {
@@ -30,6 +31,9 @@ export async function openTransport(config: Config, flags: TransportFlags): Prom
     );
   }
   const relays = parseRelayList(config.smtpUrl, config.smtpUser, config.smtpPass);
+  const dataTimeout = flags.dataTimeout ?? config.dataTimeout;
+  const socketMs = parseDuration(dataTimeout);
+  if (socketMs === null || socketMs < 1000) throw new BulletinError('BAD_INPUT', `--data-timeout "${dataTimeout}" is not a duration of at least 1s (like 10m).`);
   // Even one relay goes through the pool: when it is down, sends wait for it instead of deferring.
   return createRelayPool(
     relays.map((relay) => ({
@@ -39,6 +43,7 @@ export async function openTransport(config: Config, flags: TransportFlags): Prom
         relay,
         connections: flags.connections ?? config.connections,
         messagesPerConnection: flags.messagesPerConnection ?? 100,
+        timeoutsMs: { socket: socketMs },
       }),
     })),
   );

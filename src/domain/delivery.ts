@@ -48,10 +48,15 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   deadlineMs: 5 * 24 * 60 * 60_000,
 });
 
+/** Retries come at most this share of their delay late (never early), so a wave of them spreads out. */
+export const RETRY_JITTER = 0.25;
+
 /**
  * When to try again after attempt number `attempts` (1 = the first attempt failed), or null when
- * the deadline has passed. Exponential backoff, capped, with "equal jitter" (half fixed, half random)
- * so retries of a whole list do not arrive at the relay in one wave.
+ * the deadline has passed. A deferral waits `minDelayMs` doubling up to `maxDelayMs`; an uncertain
+ * outcome (perhaps delivered: a resend may be a duplicate) waits `minDelayMs` doubling with every
+ * attempt, without the cap, so a relay that keeps answering too late gets ever fewer copies. The
+ * jitter is only ever added: a retry never comes sooner than its delay, and at most a quarter later.
  */
 export function nextAttemptAt(
   policy: RetryPolicy,
@@ -59,12 +64,19 @@ export function nextAttemptAt(
   firstAttemptAt: Date,
   now: Date,
   random: () => number = Math.random,
+  outcome: 'deferred' | 'uncertain' = 'deferred',
 ): Date | null {
-  const exponential = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** Math.max(0, attempts - 1));
-  const delay = exponential / 2 + random() * (exponential / 2);
+  const doubled = policy.minDelayMs * 2 ** Math.min(40, Math.max(0, attempts - 1));
+  const base = outcome === 'uncertain' ? doubled : Math.min(policy.maxDelayMs, doubled);
+  const delay = base + random() * base * RETRY_JITTER;
   const next = new Date(now.getTime() + delay);
   if (next.getTime() - firstAttemptAt.getTime() > policy.deadlineMs) return null;
   return next;
+}
+
+/** Whether a delivery first attempted at `firstAttemptAt` is past its retry deadline at `now`. */
+export function isPastDeadline(policy: RetryPolicy, firstAttemptAt: Date, now: Date): boolean {
+  return now.getTime() - firstAttemptAt.getTime() >= policy.deadlineMs;
 }
 
 /** Parses durations like `90s`, `5m`, `1h`, `5d` (or plain milliseconds). */

@@ -14,8 +14,10 @@ export const ERROR_CODES = Object.freeze({
   DATABASE_UNAVAILABLE: { exitStatus: 69 },
   /** The database schema is behind this version of bulletin. EX_CONFIG. */
   MIGRATIONS_PENDING: { exitStatus: 78 },
-  /** Configuration (environment, .env, flags) is invalid. EX_CONFIG. */
+  /** Configuration (environment, .env, flags) is invalid, or the relay refuses it (login, TLS, sender). EX_CONFIG. */
   CONFIG: { exitStatus: 78 },
+  /** A send held itself: the relay refuses the message itself; `resume` continues once fixed. EX_TEMPFAIL. */
+  SEND_HELD: { exitStatus: 75 },
   /** A bug: anything not foreseen. EX_SOFTWARE. */
   INTERNAL: { exitStatus: 70 },
 });

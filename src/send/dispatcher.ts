@@ -1,9 +1,14 @@
 // The dispatch loop of one worker: claims deliveries in batches, renders and sends each through the
 // transport at the throttle's pace, and writes outcomes back in batches. It never looks at SMTP
 // reply codes (the transport returns classified outcomes) and never holds a transaction across a send.
+// It acts on what the outcomes say: a message refused before it was sent because we go too fast
+// goes again at the next pace slot; a relay that is unusable (credentials, TLS, sender, SIZE) stops
+// the send with its deliveries given back; 20 identical refusals of the message itself in a row hold
+// the send; a hard bounce at RCPT is recorded; a delivery past its deadline fails on time, even
+// while it waits for a relay or for the pace.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { nextAttemptAt, type RetryPolicy } from '../domain/delivery.js';
+import { isPastDeadline, nextAttemptAt, type RetryPolicy } from '../domain/delivery.js';
 import { isConnectionError, type Database } from '../store/database.js';
 import {
   claimDue,
@@ -14,6 +19,7 @@ import {
   nextLeaseEnd,
   recordOutcomes,
   releaseClaims,
+  reopenFailedDeliveries,
   renewLeases,
   type ClaimedDelivery,
   type DeliveryOutcome,
@@ -58,6 +64,17 @@ export interface DispatchDependencies {
   /** Slows the pacer down when the relay pushes back, and back up when it stops (adaptive.ts). */
   readonly pace?: AdaptivePace;
   readonly clock?: Clock;
+  /** Records hard bounces seen at RCPT (after their deliveries' outcomes are written). */
+  readonly recordHardBounces?: (bounces: readonly SmtpHardBounce[]) => Promise<void>;
+}
+
+/** A 5xx at RCPT saying the mailbox does not exist (failure.ts row 11), to count like a reported bounce. */
+export interface SmtpHardBounce {
+  readonly deliveryId: number;
+  readonly subscriberId: number;
+  readonly status: string;
+  readonly reply: string;
+  readonly messageId: string;
 }
 
 export interface DispatchCounts {
@@ -68,7 +85,19 @@ export interface DispatchCounts {
   skipped: number;
 }
 
-export type DispatchEnd = 'finished' | 'waiting for deferred' | 'uncertain held' | 'stopped';
+export type DispatchEnd = 'finished' | 'waiting for deferred' | 'uncertain held' | 'stopped' | 'relay unusable' | 'message too big' | 'held';
+
+/** Why the send stopped by itself: the relay or the message needs fixing first. */
+export interface DispatchHalt {
+  readonly end: 'relay unusable' | 'message too big' | 'held';
+  readonly reply: string;
+  readonly relay: string;
+}
+
+/** Identical refusals of the message itself, in a row, that hold the send. */
+export const MESSAGE_REFUSALS_TO_HOLD = 20;
+/** How often one claim may go again at the next pace slot before it waits for the backoff. */
+const MAX_RESENDS_PER_CLAIM = 3;
 
 /** A unique, human-readable claim owner: host and pid tell whether it is still alive. */
 export function newOwner(): string {
@@ -87,6 +116,16 @@ export class Dispatcher {
   private readonly pending: DeliveryOutcome[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private readonly leaseMs: number;
+  /** Set when the send stopped by itself (see DispatchHalt). */
+  halt: DispatchHalt | null = null;
+  private readonly pendingBounces: SmtpHardBounce[] = [];
+  /** Claims given back at the end, never attempted to the end (an unusable relay refused them). */
+  private readonly unattempted: number[] = [];
+  /** The current run of identical refusals of the message itself. */
+  private refusalRun: { key: string; ids: number[] } = { key: '', ids: [] };
+  private readonly resends = new Map<number, number>();
+  /** Messages handed to the transport, each with what aborts its wait for a relay. */
+  private readonly sending = new Set<{ readonly claimed: ClaimedDelivery; readonly abort: AbortController }>();
 
   constructor(
     private readonly deps: DispatchDependencies,
@@ -99,6 +138,7 @@ export class Dispatcher {
   /** Stop claiming, finish what is in flight, flush; `run()` then resolves with 'stopped'. */
   stop(): void {
     this.stopController.abort();
+    for (const { abort } of this.sending) abort.abort();
   }
 
   get stopping(): boolean {
@@ -158,11 +198,26 @@ export class Dispatcher {
           .catch((error) => this.noticeDatabaseError(error)),
       Math.max(250, this.leaseMs / 3),
     );
+    // The pace moves with time too (a slow pace gets few outcomes to react to).
+    const paceTimer = setInterval(() => {
+      if (this.deps.pace?.update()) this.deps.pacer.setRate?.(this.deps.pace.rate);
+    }, 250);
+    // A claimed delivery waiting its turn (slow pace, no connection) fails on time at its deadline.
+    const deadlineTimer = setInterval(() => {
+      const now = this.clock.now();
+      for (const { claimed, abort } of this.sending) if (isPastDeadline(this.options.retry, claimed.firstAttemptAt, now)) abort.abort();
+      const expired = queue.filter((claimed) => isPastDeadline(this.options.retry, claimed.firstAttemptAt, now));
+      if (expired.length === 0) return;
+      queue = queue.filter((claimed) => !expired.includes(claimed));
+      for (const claimed of expired) this.expire(claimed);
+    }, 1_000);
+    /** A message refused before it was sent, because we went too fast: again at the next slot. */
+    const sendAgain = (claimed: ClaimedDelivery) => queue.unshift(claimed);
     let end: DispatchEnd = 'finished';
     try {
       for (;;) {
         if (signal.aborted) {
-          end = 'stopped';
+          end = this.halt?.end ?? 'stopped';
           break;
         }
         if (this.databaseDownSince !== null) {
@@ -230,7 +285,7 @@ export class Dispatcher {
         }
         if (signal.aborted) continue;
         const claimed = queue.shift() as ClaimedDelivery;
-        const attempt = this.attempt(claimed).then(async () => {
+        const attempt = this.attempt(claimed, sendAgain).then(async () => {
           inFlight.delete(attempt);
           if (this.pending.length >= flushEvery.outcomes) await this.flush().catch(() => undefined);
         });
@@ -241,21 +296,29 @@ export class Dispatcher {
         prefetch = null;
         queue.push(...batch.claimed);
       }
-      const unsent = queue.map((claimed) => claimed.id);
+      await Promise.all(inFlight);
+      const unsent = [...queue.map((claimed) => claimed.id), ...this.unattempted.splice(0)];
       await this.untilDatabase(() => releaseClaims(db, this.owner, unsent), { evenWhenStopping: true });
       queue = [];
-      await Promise.all(inFlight);
     } finally {
       clearInterval(flushTimer);
       clearInterval(leaseTimer);
+      clearInterval(paceTimer);
+      clearInterval(deadlineTimer);
       await Promise.all(inFlight);
       await this.untilDatabase(() => this.flush(), { evenWhenStopping: true });
     }
+    if (this.halt?.end === 'held') {
+      // The list is not burnt: the refused messages go again once the send resumes.
+      const ids = this.refusalRun.ids;
+      await this.untilDatabase(() => reopenFailedDeliveries(db, ids), { evenWhenStopping: true });
+    }
+    if (this.halt) end = this.halt.end;
     return end;
   }
 
   /** Sends one claimed delivery and queues its outcome for the next flush. Never throws. */
-  private async attempt(claimed: ClaimedDelivery): Promise<void> {
+  private async attempt(claimed: ClaimedDelivery, sendAgain: (claimed: ClaimedDelivery) => void): Promise<void> {
     const subscriber = claimed.subscriber;
     if (!subscriber) return; // erased mid-claim: the claim statement already skipped it
     let message: OutgoingMessage;
@@ -265,25 +328,94 @@ export class Dispatcher {
       this.settle(claimed, '', { kind: 'failed', reply: `render error: ${(error as Error).message}`, relay: '' });
       return;
     }
+    // A wait for a relay ends when we stop or at the delivery's deadline (the deadline timer aborts
+    // it), not whenever a relay comes back.
+    const abort = new AbortController();
+    if (this.stopping) abort.abort();
+    const sending = { claimed, abort };
+    this.sending.add(sending);
+    const sentAt = performance.now();
     let outcome: SendOutcome;
     try {
-      outcome = await this.deps.transport.send(message, this.stopController.signal);
+      outcome = await this.deps.transport.send(message, abort.signal);
     } catch (error) {
       // A transport must classify its failures; an exception is a bug, and the message may have left.
       outcome = { kind: 'uncertain', reply: `transport error: ${(error as Error).message}`, relay: this.deps.transport.description };
+    } finally {
+      this.sending.delete(sending);
     }
-    this.settle(claimed, message.messageId, outcome);
     const pace = this.deps.pace;
-    if (pace?.observe(outcome)) this.deps.pacer.setRate?.(pace.rate);
+    if (pace?.observe(outcome, sentAt)) this.deps.pacer.setRate?.(pace.rate);
+    if (outcome.kind === 'unusable') {
+      // Nothing was sent, and nothing will be until the relay or the message is fixed: stop, and
+      // give this delivery back as it was (queued, or deferred and due).
+      this.unattempted.push(claimed.id);
+      this.halt ??= { end: outcome.why === 'size' ? 'message too big' : 'relay unusable', reply: outcome.reply, relay: outcome.relay };
+      this.stop();
+      return;
+    }
+    if (outcome.kind === 'deferred' && outcome.resend === 'next-slot' && this.stopping) {
+      this.unattempted.push(claimed.id); // never sent: given back as it was, not deferred
+      return;
+    }
+    if (outcome.kind === 'deferred' && outcome.resend === 'next-slot') {
+      const resends = (this.resends.get(claimed.id) ?? 0) + 1;
+      if (resends <= MAX_RESENDS_PER_CLAIM && !isPastDeadline(this.options.retry, claimed.firstAttemptAt, this.clock.now())) {
+        this.resends.set(claimed.id, resends);
+        sendAgain(claimed);
+        return;
+      }
+    }
+    this.resends.delete(claimed.id);
+    this.settle(claimed, message.messageId, outcome);
+    this.watchRefusals(claimed, outcome);
+    if (outcome.kind === 'failed' && outcome.bounce !== undefined) {
+      this.pendingBounces.push({ deliveryId: claimed.id, subscriberId: subscriber.id, status: outcome.bounce, reply: outcome.reply, messageId: message.messageId });
+    }
   }
 
-  private settle(claimed: ClaimedDelivery, messageId: string, outcome: SendOutcome): void {
+  /**
+   * Holds the send after MESSAGE_REFUSALS_TO_HOLD outcomes in a row that are the same refusal of the
+   * message itself (its content, size or our policy standing), not of a recipient: the relay would
+   * refuse every copy, and the list would burn. Deferrals neither break nor extend a run.
+   */
+  private watchRefusals(claimed: ClaimedDelivery, outcome: SendOutcome): void {
+    if (outcome.kind === 'deferred' || outcome.kind === 'uncertain') return;
+    if (outcome.kind !== 'failed' || outcome.about !== 'message') {
+      this.refusalRun = { key: '', ids: [] };
+      return;
+    }
+    const key = /^\d{3}(?:[ -]\d\.\d{1,3}\.\d{1,3})?/.exec(outcome.reply)?.[0] ?? outcome.reply.slice(0, 40);
+    if (key !== this.refusalRun.key) this.refusalRun = { key, ids: [] };
+    this.refusalRun.ids.push(claimed.id);
+    if (this.refusalRun.ids.length >= MESSAGE_REFUSALS_TO_HOLD && this.halt === null) {
+      this.halt = { end: 'held', reply: outcome.reply, relay: outcome.relay };
+      this.stop();
+    }
+  }
+
+  /** A claimed delivery whose deadline passed before its turn came: failed as expired, on time. */
+  private expire(claimed: ClaimedDelivery): void {
+    this.resends.delete(claimed.id);
+    this.counts.failed++;
+    this.pending.push({
+      id: claimed.id,
+      state: 'failed',
+      relay: '',
+      reply: 'expired: no success before the retry deadline; it was still waiting for a relay or for its turn',
+      messageId: '',
+      nextAttemptAt: null,
+    });
+  }
+
+  private settle(claimed: ClaimedDelivery, messageId: string, outcome: Exclude<SendOutcome, { kind: 'unusable' }>): void {
     let state = outcome.kind;
     let reply = outcome.reply;
     let next: Date | null = null;
     if (state === 'deferred' || state === 'uncertain') {
-      // Both come back with backoff (uncertain ones only under the resend policy), until the deadline.
-      next = nextAttemptAt(this.options.retry, claimed.attempts, claimed.firstAttemptAt, this.clock.now());
+      // Both come back with backoff (uncertain ones only under the resend policy, each time twice as
+      // late: a relay answering too slowly gets ever fewer copies), until the deadline.
+      next = nextAttemptAt(this.options.retry, claimed.attempts, claimed.firstAttemptAt, this.clock.now(), Math.random, state);
       if (next === null) {
         reply = `expired: no success before the retry deadline; last attempt ${state}: ${reply}`;
         state = 'failed';
@@ -333,12 +465,20 @@ export class Dispatcher {
   /** Writes the outcomes gathered so far in one statement; flushes never overlap. */
   flush(): Promise<void> {
     this.flushing = this.flushing.catch(() => undefined).then(async () => {
-      if (this.pending.length === 0) return;
+      if (this.pending.length === 0 && this.pendingBounces.length === 0) return;
       const batch = this.pending.splice(0, this.pending.length);
+      const bounces = this.pendingBounces.splice(0, this.pendingBounces.length);
       try {
         await recordOutcomes(this.deps.db, this.owner, batch);
       } catch (error) {
         this.pending.unshift(...batch); // kept for the next flush: an outcome is never dropped
+        this.pendingBounces.unshift(...bounces);
+        throw error;
+      }
+      try {
+        if (bounces.length > 0) await this.deps.recordHardBounces?.(bounces);
+      } catch (error) {
+        this.pendingBounces.unshift(...bounces);
         throw error;
       }
     });

@@ -2,7 +2,9 @@
 // nginx does); a relay that cannot set up a session is taken out for a cool-down (2 s, doubling to
 // 1 min) and probed with one message when it is over, while the others carry on. A message refused
 // that way is tried on another relay at once (it was never sent). When every relay is down, sends
-// wait for the next probe (sleeping, never spinning) and the note says so.
+// wait for the next probe (sleeping, never spinning) and the note says so. A relay that refuses our
+// configuration (credentials, TLS, sender) is out for good: when none is left, the send gets that
+// refusal (the dispatcher stops). A message over one relay's SIZE is tried on the others.
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 
 export interface WeightedTransport {
@@ -29,6 +31,8 @@ interface Relay {
   /** A probe message is on its way through this relay (down relays get one at a time). */
   probing: boolean;
   lastError: string;
+  /** Refused our configuration: out until the send is restarted. */
+  unusable: SendOutcome | null;
 }
 
 export function createRelayPool(relays: readonly WeightedTransport[], options: RelayPoolOptions = {}): Transport {
@@ -36,7 +40,7 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
   const now = options.now ?? (() => performance.now());
   const firstCooldownMs = options.firstCooldownMs ?? 2_000;
   const maxCooldownMs = options.maxCooldownMs ?? 60_000;
-  const pool: Relay[] = relays.map(({ transport, weight }) => ({ transport, weight, current: 0, failures: 0, downUntil: 0, probing: false, lastError: '' }));
+  const pool: Relay[] = relays.map(({ transport, weight }) => ({ transport, weight, current: 0, failures: 0, downUntil: 0, probing: false, lastError: '', unusable: null }));
   let closed = false;
   /** Wakes sends waiting for a relay: on close, and when a probe ends. */
   let wake = new AbortController();
@@ -46,7 +50,7 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
 
   /** The next relay by weight among those in service (or due for a probe), skipping `tried`. */
   function pick(tried: ReadonlySet<Relay>): Relay | null {
-    const candidates = pool.filter((relay) => !tried.has(relay) && (isUp(relay) || isDue(relay)));
+    const candidates = pool.filter((relay) => relay.unusable === null && !tried.has(relay) && (isUp(relay) || isDue(relay)));
     if (candidates.length === 0) return null;
     let total = 0;
     let best: Relay | null = null;
@@ -99,18 +103,21 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
     });
   }
 
-  const notSent = (reply: string): SendOutcome => ({ kind: 'deferred', reply: `not sent: ${reply}`, relay: '' });
+  const notSent = (reply: string): SendOutcome => ({ kind: 'deferred', reply: `not sent: ${reply}`, relay: '', resend: 'next-slot' });
+  const usable = () => pool.filter((relay) => relay.unusable === null);
 
   return {
     description: pool.map((relay) => (pool.length > 1 ? `${relay.transport.description} (weight ${relay.weight})` : relay.transport.description)).join(', '),
     get concurrency() {
-      const serving = pool.filter((relay) => isUp(relay) || isDue(relay));
+      const serving = usable().filter((relay) => isUp(relay) || isDue(relay));
       return Math.max(1, (serving.length > 0 ? serving : pool.slice(0, 1)).reduce((sum, relay) => sum + relay.transport.concurrency, 0));
     },
     note() {
-      const down = pool.filter((relay) => !isUp(relay));
+      const down = usable().filter((relay) => !isUp(relay));
       const notes = pool.map((relay) => relay.transport.note?.() ?? null).filter((note): note is string => note !== null);
-      if (down.length === pool.length) {
+      const refused = pool.filter((relay) => relay.unusable !== null);
+      if (refused.length > 0) notes.unshift(`${refused.map((relay) => `${relay.transport.description} refused our configuration (${relay.unusable?.reply.slice(0, 60)})`).join('; ')}`);
+      if (down.length > 0 && down.length === usable().length) {
         const next = Math.max(0, Math.min(...down.map((relay) => relay.downUntil)) - now());
         notes.unshift(`every relay is down (${down.map((relay) => `${relay.transport.description}: ${relay.lastError.slice(0, 60)}`).join('; ')}); next try in ${Math.ceil(next / 1000)} s`);
       } else if (down.length > 0) {
@@ -120,17 +127,37 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
     },
     async send(message: OutgoingMessage, signal?: AbortSignal): Promise<SendOutcome> {
       let tried = new Set<Relay>();
+      /** A refusal of the message's size by a relay already tried (others may take it). */
+      let tooBig: SendOutcome | null = null;
       for (;;) {
         if (closed) return notSent('the relays were closed');
-        if (signal?.aborted) return notSent('the send was stopped while every relay was down');
+        const left = usable();
+        if (left.length === 0) return (pool.find((relay) => relay.unusable !== null) as Relay).unusable as SendOutcome;
+        if (tooBig !== null && left.every((relay) => tried.has(relay))) return tooBig;
+        if (signal?.aborted) {
+          const errors = left.filter((relay) => !isUp(relay)).map((relay) => `${relay.transport.description}: ${relay.lastError.slice(0, 80)}`);
+          return notSent(errors.length > 0 ? `stopped waiting for a relay (${errors.join('; ')})` : 'the send was stopped');
+        }
         const relay = pick(tried);
         if (relay === null) {
-          if (tried.size > 0 && pool.some((candidate) => !tried.has(candidate) && isUp(candidate))) continue;
+          if (tried.size > 0 && left.some((candidate) => !tried.has(candidate) && isUp(candidate))) continue;
           await waitForRelay(signal);
           tried = new Set();
           continue;
         }
         const outcome = await relay.transport.send(message, signal);
+        if (outcome.kind === 'unusable') {
+          if (outcome.why === 'configuration') {
+            relay.unusable = outcome;
+            relay.probing = false;
+            wakeWaiters();
+          } else {
+            tooBig = outcome;
+            relay.probing = false;
+          }
+          tried.add(relay);
+          continue;
+        }
         if (outcome.kind === 'deferred' && outcome.pushback === 'session') {
           // No session with this relay: take it out, and try the message elsewhere (it was not sent).
           markDown(relay, outcome.reply);

@@ -21,6 +21,16 @@
 // Messages already in SMTP DATA form (CRLF only, no line starting with a dot: what src/render
 // produces) skip nodemailer's byte-by-byte dot-stuffing and go out with their terminator in one
 // write (PreparedSmtpConnection). Anything else takes nodemailer's own path.
+//
+// Sessions: a session the relay says is spent (452 4.5.3 "too many messages", a 421 that is not
+// about our pace) or that broke before the message was sent is retired, and the message goes at
+// once on a fresh one (failure.ts rows 8, 17, 24), without a deferral. A relay that keeps cutting
+// sessions after N messages gets sessions renewed after N. Renewals are spread out (the first
+// sessions get a share of the budget each, so they never all renew at once) and a session near its
+// end opens its successor first, so a relay slow to greet never stalls the send (one connection
+// more than configured for that moment; not against a relay that refused connections). The EHLO
+// SIZE is read: a larger message is refused before anything is sent (failure.ts row 23), and MAIL
+// FROM carries SIZE=.
 import { Readable, type Transform } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { BulletinError } from '../domain/errors.js';
@@ -40,13 +50,13 @@ export interface SmtpTransportOptions {
   readonly messagesPerConnection: number;
   /**
    * connect: TCP (and TLS) set-up, 30 s; greeting: the 220 banner, 30 s; socket: silence on an open
-   * connection, including the wait for the reply to the final dot, 5 min (Postfix waits 5–10 min;
-   * a shorter wait turns slow relays into `uncertain` outcomes and duplicates).
+   * connection, including the wait for the reply to the final dot (--data-timeout), 10 min as RFC
+   * 5321 4.5.3.2.6 asks: a shorter wait turns slow relays into `uncertain` outcomes and duplicates.
    */
   readonly timeoutsMs?: { readonly connect?: number; readonly greeting?: number; readonly socket?: number };
 }
 
-export const DEFAULT_SMTP_TIMEOUTS_MS = Object.freeze({ connect: 30_000, greeting: 30_000, socket: 300_000 });
+export const DEFAULT_SMTP_TIMEOUTS_MS = Object.freeze({ connect: 30_000, greeting: 30_000, socket: 600_000 });
 
 export interface RelayAddress {
   readonly secure: boolean;
@@ -166,6 +176,38 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   /** Why fewer connections than configured are used, for the progress line. */
   let connectionNote: string | null = null;
   let lastConnectionChange = -Infinity;
+  /** Messages a session may carry: the configured number, or fewer once the relay cut sessions short. */
+  let sessionLimit = messagesPerConnection;
+  let sessionNote: string | null = null;
+  /** Drops of sessions after this many messages, to notice a relay cutting them at a count. */
+  let lastDropAt = -1;
+  /** Sessions opened so far: the first `limit` get a share of the budget each (renewals spread out). */
+  let opened = 0;
+  /** How long setting a session up took, last time (ms): how early a successor must be opened. */
+  let setupMs = 0;
+  /** A successor being opened ahead of a renewal (one at a time). */
+  let successor: Promise<void> | null = null;
+  /** The relay refused a connection once: never open one more than the configured number. */
+  let refusedConnections = false;
+
+  /** Messages this session may carry before it is renewed. */
+  function budgetOf(session: Session): number {
+    return Math.max(1, Math.round(sessionLimit * session.share));
+  }
+
+  /** The relay cut a session after `count` messages: renew before that from now on. */
+  function learnSessionLimit(count: number, said: string | null): void {
+    if (count < 1) return;
+    if (said === null) {
+      // A silent drop counts once it happens twice at the same count (a relay idling us out does not).
+      const repeated = lastDropAt === count;
+      lastDropAt = count;
+      if (!repeated) return;
+    }
+    if (count >= sessionLimit) return;
+    sessionLimit = count;
+    sessionNote = `sessions renewed after ${count} messages: the relay ends them there${said ? ` (${said.slice(0, 60)})` : ''}`;
+  }
 
   /** Sessions set up and not broken (idle or carrying a message). */
   function liveSessions(): number {
@@ -178,6 +220,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   function lowerConnections(open: number, reply: string): void {
     const next = Math.max(1, Math.min(open, slots.limit));
     lastConnectionChange = performance.now();
+    refusedConnections = true;
     if (next === slots.limit) return;
     slots.setLimit(next);
     connectionNote = `${next} of ${limit} connections: the relay refused more (${reply.slice(0, 60)})`;
@@ -194,7 +237,12 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   async function openSession(): Promise<Session> {
     const connection = new PreparedSmtpConnection(connectionOptions);
     let markEnded: () => void = () => undefined;
-    const session: Session = { connection, sent: 0, broken: false, busy: true, ready: false, ended: new Promise<void>((resolve) => (markEnded = resolve)) };
+    // The first sessions get a growing share of the budget (1/n, 2/n, … n/n), later ones all of it,
+    // so they reach the end of their budgets one after the other, never all together.
+    const share = opened < limit ? (opened + 1) / limit : 1;
+    opened++;
+    const started = performance.now();
+    const session: Session = { connection, sent: 0, share, broken: false, busy: true, ready: false, ended: new Promise<void>((resolve) => (markEnded = resolve)), maxSize: 0, readyAt: 0 };
     // Until the session is up, failures (refused, 421 at the greeting, timeouts) arrive as 'error';
     // afterwards an 'error' or 'end' only means the session is no longer usable.
     let failSetup: (error: Error) => void = () => undefined;
@@ -221,7 +269,33 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       throw error;
     }
     session.ready = true;
+    session.readyAt = performance.now();
+    session.maxSize = Number((connection as unknown as { _maxAllowedSize?: number })._maxAllowedSize ?? 0) || 0;
+    setupMs = performance.now() - started;
     return session;
+  }
+
+  /**
+   * Near the end of a session's budget, opens its successor in the background so the renewal costs
+   * no wait: early enough for a session set-up as slow as the last one, one successor at a time.
+   */
+  function openSuccessorWhenDue(session: Session): void {
+    if (successor !== null || closed || refusedConnections || session.broken) return;
+    const left = budgetOf(session) - session.sent;
+    const perMessageMs = (performance.now() - session.readyAt) / Math.max(1, session.sent);
+    const lead = Math.min(budgetOf(session) - 1, Math.ceil(setupMs / Math.max(1, perMessageMs)) + 1);
+    if (left > lead || left <= 0) return;
+    let live = 0;
+    for (const other of sessions) if (!other.broken) live++;
+    if (live > limit) return;
+    successor = openSession()
+      .then((fresh) => {
+        fresh.busy = false;
+        if (closed || fresh.broken) retire(fresh);
+        else idle.unshift(fresh); // taken after the older idle ones: they finish their budgets first
+      })
+      .catch(() => undefined)
+      .finally(() => (successor = null));
   }
 
   function retire(session: Session): void {
@@ -239,7 +313,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   }
 
   /** One message over one session; the session goes back to the pool or is retired. */
-  async function transmit(session: Session, message: OutgoingMessage): Promise<{ outcome: SendOutcome; connectionLost: boolean; bodyWritten: boolean }> {
+  async function transmit(session: Session, message: OutgoingMessage): Promise<SendOutcome> {
     // Knowing when the whole message was handed to the connection tells a lost reply (perhaps
     // delivered: uncertain) from a connection lost before or during the message (not delivered).
     session.busy = true;
@@ -247,26 +321,34 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
     const data = smtpDataOf(message.raw);
     const raw = new OneBufferStream(data ?? message.raw);
     raw.once('end', () => (bodyWritten = true));
-    const result = await new Promise<{ outcome: SendOutcome; connectionLost: boolean }>((resolve) =>
-      session.connection.sendPrepared({ from: message.envelope.from, to: [...message.envelope.to] }, raw, data !== null, (error, info) => {
-        if (!error) return resolve({ outcome: classifySuccess(String(info?.response ?? '250'), relay.description), connectionLost: false });
-        const failure = error as SmtpErrorLike;
-        const connectionLost = failure.responseCode === undefined && (failure.code === 'ECONNECTION' || failure.code === 'ESOCKET');
-        resolve({ outcome: classifyFailure(failure, bodyWritten, relay.description), connectionLost });
+    const before = session.sent;
+    const envelope = { from: message.envelope.from, to: [...message.envelope.to], size: message.raw.length };
+    const outcome = await new Promise<SendOutcome>((resolve) =>
+      session.connection.sendPrepared(envelope, raw, data !== null, (error, info) => {
+        if (!error) return resolve(classifySuccess(String(info?.response ?? '250'), relay.description));
+        resolve(classifyFailure(error as SmtpErrorLike, bodyWritten, relay.description, 'message', { messagesOnSession: before }));
       }),
     );
     session.sent++;
-    const { outcome } = result;
+    if (outcome.kind === 'deferred' && outcome.resend === 'fresh-session') {
+      // Spent or broken: no RSET, no reuse. A reply saying so teaches the relay's per-session count.
+      learnSessionLimit(before, /^\d{3}/.test(outcome.reply) ? outcome.reply : null);
+      session.busy = false;
+      retire(session);
+      return outcome;
+    }
     const reusable =
       !session.broken &&
       !closed &&
-      session.sent < messagesPerConnection &&
+      session.sent < budgetOf(session) &&
       (outcome.kind === 'sent' || (outcome.kind !== 'uncertain' && (await reset(session))));
     session.busy = false;
     // (checked again: close() may have come during the RSET)
-    if (reusable && !session.broken && !closed) idle.push(session);
-    else retire(session);
-    return { ...result, bodyWritten };
+    if (reusable && !session.broken && !closed) {
+      idle.push(session);
+      openSuccessorWhenDue(session);
+    } else retire(session);
+    return outcome;
   }
 
   return {
@@ -274,18 +356,18 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
     get concurrency() {
       return slots.limit;
     },
-    note: () => connectionNote,
+    note: () => [connectionNote, sessionNote].filter((note) => note !== null).join('; ') || null,
     async send(message: OutgoingMessage): Promise<SendOutcome> {
-      if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description };
+      if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description, resend: 'next-slot' };
       let refusals = 0;
-      for (let attempt = 1; ; attempt++) {
+      let freshSessions = 0;
+      for (;;) {
         await slots.take();
         try {
           let session = idle.pop();
           while (session?.broken) session = idle.pop();
-          const reused = session !== undefined;
           if (session === undefined) {
-            if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description };
+            if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description, resend: 'next-slot' };
             try {
               session = await openSession();
             } catch (error) {
@@ -300,10 +382,22 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
               return outcome;
             }
           }
-          const { outcome, connectionLost, bodyWritten } = await transmit(session, message);
-          // A pooled connection the relay had closed while idle fails at once (closed or reset, no
-          // reply) before the message: nothing was delivered, so try once more on a fresh connection.
-          if (reused && attempt === 1 && connectionLost && !bodyWritten && outcome.kind === 'deferred' && !closed) continue;
+          if (session.maxSize > 0 && message.raw.length > session.maxSize) {
+            idle.push(session);
+            return {
+              kind: 'unusable',
+              why: 'size',
+              reply: `the message is ${message.raw.length.toLocaleString('en-US')} bytes; ${relay.description} takes at most ${session.maxSize.toLocaleString('en-US')} (its EHLO SIZE)`,
+              relay: relay.description,
+            };
+          }
+          const outcome = await transmit(session, message);
+          // A session spent or broken before the message went: at once on a fresh one (a few times).
+          if (outcome.kind === 'deferred' && outcome.resend === 'fresh-session') {
+            if (!closed && ++freshSessions <= FRESH_SESSION_TRIES) continue;
+            const { resend: _spent, ...deferred } = outcome;
+            return deferred;
+          }
           if (outcome.kind === 'sent') raiseConnectionsWhenDue();
           return outcome;
         } finally {
@@ -324,6 +418,8 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
 }
 
 const CLOSE_GRACE_MS = 2_000;
+/** Fresh sessions one message may be tried on after its session was spent or broke. */
+const FRESH_SESSION_TRIES = 3;
 /** How long the connection count stays lowered before one more is tried. */
 const CONNECTION_PROBE_MS = 10_000;
 
@@ -419,7 +515,7 @@ export function smtpDataOf(message: Buffer): Buffer | null {
 class PreparedSmtpConnection extends SMTPConnection {
   private prepared = false;
 
-  sendPrepared(envelope: { from: string; to: string[] }, message: Readable, prepared: boolean, done: (error: Error | null, info?: { response?: string }) => void): void {
+  sendPrepared(envelope: { from: string; to: string[]; size?: number }, message: Readable, prepared: boolean, done: (error: Error | null, info?: { response?: string }) => void): void {
     this.prepared = prepared;
     this.send(envelope, message, (error, info) => done(error, info));
   }
@@ -443,6 +539,12 @@ class PreparedSmtpConnection extends SMTPConnection {
 interface Session {
   readonly connection: PreparedSmtpConnection;
   sent: number;
+  /** Share of the per-session budget this session may carry (see openSession). */
+  readonly share: number;
+  /** The relay's EHLO SIZE (0: none advertised). */
+  maxSize: number;
+  /** performance.now() when the session was ready. */
+  readyAt: number;
   broken: boolean;
   /** Carrying a message (or still being set up): not to be closed under it. */
   busy: boolean;

@@ -13,14 +13,16 @@ export interface HardBounce {
   readonly originalMessageId: string | null;
   readonly bounceMessageId: string | null;
   readonly reportedAt: Date | null;
+  /** How it was learnt: a bounce message ('report', the default) or a refusal at RCPT TO ('smtp'). */
+  readonly source?: 'report' | 'smtp';
 }
 
 /** Records a hard bounce; false when the same bounce was recorded before (nothing changes then). */
 export async function insertBounce(sql: Sql, bounce: HardBounce): Promise<boolean> {
   const { rowCount } = await sql.query(
     `INSERT INTO bounces (list_id, subscriber_id, delivery_id, dedup_key, status, diagnostic,
-                          original_message_id, bounce_message_id, reported_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                          original_message_id, bounce_message_id, reported_at, source)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
      ON CONFLICT (list_id, subscriber_id, dedup_key) DO NOTHING`,
     [
       bounce.listId,
@@ -32,6 +34,7 @@ export async function insertBounce(sql: Sql, bounce: HardBounce): Promise<boolea
       bounce.originalMessageId,
       bounce.bounceMessageId,
       bounce.reportedAt,
+      bounce.source ?? 'report',
     ],
   );
   return rowCount === 1;

@@ -17,6 +17,7 @@ export interface DeliveryOutcome {
   readonly state: 'sent' | 'deferred' | 'failed' | 'uncertain';
   readonly relay: string;
   readonly reply: string;
+  /** '' when no message was composed this time (the one recorded before, if any, stays). */
   readonly messageId: string;
   /** For deferred: when to try again. */
   readonly nextAttemptAt: Date | null;
@@ -130,7 +131,8 @@ export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly
   if (outcomes.length === 0) return 0;
   const { rowCount } = await sql.query(
     `UPDATE deliveries d
-        SET state = o.state::delivery_state, relay = o.relay, last_reply = o.reply, message_id = o.message_id,
+        SET state = o.state::delivery_state, relay = o.relay, last_reply = o.reply,
+            message_id = COALESCE(NULLIF(o.message_id, ''), d.message_id),
             next_attempt_at = o.next_attempt_at::timestamptz,
             sent_at = CASE WHEN o.state = 'sent' THEN now() ELSE d.sent_at END,
             owner = NULL, lease_until = NULL, updated_at = now()
@@ -146,6 +148,20 @@ export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly
       outcomes.map((outcome) => outcome.messageId),
       outcomes.map((outcome) => outcome.nextAttemptAt),
     ],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * A send held because the relay refused the message itself (20 identical refusals in a row): those
+ * deliveries go from `failed` back to `deferred`, due now, so a resume sends them once it is fixed.
+ */
+export async function reopenFailedDeliveries(sql: Sql, ids: readonly number[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const { rowCount } = await sql.query(
+    `UPDATE deliveries SET state = 'deferred', next_attempt_at = now(), updated_at = now()
+      WHERE id = ANY($1::bigint[]) AND state = 'failed'`,
+    [ids],
   );
   return rowCount ?? 0;
 }

@@ -23,7 +23,7 @@ import {
 import { openTransport, createPacing, retryPolicy, type TransportFlags } from '../../app/transports.js';
 import { DELIVERY_STATES, isDeliveryState, parseDuration, type DeliveryState } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
-import type { Dispatcher } from '../../send/dispatcher.js';
+import { MESSAGE_REFUSALS_TO_HOLD, type Dispatcher } from '../../send/dispatcher.js';
 import { formatRate } from '../../send/adaptive.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
@@ -54,10 +54,11 @@ function addRunOptions(command: Command): Command {
     .option('--rate <rate>', 'at most this many messages per second, minute or hour: 50/s, 3000/m, 100000/h (default: $BULLETIN_RATE or 50/s)')
     .option('--rate-floor <rate>', 'when the relay pushes back the pace drops by itself, never below this (default: $BULLETIN_RATE_FLOOR or 1/s)')
     .option('--connections <n>', 'SMTP connections per relay (default: $BULLETIN_CONNECTIONS or 5)', parsePositive)
-    .option('--messages-per-connection <n>', 'messages before a connection is renewed (default 100)', parsePositive)
+    .option('--messages-per-connection <n>', 'messages before a connection is renewed (default 100; fewer when the relay cuts sessions sooner)', parsePositive)
     .option('--retry-min <duration>', 'first retry of a temporary failure after about this long (default: 5m)')
     .option('--retry-max <duration>', 'at most this long between retries (default: 1h)')
     .option('--retry-deadline <duration>', 'give up this long after the first attempt (default: 5d)')
+    .option('--data-timeout <duration>', 'wait this long for the reply to the end of a message, and for any reply (default: $BULLETIN_DATA_TIMEOUT or 10m, as RFC 5321 asks)')
     .addOption(
       new Option('--uncertain <policy>', 'messages perhaps sent when a sender crashed: re-send them with the same Message-ID, or hold them')
         .choices(['resend', 'hold'])
@@ -115,7 +116,9 @@ Examples:
         try {
           if (flags.testTo !== undefined) {
             const result = await sendTestCopy(app, plan, flags.testTo, transport);
-            if (flags.json) return printJson(context.io, result);
+            if (flags.json) printJson(context.io, result);
+            if (result.outcome.kind === 'unusable') throw unusableError(result.outcome, null);
+            if (flags.json) return;
             if (result.outcome.kind !== 'sent') {
               throw new BulletinError('BAD_INPUT', `The test copy to ${result.to} was ${result.outcome.kind}: ${result.outcome.reply}`);
             }
@@ -416,15 +419,40 @@ export async function withProgress(
   }
 }
 
+/** The one sentence (and exit status) for a send that stopped by itself, or for a test copy that could not go. */
+function unusableError(outcome: { reply: string; relay: string; why: 'configuration' | 'size' }, bulletinId: number | null): BulletinError {
+  const then = bulletinId === null ? '' : `; its deliveries stay queued: fix it, then run bulletin resume ${bulletinId}`;
+  if (outcome.why === 'size') return new BulletinError('BAD_INPUT', `Nothing was sent: ${outcome.reply}${then}.`);
+  return new BulletinError('CONFIG', `No usable relay: ${outcome.relay} refuses our configuration: ${outcome.reply}${then}.`);
+}
+
+function haltError(summary: SendSummary): BulletinError | null {
+  const halt = summary.halt;
+  if (halt === null) return null;
+  if (halt.end === 'held') {
+    return new BulletinError(
+      'SEND_HELD',
+      `Send held: ${halt.relay} refused the message itself ${MESSAGE_REFUSALS_TO_HOLD} times in a row (${halt.reply}); fix the message or the relay's policy, then run bulletin resume ${summary.bulletinId}.`,
+    );
+  }
+  return unusableError({ reply: halt.reply, relay: halt.relay, why: halt.end === 'message too big' ? 'size' : 'configuration' }, summary.bulletinId);
+}
+
 export function report(context: CliContext, summary: SendSummary, flags: SendFlags): void {
-  if (flags.json) return printJson(context.io, summary);
+  const halted = haltError(summary);
+  if (flags.json) {
+    printJson(context.io, summary);
+    if (halted) throw halted;
+    return;
+  }
   const c = summary.counts;
   const lines = [
     `Bulletin ${summary.bulletinId} to "${summary.list}" (${summary.subject}) through ${summary.relay}:`,
     `  this run: ${summary.thisRun.sent} sent, ${summary.thisRun.deferred} deferred, ${summary.thisRun.failed} failed, ${summary.thisRun.uncertain} uncertain, ${summary.thisRun.skipped} skipped`,
     `  in all:   ${DELIVERY_STATES.map((state) => `${c[state]} ${state}`).join(', ')}`,
   ];
-  if (summary.finished) lines.push('  finished: every recipient has an outcome.');
+  if (summary.halt !== null) lines.push(`  stopped by itself (${summary.halt.end}): ${summary.halt.reply}`);
+  else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
   else if (summary.end === 'stopped') lines.push(`  stopped. Resume with: bulletin resume ${summary.bulletinId}`);
   else if (summary.end === 'waiting for deferred') {
     lines.push(`  ${c.deferred} deferred, next retry due ${summary.nextAttemptAt ?? '?'}. Resume later with: bulletin resume ${summary.bulletinId}`);
@@ -432,6 +460,7 @@ export function report(context: CliContext, summary: SendSummary, flags: SendFla
     lines.push(`  ${c.uncertain} uncertain held (perhaps sent). Re-send them with: bulletin resume ${summary.bulletinId} --uncertain resend`);
   }
   printLines(context.io, ...lines);
+  if (halted) throw halted;
 }
 
 /** Sleeps; resolves true at once if Ctrl-C or SIGTERM comes first. */
