@@ -254,7 +254,7 @@ describe('SMTP transport against real servers', () => {
     assert.equal(outcome.kind, 'sent');
   });
 
-  test('AUTH with the URL credentials; a wrong password defers (a relay problem, not the recipient); no password in sight', async () => {
+  test('AUTH with the URL credentials; a wrong password makes the relay unusable (a configuration problem, not a deferral); no password in sight', async () => {
     const password = 'pa:ss/w@rd';
     const guarded = await server({ auth: { user: 'bulletin', pass: password } });
     const url = `smtp://bulletin:${encodeURIComponent(password)}@127.0.0.1:${guarded.port}?tls=off`;
@@ -265,8 +265,9 @@ describe('SMTP transport against real servers', () => {
     assert.equal((await viaOptions.send(message('reader@example.org', 'b'))).kind, 'sent');
     const bad = transport({ url, password: 'wrong' });
     const refused = await bad.send(message('reader@example.org', 'c'));
-    assert.equal(refused.kind, 'deferred');
-    assert.match(refused.reply, /^535 5\.7\.8 .*not about this recipient/);
+    assert.equal(refused.kind, 'unusable');
+    assert.equal((refused as { why?: string }).why, 'configuration');
+    assert.match(refused.reply, /^535 5\.7\.8 .*refused at AUTH PLAIN: check SMTP_USER and SMTP_PASS/);
     for (const text of [good.description, viaOptions.description, bad.description, sent.reply, sent.relay, refused.reply, refused.relay]) {
       assert.ok(!text.includes('pa:ss') && !text.includes(encodeURIComponent(password)), text);
     }

@@ -284,7 +284,8 @@ export class Dispatcher {
           if (!signal.aborted) throw error; // an abort only means we are stopping
         }
         if (signal.aborted) continue;
-        const claimed = queue.shift() as ClaimedDelivery;
+        const claimed = queue.shift();
+        if (claimed === undefined) continue; // the deadline took the rest while we waited for the slot
         const attempt = this.attempt(claimed, sendAgain).then(async () => {
           inFlight.delete(attempt);
           if (this.pending.length >= flushEvery.outcomes) await this.flush().catch(() => undefined);

@@ -22,10 +22,10 @@
 //       — a message —
 //   6   5xx to MAIL FROM about the size (552, 5.3.4)                     failed, about the message
 //   7   other 5xx to MAIL FROM (sender refused, 530 auth required)       unusable: configuration
-//   8   "too many recipients" or 452 4.5.3 on a session that already    deferred, resend on a fresh session
+//   8   a 4xx "too many recipients" or 4.5.3 on a session that already deferred, resend on a fresh session
 //       carried messages, or a reply saying the session is spent                  (it counted messages, not
 //       ("too many messages", "session limit")                                    recipients: we send one each)
-//   9   "too many recipients" on a fresh session                         deferred (RFC 5321 4.5.3.1.10)
+//   9   "too many recipients" otherwise (a 5xx, or a fresh session)      deferred (RFC 5321 4.5.3.1.10)
 //  10   552 to RCPT TO                                                   deferred (RFC 5321 4.5.3.1.10:
 //                                                                                 treat as 452, temporary)
 //  11   5xx to RCPT TO saying the mailbox does not exist (5.1.1,         failed, a hard bounce (counted
@@ -147,7 +147,7 @@ function classifyMessage(error: SmtpErrorLike, bodyWritten: boolean, relay: stri
       if (code === 552 || status === '5.3.4') return { kind: 'failed', about: 'message', reply, relay }; // row 6
       return { kind: 'unusable', why: 'configuration', reply: `${reply} (refused at MAIL FROM: the relay does not take mail from this sender)`, relay }; // row 7
     }
-    if (TOO_MANY_RECIPIENTS.test(reply)) return spentOrDeferred(reply, relay, messagesOnSession); // rows 8, 9
+    if (TOO_MANY_RECIPIENTS.test(reply)) return SESSION_SPENT.test(reply) ? { kind: 'deferred', resend: 'fresh-session', reply, relay } : { kind: 'deferred', reply, relay }; // rows 8, 9
     if (atRcpt) {
       if (code === 552) return { kind: 'deferred', reply, relay }; // row 10
       const bounce = mailboxUnknown(reply, status);

@@ -27,8 +27,9 @@
 // once on a fresh one (failure.ts rows 8, 17, 24), without a deferral. A relay that keeps cutting
 // sessions after N messages gets sessions renewed after N. Renewals are spread out (the first
 // sessions get a share of the budget each, so they never all renew at once) and a session near its
-// end opens its successor first, so a relay slow to greet never stalls the send (one connection
-// more than configured for that moment; not against a relay that refused connections). The EHLO
+// end opens its successor first and carries on until it is ready, so a relay slow to greet never
+// stalls the send (a connection more than configured for that moment; never against a relay that
+// refused connections). The EHLO
 // SIZE is read: a larger message is refused before anything is sent (failure.ts row 23), and MAIL
 // FROM carries SIZE=.
 import { Readable, type Transform } from 'node:stream';
@@ -185,8 +186,8 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   let opened = 0;
   /** How long setting a session up took, last time (ms): how early a successor must be opened. */
   let setupMs = 0;
-  /** A successor being opened ahead of a renewal (one at a time). */
-  let successor: Promise<void> | null = null;
+  /** Successors being opened ahead of renewals. */
+  let successors = 0;
   /** The relay refused a connection once: never open one more than the configured number. */
   let refusedConnections = false;
 
@@ -242,7 +243,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
     const share = opened < limit ? (opened + 1) / limit : 1;
     opened++;
     const started = performance.now();
-    const session: Session = { connection, sent: 0, share, broken: false, busy: true, ready: false, ended: new Promise<void>((resolve) => (markEnded = resolve)), maxSize: 0, readyAt: 0 };
+    const session: Session = { connection, sent: 0, share, broken: false, busy: true, ready: false, ended: new Promise<void>((resolve) => (markEnded = resolve)), maxSize: 0, readyAt: 0, renewing: false, replaced: false };
     // Until the session is up, failures (refused, 421 at the greeting, timeouts) arrive as 'error';
     // afterwards an 'error' or 'end' only means the session is no longer usable.
     let failSetup: (error: Error) => void = () => undefined;
@@ -277,25 +278,45 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
 
   /**
    * Near the end of a session's budget, opens its successor in the background so the renewal costs
-   * no wait: early enough for a session set-up as slow as the last one, one successor at a time.
+   * no wait: early enough for a session set-up as slow as the last one. Until the successor is
+   * ready the old session carries on past its budget (never past twice it); then it retires.
+   * At most one successor per session, `limit` at once.
    */
   function openSuccessorWhenDue(session: Session): void {
-    if (successor !== null || closed || refusedConnections || session.broken) return;
-    const left = budgetOf(session) - session.sent;
+    // Only worth it against a relay slow to set a session up; a quick set-up costs less than a
+    // successor idling. A few messages first, to know how fast this session goes.
+    if (session.renewing || closed || refusedConnections || session.broken || setupMs < SLOW_SETUP_MS || session.sent < 3 || successors >= limit) return;
+    const budget = budgetOf(session);
+    const left = budget - session.sent;
     const perMessageMs = (performance.now() - session.readyAt) / Math.max(1, session.sent);
-    const lead = Math.min(budgetOf(session) - 1, Math.ceil(setupMs / Math.max(1, perMessageMs)) + 1);
-    if (left > lead || left <= 0) return;
-    let live = 0;
-    for (const other of sessions) if (!other.broken) live++;
-    if (live > limit) return;
-    successor = openSession()
+    const lead = Math.min(budget - 1, Math.ceil(setupMs / Math.max(1, perMessageMs)) + 1);
+    if (left > lead) return;
+    session.renewing = true;
+    successors++;
+    openSession()
       .then((fresh) => {
         fresh.busy = false;
-        if (closed || fresh.broken) retire(fresh);
-        else idle.unshift(fresh); // taken after the older idle ones: they finish their budgets first
+        if (closed || fresh.broken) return retire(fresh);
+        idle.unshift(fresh); // taken after the older idle ones: they finish their budgets first
+        session.replaced = true;
+        const at = idle.indexOf(session);
+        if (at >= 0) {
+          idle.splice(at, 1);
+          retire(session);
+        }
       })
-      .catch(() => undefined)
-      .finally(() => (successor = null));
+      .catch((error: unknown) => {
+        session.renewing = false;
+        // Refused (421 too many connections): this relay counts connections; renew the plain way.
+        if ((error as SmtpErrorLike).responseCode !== undefined) refusedConnections = true;
+      })
+      .finally(() => successors--);
+  }
+
+  /** Whether a session may carry one more message: within its budget, or past it while its successor is on its way. */
+  function hasBudget(session: Session): boolean {
+    const budget = budgetOf(session);
+    return session.sent < budget || (session.renewing && !session.replaced && session.sent < 2 * budget);
   }
 
   function retire(session: Session): void {
@@ -340,7 +361,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
     const reusable =
       !session.broken &&
       !closed &&
-      session.sent < budgetOf(session) &&
+      hasBudget(session) &&
       (outcome.kind === 'sent' || (outcome.kind !== 'uncertain' && (await reset(session))));
     session.busy = false;
     // (checked again: close() may have come during the RSET)
@@ -418,6 +439,8 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
 }
 
 const CLOSE_GRACE_MS = 2_000;
+/** A session set-up slower than this is worth opening ahead of a renewal. */
+const SLOW_SETUP_MS = 500;
 /** Fresh sessions one message may be tried on after its session was spent or broke. */
 const FRESH_SESSION_TRIES = 3;
 /** How long the connection count stays lowered before one more is tried. */
@@ -545,6 +568,9 @@ interface Session {
   maxSize: number;
   /** performance.now() when the session was ready. */
   readyAt: number;
+  /** Its successor is being opened (see openSuccessorWhenDue); `replaced` once it is ready. */
+  renewing: boolean;
+  replaced: boolean;
   broken: boolean;
   /** Carrying a message (or still being set up): not to be closed under it. */
   busy: boolean;
