@@ -1,10 +1,15 @@
 // `bulletin send` against relays that push back, end to end through the CLI: a relay allowing 3
-// connections, one allowing 50 messages a second, and three relays of which one breaks mid-send.
-// All mail is delivered; the pace and the connection count follow what the relays accept.
+// connections, one allowing 50 messages a second, one allowing both 60 a second and 3 connections
+// to a send configured for 1000/s over 10, and three relays of which one breaks mid-send; and
+// through the use case, relays answering a share of random 4xx, which the pace must not take for
+// congestion. All mail is delivered; the pace and the connection count follow what the relays accept.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { withApp } from '../src/app/context.js';
+import { prepareSend, runSend } from '../src/app/send.js';
+import { openTransport, createPacing } from '../src/app/transports.js';
 import { LIST_FLAGS, rows } from './helpers/app.js';
 import { runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
@@ -135,4 +140,57 @@ describe(`sending under fire (${DATABASE_KIND} database)`, () => {
     assert.ok(countOf(breaking) >= 30 && countOf(breaking) <= 40, `the broken relay took ${countOf(breaking)} before it broke`);
     assert.ok(countOf(first) >= 100 && countOf(second) >= 100, JSON.stringify(byRelay));
   });
+
+  test('a relay taking 60 msg/s over 3 connections, sent to at 1000/s over 10: once settled, at least 85% of attempts and 45/s accepted', async () => {
+    const relay = await server({ maxPerSecond: 60, maxConnections: 3 });
+    const { addresses, file } = await listWith('edge', 900);
+    const started = Date.now();
+    const summary = (await runOk(['send', file, '--list', 'edge', '--yes', '--json', '--quiet', '--rate', '1000/s', '--connections', '10', '--retry-min', '1s', '--retry-max', '2s'], {
+      ...db,
+      env: { ...db.env, SMTP_URL: relay.url },
+    })) as Summary;
+    const ended = Date.now();
+    assert.equal(summary.finished, true);
+    assert.equal(summary.counts.sent, 900);
+    assertDelivered(addresses, [relay]);
+    const from = started + 5000;
+    const to = ended - 1000;
+    const tried = relay.triedAt.filter((at) => at >= from && at < to).length;
+    const accepted = relay.acceptedAt.filter((at) => at >= from && at < to).length;
+    assert.ok(accepted / tried >= 0.85, `${accepted} of ${tried} attempts accepted once settled`);
+    assert.ok(perSecond(relay.acceptedAt, from, to) >= 45, `${perSecond(relay.acceptedAt, from, to).toFixed(1)} accepted per second once settled`);
+  });
+
+  for (const [name, behaviour] of [
+    ['451 4.3.0 to 20% of messages at random', { deferFraction: { fraction: 0.2, seed: 'random-451' }, deferReply: '451 4.3.0 Temporary local problem' }],
+    ['450 4.2.1 to 30% of RCPTs at random', { rcptFraction: { fraction: 0.3, reply: '450 4.2.1 Mailbox busy', seed: 'rcpt-450' } }],
+  ] as const) {
+    test(`a relay answering ${name} is not pushing back on our pace: the pace stays at the configured rate, and the send drains`, async () => {
+      const relay = await server(behaviour);
+      const slug = name.startsWith('451') ? 'random' : 'busy';
+      const { addresses, file } = await listWith(slug, 600);
+      const transport = await openTransport(db.config({ SMTP_URL: relay.url }), { connections: 5 });
+      const paces: number[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const summary = await withApp(db.config(), { notice: () => undefined }, async (app) =>
+        runSend(app, await prepareSend(app, { file, list: slug }), {
+          transport,
+          ...createPacing('100/s', '1/s'),
+          retry: { minDelayMs: 1000, maxDelayMs: 2000, deadlineMs: 300_000 },
+          resendUncertain: true,
+          waitForDeferred: true,
+          onStart: (dispatcher) => {
+            timer = setInterval(() => paces.push(dispatcher.currentRate ?? 0), 100);
+          },
+        }),
+      );
+      clearInterval(timer);
+      await transport.close();
+      assert.equal(summary.finished, true);
+      assert.equal(summary.counts.sent, 600);
+      assertDelivered(addresses, [relay]);
+      const full = paces.filter((pace) => pace >= 100).length;
+      assert.ok(full >= 0.8 * paces.length, `the pace was at the configured 100/s in ${full} of ${paces.length} samples`);
+    });
+  }
 });
