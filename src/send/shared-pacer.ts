@@ -85,8 +85,13 @@ export class SharedPacer implements Pacer {
   }
 
   setRate(perSecond: number): void {
+    const slower = 1000 / perSecond > this.intervalMs;
     this.intervalMs = 1000 / perSecond;
-    this.run = null; // the rest of the old run is given up: the new pace starts with the next message
+    // Slower: the rest of the old run is given up, the new pace starts with the next message. Faster:
+    // the run already reserved (at most 100 ms of slots) is used first; giving it up would waste
+    // those slots (the shared timeline has moved past them), and the adaptive pace speeds up in
+    // small steps several times a second.
+    if (slower) this.run = null;
   }
 
   /** Resolves at this caller's slot; callers are served in call order. Rejects if `signal` aborts. */

@@ -358,6 +358,15 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       retire(session);
       return outcome;
     }
+    if (outcome.kind === 'deferred' && outcome.resend === 'next-slot') {
+      // Refused before the body because we go too fast. With PIPELINING the RCPT and DATA sent along
+      // were refused too, and a relay counts every one as a client error: Postfix answers ever more
+      // slowly after 10 of them (smtpd_soft_error_limit) until a message gets through. A fresh
+      // session starts that count again; the pace, meanwhile, slows down.
+      session.busy = false;
+      retire(session);
+      return outcome;
+    }
     const reusable =
       !session.broken &&
       !closed &&
