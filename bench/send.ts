@@ -3,8 +3,11 @@
 //   DATABASE_URL=postgres://… npx tsx bench/send.ts [--n 100000] [--connections 10] [--sink postfix|node]
 //   npx tsx bench/send.ts --n 20000            (embedded database)
 //   … --profile DIR                             (V8 CPU profile of the send process, for DevTools)
-//   … --faults                                  (a sink answering 10% 451 and dropping 1% after the
-//                                               body; reports delivered, duplicates, time to drain)
+//   … --faults [--scenario NAME]…               (named misbehaving relays, bench/smtp-sink.ts: per
+//                                               scenario attempts/s, share accepted, time to drain,
+//                                               duplicates at the sink, against the same send into a
+//                                               sink without faults, measured in the same run;
+//                                               --n defaults to 2000 here)
 // The sink is Postfix's smtp-sink when installed (apt-get install postfix; postfix stop), else
 // bench/smtp-sink.ts (which costs ~2 ms a round trip and then limits both sides).
 // Uses GNU time (/usr/bin/time) for the CPU and peak RSS of each child process.
@@ -24,18 +27,20 @@ import pg from 'pg';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({
   options: {
-    n: { type: 'string', default: '100000' },
+    n: { type: 'string' },
     connections: { type: 'string', default: '10' },
     naive: { type: 'boolean', default: false },
     sink: { type: 'string', default: existsSync('/usr/sbin/smtp-sink') ? 'postfix' : 'node' },
     port: { type: 'string' },
     /** Write a V8 CPU profile of the `bulletin send` process into this directory. */
     profile: { type: 'string' },
-    /** Into a sink answering 10% 451 and dropping 1% after the body: delivered, duplicates, time to drain. */
+    /** Into sinks that misbehave as named (bench/smtp-sink.ts), each against a no-fault baseline. */
     faults: { type: 'boolean', default: false },
+    /** With --faults: only these scenarios (default: all). */
+    scenario: { type: 'string', multiple: true },
   },
 });
-const n = Number(values.n);
+const n = Number(values.n ?? (values.faults ? 2000 : 100000));
 const connections = Number(values.connections);
 
 const BODY = `Dear {{default subscriber.name "customer"}},
@@ -116,8 +121,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function startSink(): Promise<{ port: number; stop(): Promise<SinkCounts> }> {
-  if (values.sink === 'postfix' && !values.faults) {
+async function startSink(scenario?: string): Promise<{ port: number; stop(): Promise<SinkCounts> }> {
+  if (values.sink === 'postfix' && scenario === undefined) {
     const port = await freePort();
     const child = spawn('/usr/sbin/smtp-sink', ['-u', 'postfix', '-c', `127.0.0.1:${port}`, '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
@@ -133,7 +138,7 @@ async function startSink(): Promise<{ port: number; stop(): Promise<SinkCounts> 
       },
     };
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts', ...(values.faults ? ['--faults'] : [])], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts', '--scenario', scenario ?? 'none'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const iterator = lines[Symbol.asyncIterator]();
   const first = await iterator.next();
@@ -183,6 +188,85 @@ async function prepareDatabase(dir: string): Promise<NodeJS.ProcessEnv> {
   return env;
 }
 
+interface FaultCounts {
+  attempts: number;
+  accepted: number;
+  refused: number;
+  dropped: number;
+  connectionsRefused: number;
+  distinct: number;
+  duplicates: number;
+  /** Seconds in which the sink saw at least one attempt. */
+  busySeconds: number;
+}
+
+/** The named scenarios, by the flags they are sent with; each group starts with its no-fault baseline. */
+const FAULT_GROUPS: readonly { flags: readonly string[]; scenarios: readonly { label: string; sink: string }[] }[] = [
+  {
+    flags: ['--rate', '200/s'],
+    scenarios: [
+      { label: 'random-451 (10%)', sink: 'random-451=0.1' },
+      { label: 'random-451 (20%)', sink: 'random-451=0.2' },
+      { label: 'rcpt-450 (30%)', sink: 'rcpt-450=0.3' },
+      { label: 'slow-final-reply', sink: 'slow-final-reply' },
+    ],
+  },
+  {
+    flags: ['--rate', '1000/s'],
+    scenarios: [
+      { label: 'rate-limit-60', sink: 'rate-limit-60' },
+      { label: 'conn-limit-3', sink: 'conn-limit-3' },
+      { label: 'session-limit-50', sink: 'session-limit-50' },
+      { label: 'mixed', sink: 'mixed' },
+    ],
+  },
+];
+
+/** Each scenario's send (a fresh database each time) into its sink, beside its group's baseline. */
+async function benchFaults(firstEnv: NodeJS.ProcessEnv, file: string): Promise<void> {
+  const wanted = values.scenario;
+  const rows: string[] = [];
+  const scratch: string[] = [];
+  let env: NodeJS.ProcessEnv | null = firstEnv;
+  const sendInto = async (sink: string, flags: readonly string[]) => {
+    if (env === null) {
+      const fresh = await mkdtemp(join(tmpdir(), 'bulletin-bench-send-'));
+      scratch.push(fresh);
+      env = await prepareDatabase(fresh);
+    }
+    const started = await startSink(sink);
+    const run = await measure(
+      [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', ...flags, '--connections', String(connections), '--retry-min', '1s', '--retry-max', '2s'],
+      { ...env, SMTP_URL: `smtp://127.0.0.1:${started.port}?tls=off` },
+    );
+    env = null; // the next send gets a fresh database
+    const counts = (await started.stop()) as unknown as FaultCounts;
+    const summary = JSON.parse(run.output) as { counts: Record<string, number>; finished: boolean };
+    return { seconds: run.seconds, counts, summary };
+  };
+  const header = `${'scenario'.padEnd(20)} ${'flags'.padEnd(13)} ${'attempts/s'.padStart(10)} ${'vs baseline'.padStart(11)} ${'busy att/s'.padStart(10)} ${'vs baseline'.padStart(11)} ${'accepted'.padStart(9)} ${'drained in'.padStart(10)} ${'duplicates'.padStart(10)}  finished`;
+  for (const group of FAULT_GROUPS) {
+    const scenarios = group.scenarios.filter((scenario) => wanted === undefined || wanted.some((name) => scenario.sink.startsWith(name) || scenario.label.startsWith(name)));
+    if (scenarios.length === 0) continue;
+    const baseline = await sendInto('none', group.flags);
+    const baseRate = baseline.counts.attempts / baseline.seconds;
+    const baseBusy = baseline.counts.attempts / Math.max(1, baseline.counts.busySeconds);
+    const row = (label: string, result: typeof baseline) => {
+      const rate = result.counts.attempts / result.seconds;
+      const busy = result.counts.attempts / Math.max(1, result.counts.busySeconds);
+      return `${label.padEnd(20)} ${group.flags.join(' ').padEnd(13)} ${rate.toFixed(1).padStart(10)} ${`${((100 * rate) / baseRate).toFixed(0)}%`.padStart(11)} ${busy.toFixed(1).padStart(10)} ${`${((100 * busy) / baseBusy).toFixed(0)}%`.padStart(11)} ${`${((100 * result.counts.accepted) / Math.max(1, result.counts.attempts)).toFixed(1)}%`.padStart(9)} ${`${result.seconds.toFixed(1)} s`.padStart(10)} ${String(result.counts.duplicates).padStart(10)}  ${result.summary.finished}`;
+    };
+    rows.push(row('no faults (baseline)', baseline));
+    for (const scenario of scenarios) rows.push(row(scenario.label, await sendInto(scenario.sink, group.flags)));
+  }
+  console.log(`recipients: ${n.toLocaleString('en-US')} per send, connections: ${connections}, --retry-min 1s --retry-max 2s, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: bench/smtp-sink.ts`);
+  console.log('attempts/s: MAIL FROMs at the sink per second of the whole send (until every recipient has an outcome, retry waits included);');
+  console.log('busy att/s: the same per second in which the sink saw any attempt (the pace while there is work); accepted: share of attempts answered 250');
+  console.log(header);
+  for (const line of rows) console.log(line);
+  await Promise.all(scratch.map((path) => rm(path, { recursive: true, force: true })));
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'bulletin-bench-send-'));
 try {
   const env = await prepareDatabase(dir);
@@ -190,17 +274,7 @@ try {
   await writeFile(file, `---\nsubject: Mail delays this week, and what we did about them\n---\n${BODY}`);
 
   if (values.faults) {
-    const sink = await startSink();
-    const run = await measure(
-      [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', String(connections), '--retry-min', '1s', '--retry-max', '4s'],
-      { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}?tls=off` },
-    );
-    const counts = (await sink.stop()) as SinkCounts & { deferred: number; dropped: number };
-    const summary = JSON.parse(run.output) as { counts: Record<string, number>; finished: boolean };
-    console.log(`recipients: ${n.toLocaleString('en-US')}, connections: ${connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: node with faults (10% 451, 1% dropped after the body)`);
-    console.log(`drained in ${run.seconds.toFixed(1)} s (CPU ${run.cpu.toFixed(1)} s, peak RSS ${run.maxRssMb.toFixed(0)} MB); finished: ${summary.finished}`);
-    console.log(`database: ${JSON.stringify(summary.counts)}`);
-    console.log(`sink: ${counts.messages} bodies received, ${counts.deferred} answered 451, ${counts.dropped} dropped unanswered; ${counts.distinct} distinct Message-IDs delivered, ${counts.duplicates} delivered twice (each a drop after the body: RFC 1047's window)`);
+    await benchFaults(env, file);
     await rm(dir, { recursive: true, force: true });
     process.exit(0);
   }
