@@ -243,6 +243,7 @@ export class Dispatcher {
           if (queue.length === 0 && !batch.full) {
             // Nothing claimable now: let in-flight messages end (they may defer), then decide.
             await Promise.all(inFlight);
+            if (queue.length > 0) continue; // one of them goes again at the next slot
             await this.untilDatabase(() => this.flush());
             const due = await this.untilDatabase(() => nextDueAt(db, this.options.bulletinId, this.options.resendUncertain));
             if (due === null) {
