@@ -238,7 +238,7 @@ export class Dispatcher {
             prefetch = null;
           }
           batch ??= await this.untilDatabase(claimBatch);
-          queue = batch.claimed;
+          queue = [...queue, ...batch.claimed]; // (one handed back for the next slot may have come meanwhile)
           lastClaimFull = batch.full;
           if (queue.length === 0 && !batch.full) {
             // Nothing claimable now: let in-flight messages end (they may defer), then decide.
