@@ -153,17 +153,29 @@ async function startSink(scenario?: string): Promise<{ port: number; stop(): Pro
   };
 }
 
+/** This run's own database on the server (another run at the same time has its own). */
+const BENCH_DATABASE = `bulletin_bench_send_${process.pid}`;
+
+async function dropBenchDatabase(): Promise<void> {
+  const serverUrl = process.env.DATABASE_URL?.trim();
+  if (!serverUrl) return;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${BENCH_DATABASE} WITH (FORCE)`);
+  await admin.end();
+}
+
 async function prepareDatabase(dir: string): Promise<NodeJS.ProcessEnv> {
   const serverUrl = process.env.DATABASE_URL?.trim();
   let env: NodeJS.ProcessEnv;
   if (serverUrl) {
     const admin = new pg.Client({ connectionString: serverUrl });
     await admin.connect();
-    await admin.query('DROP DATABASE IF EXISTS bulletin_bench_send WITH (FORCE)');
-    await admin.query('CREATE DATABASE bulletin_bench_send');
+    await admin.query(`DROP DATABASE IF EXISTS ${BENCH_DATABASE} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${BENCH_DATABASE}`);
     await admin.end();
     const url = new URL(serverUrl);
-    url.pathname = '/bulletin_bench_send';
+    url.pathname = `/${BENCH_DATABASE}`;
     env = { ...process.env, DATABASE_URL: url.href };
   } else {
     env = { ...process.env, DATABASE_URL: '', BULLETIN_DATA_DIR: join(dir, 'data') };
@@ -276,6 +288,7 @@ try {
   if (values.faults) {
     await benchFaults(env, file);
     await rm(dir, { recursive: true, force: true });
+    await dropBenchDatabase();
     process.exit(0);
   }
 
@@ -303,4 +316,5 @@ try {
   console.log(`bulletin: sink received ${oursSink.messages}${oursSink.duplicates === null ? '' : `, ${oursSink.duplicates} duplicate Message-IDs`}; database says ${JSON.stringify(summary.counts)}`);
 } finally {
   await rm(dir, { recursive: true, force: true });
+  await dropBenchDatabase();
 }
