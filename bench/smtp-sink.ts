@@ -48,8 +48,9 @@ const counts = { attempts: 0, accepted: 0, refused: 0, dropped: 0, connectionsRe
 const seen = new Map<string, number>();
 const acceptedAt: number[] = [];
 const perSession = new Map<string, number>();
-/** Seconds (Date.now() / 1000) in which at least one MAIL FROM came. */
-const busySeconds = new Set<number>();
+/** Date.now() of every MAIL FROM, and of every acceptance (acceptedAt only keeps the last second). */
+const attemptAt: number[] = [];
+const everAcceptedAt: number[] = [];
 let open = 0;
 
 const refuse = (text: string) => Object.assign(new Error(text.slice(4)), { responseCode: Number(text.slice(0, 3)) });
@@ -73,7 +74,7 @@ const server = new SMTPServer({
   onMailFrom(_address, session, callback) {
     counts.attempts++;
     const now = Date.now();
-    busySeconds.add(Math.floor(now / 1000));
+    attemptAt.push(now);
     counts.firstAt ||= now;
     if (faults.perSession !== undefined && (perSession.get(session.id) ?? 0) >= faults.perSession) {
       counts.refused++;
@@ -111,6 +112,7 @@ const server = new SMTPServer({
         counts.accepted++;
         counts.lastAt = Date.now();
         acceptedAt.push(counts.lastAt);
+        everAcceptedAt.push(counts.lastAt);
         perSession.set(session.id, (perSession.get(session.id) ?? 0) + 1);
         if (id) seen.set(id, (seen.get(id) ?? 0) + 1);
       };
@@ -141,7 +143,12 @@ server.listen(Number(values.port), '127.0.0.1', () => {
 
 process.on('SIGTERM', () => {
   const duplicates = [...seen.values()].filter((count) => count > 1).length;
-  process.stdout.write(`${JSON.stringify({ ...counts, messages: counts.accepted, distinct: seen.size, duplicates, busySeconds: busySeconds.size })}\n`);
+  // The pace while there is a backlog: attempts per second until 95% of the acceptances (the rest
+  // is the tail of retries, which must wait --retry-min whatever the pace).
+  const until = everAcceptedAt[Math.max(0, Math.ceil(0.95 * everAcceptedAt.length) - 1)] ?? counts.firstAt;
+  const attemptsTo95 = attemptAt.filter((at) => at <= until).length;
+  const rateTo95 = until > counts.firstAt ? (attemptsTo95 * 1000) / (until - counts.firstAt) : 0;
+  process.stdout.write(`${JSON.stringify({ ...counts, messages: counts.accepted, distinct: seen.size, duplicates, rateTo95 })}\n`);
   server.close(() => process.exit(0));
   setTimeout(() => process.exit(0), 1000).unref();
 });

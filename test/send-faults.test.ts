@@ -85,6 +85,18 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     assert.deepEqual(await states('auth'), { sent: 12 });
   });
 
+  test('of two relays, one refusing our login is taken out: the other carries everything, exit 0', async () => {
+    const guarded = await server({ auth: { user: 'bulletin', pass: 'right' } });
+    const open = await server();
+    const { file } = await listWith('tworelays', 30);
+    const urls = `smtp://bulletin:wrong@127.0.0.1:${guarded.port}?tls=off,${open.url}`;
+    const summary = (await runOk(['send', file, '--list', 'tworelays', ...SEND], env(urls))) as { finished: boolean };
+    assert.equal(summary.finished, true);
+    assert.deepEqual(await states('tworelays'), { sent: 30 });
+    assert.equal(open.received.length, 30);
+    assert.equal(guarded.received.length, 0);
+  });
+
   test('a relay refusing our sender (5xx at MAIL FROM) stops the send with exit 78; deliveries stay queued', async () => {
     const relay = await server({ mailFromReply: '550 5.7.1 Sender address rejected: not owned by user' });
     const { file } = await listWith('sender', 8);
