@@ -5,8 +5,8 @@
 //
 // Three kinds of reply (failure.ts decides which is which):
 // - An explicit rate signal (4.7.x, "rate", "too many", a 421 saying so, no session at all) is
-//   believed at once: the rate is cut to 85 % of what the relay accepted over the last second, and
-//   that acceptance is remembered as the edge. Only a signal about a message sent after the last
+//   believed at once: the rate is cut to 85 % of what the relay accepted lately (the last second,
+//   or 80 % of its best second of the last ten), and that acceptance is remembered as the edge. Only a signal about a message sent after the last
 //   cut counts, and cuts are at least half a second apart: the burst of refusals already on the
 //   wire when we slowed down is one signal, not dozens (Postfix's cohort idea).
 // - Any other temporary reply (451 4.3.0, 450 4.2.1) may be congestion or may be background noise
@@ -186,11 +186,15 @@ export class AdaptivePace {
   private cutForSignal(now: number, reply: string): boolean {
     this.experiment = null;
     const accepted = this.acceptedRate(now);
-    // What the relay took lately: the last second, or most of its best second of the last ten (a
-    // relay counting in fixed windows refuses everything for the rest of a window it filled).
-    const edge = Math.min(this.rate, Math.max(accepted, EDGE_MEMORY * this.bestSecond(now)));
-    const next = Math.max(this.floorRate, edge * EXPLICIT_DECREASE);
-    this.edge = Math.max(edge, next);
+    // Slower than what the relay took lately: the last second, or most of its best second of the
+    // last ten (a relay counting in fixed windows refuses everything for the rest of a window it
+    // filled).
+    const took = Math.max(accepted, EDGE_MEMORY * this.bestSecond(now));
+    const next = Math.max(this.floorRate, Math.min(this.rate, took) * EXPLICIT_DECREASE);
+    // The edge to climb back to quickly is what it took, even when the refusal came at a lower
+    // pace: a burst (a stalled event loop, a window refilling) is refused at any average rate, and a
+    // pace cut again and again on bursts must not crawl back from the bottom.
+    this.edge = Math.max(took, next);
     this.recoveryPerSecond = (this.edge - next) / (RECOVERY_MS / 1000);
     this.lastCutAt = now;
     this.lastGrowAt = now;
