@@ -247,10 +247,16 @@ async function benchFaults(firstEnv: NodeJS.ProcessEnv, file: string): Promise<v
       env = await prepareDatabase(fresh);
     }
     const started = await startSink(sink);
-    const run = await measure(
-      [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', ...flags, '--connections', String(connections), '--retry-min', '1s', '--retry-max', '2s'],
-      { ...env, SMTP_URL: `smtp://127.0.0.1:${started.port}?tls=off` },
-    );
+    let run: Measured;
+    try {
+      run = await measure(
+        [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', ...flags, '--connections', String(connections), '--retry-min', '1s', '--retry-max', '2s'],
+        { ...env, SMTP_URL: `smtp://127.0.0.1:${started.port}?tls=off` },
+      );
+    } catch (error) {
+      await started.stop(); // no sink left behind
+      throw error;
+    }
     env = null; // the next send gets a fresh database
     const counts = (await started.stop()) as unknown as FaultCounts;
     const summary = JSON.parse(run.output) as { counts: Record<string, number>; finished: boolean };
