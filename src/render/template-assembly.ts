@@ -232,6 +232,34 @@ function spliceBody(layout: Program, body: Program, layoutFile: string): Program
   return { ...layout, body: spliced };
 }
 
+/** Typical widths of values that differ per recipient, for wrapping the text part. */
+const PERSONAL_WIDTHS: Readonly<Record<string, number>> = { 'subscriber.email': 22, 'subscriber.name': 12 };
+
+/**
+ * How wide a value tag's output is expected to be in the text part: exact for values the same for
+ * every recipient, typical for personal ones. Only for wrapping; never affects what is rendered.
+ */
+function valueWidths(shared: SharedContext): (tagText: string) => number {
+  const pathWidth = (path: string): number => {
+    if (Object.hasOwn(PERSONAL_WIDTHS, path)) return PERSONAL_WIDTHS[path]!;
+    if (path === 'unsubscribeUrl') return shared.list.baseUrl.length + 44;
+    let value: unknown = shared;
+    for (const part of path.split('.')) {
+      value = value !== null && typeof value === 'object' && Object.hasOwn(value, part) ? (value as Record<string, unknown>)[part] : undefined;
+    }
+    return typeof value === 'string' ? value.length : 8;
+  };
+  return (tagText) => {
+    const inner = tagText.replace(/^\{\{\{?~?\s*/, '').replace(/\s*~?\}?\}\}$/, '');
+    const words = inner.split(/\s+/);
+    if (words[0] === 'default' && words[1] !== undefined) {
+      const fallback = /"([^"]*)"|'([^']*)'/.exec(inner);
+      return Math.max(pathWidth(words[1]), (fallback?.[1] ?? fallback?.[2] ?? '').length);
+    }
+    return words.length === 1 ? pathWidth(inner) : 8;
+  };
+}
+
 /**
  * Checks and assembles the HTML and text templates of a bulletin. Throws BulletinError('BAD_INPUT')
  * for any syntax error or unknown variable, naming file, line and column.
@@ -250,7 +278,7 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
   checkTemplate(layouts.html, LAYOUT_SHAPE, templates.htmlLayout.path);
   checkTemplate(layouts.text, LAYOUT_SHAPE, templates.textLayout.path);
 
-  const body = markdownToTemplates(source.body, file);
+  const body = markdownToTemplates(source.body, file, source.bodyLine, valueWidths(shared));
   const htmlBody = inliner.inline(parseTemplate(body.html, `${file} (as HTML)`), file);
   const textBody = inliner.inline(parseTemplate(body.text, `${file} (as text)`), file);
 
@@ -269,7 +297,7 @@ export function renderBodyAlone(source: BulletinSource, templates: TemplateSet, 
   const inliner = new PartialInliner(templates);
   const file = source.fileName;
   checkTemplate(inliner.inline(parseTemplate('\n'.repeat(source.bodyLine - 1) + source.body, file), file), RECIPIENT_CONTEXT_SHAPE, file);
-  const body = markdownToTemplates(source.body, file);
+  const body = markdownToTemplates(source.body, file, source.bodyLine);
   return {
     html: compileProgram(inliner.inline(parseTemplate(body.html, `${file} (as HTML)`), file), { escape: true })(context),
     text: compileProgram(inliner.inline(parseTemplate(body.text, `${file} (as text)`), file), { escape: false })(context),
