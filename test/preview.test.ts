@@ -52,3 +52,36 @@ test('a misspelt variable is an error naming file, line and column, before anyth
   const unknown = await runCli(['preview', fine, '--list', 'news', '--to', 'stranger@example.net'], db);
   assert.equal(unknown.code, 66);
 });
+
+test('preview --archive shows the copy the archive publishes, and every place a subscriber value is empty there', async () => {
+  const bare = await source('bare.md', '---\nsubject: Delays\nlist: news\n---\nDear {{default subscriber.name "customer"}},\n\nmail to **{{subscriber.email}}** may have arrived late; you are on the {{subscriber.attributes.plan}} plan.\n\n{{#if subscriber.name}}Thanks, {{subscriber.name}}.{{/if}}\n');
+  const archive = await runCli(['preview', bare, '--archive'], db);
+  assert.equal(archive.code, 0, archive.stderr);
+  assert.match(archive.stdout, /^Dear customer,\n\nmail to {2}may have arrived late; you are on the {2}plan\.\n+$/);
+  assert.doesNotMatch(archive.stdout, /Thanks|Sample Subscriber|subscriber@example\.com|\/u\//);
+  const warnings = archive.stderr.trim().split('\n');
+  assert.equal(warnings.length, 2, archive.stderr);
+  assert.match(warnings[0]!, /^warning: .*bare\.md:7:11: \{\{subscriber\.email\}\} prints nothing in the archive copy, which has no subscriber; write \{\{default subscriber\.email "…"\}\} or put it inside \{\{#if subscriber\.…\}\}…\{\{\/if\}\}\.$/);
+  assert.match(warnings[1]!, /bare\.md:7:\d+: \{\{subscriber\.attributes\.plan\}\} prints nothing/);
+  const html = await runCli(['preview', bare, '--archive', '--format', 'html'], db);
+  assert.match(html.stdout, /<p>mail to <strong><\/strong> may have arrived late/);
+  // The same warnings come with a subscriber's preview, and the whole message cannot be an archive copy.
+  assert.equal((await runCli(['preview', bare, '--to', 'kim@example.net'], db)).stderr.trim().split('\n').length, 2);
+  assert.equal((await runCli(['preview', bare, '--archive', '--format', 'eml'], db)).code, 2);
+
+  // Written by the rule (a fallback, or inside {{#if}}), both copies read well and nothing is flagged.
+  const good = await source('good.md', '---\nsubject: Delays\nlist: news\n---\nmail to **{{default subscriber.email "your address"}}** may have arrived late{{#if subscriber.attributes.plan}} on the {{subscriber.attributes.plan}} plan{{/if}}.\n');
+  const clean = await runCli(['preview', good, '--archive'], db);
+  assert.equal(clean.stderr, '');
+  assert.equal(clean.stdout.trim(), 'mail to your address may have arrived late.');
+  assert.match(await runOk(['preview', good, '--to', 'kim@example.net'], db) as string, /mail to kim@example\.net may have arrived late\./);
+});
+
+test('the send confirmation warns about empty subscriber fields in the archive copy and names the DKIM signatures', async () => {
+  const bare = await source('confirm.md', '---\nsubject: Confirm\nlist: news\n---\nYou are receiving this at {{subscriber.email}}.\n');
+  const outbox = join(db.cwd, 'outbox-confirm');
+  const sent = await runCli(['send', bare, '--outbox', outbox, '--yes'], db);
+  assert.equal(sent.code, 0, sent.stderr);
+  assert.match(sent.stderr, /^ {2}dkim: {7}not signed/m);
+  assert.match(sent.stderr, /^ {2}warning: archive copy: .*confirm\.md:5:27: \{\{subscriber\.email\}\} prints nothing in the archive copy/m);
+});

@@ -26,8 +26,11 @@ export interface Config {
   readonly rateFloor: string;
   /** Connections per relay. */
   readonly connections: number;
-  /** DKIM signing of every message, when all three DKIM_* variables are set. */
-  readonly dkim: { readonly domain: string; readonly selector: string; readonly privateKeyFile: string } | null;
+  /**
+   * DKIM signing of every message, when all three DKIM_* variables are set: one key, or an RSA and
+   * an Ed25519 key (DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE then list two, comma-separated, in pairs).
+   */
+  readonly dkim: { readonly domain: string; readonly keys: readonly { readonly selector: string; readonly privateKeyFile: string }[] } | null;
   /** Retry schedule for temporary failures (durations like `5m`, `1h`, `5d`). */
   readonly retry: { readonly min: string; readonly max: string; readonly deadline: string };
   /** Where the static web archive is exported (`send` re-exports after a send; `serve` serves it); null: none. */
@@ -131,14 +134,7 @@ export function loadConfig(options: {
     smtpPass: env.SMTP_PASS ?? null,
     rate: env.BULLETIN_RATE ?? '50/s',
     rateFloor: env.BULLETIN_RATE_FLOOR ?? '1/s',
-    dkim:
-      env.DKIM_DOMAIN && env.DKIM_SELECTOR && env.DKIM_PRIVATE_KEY_FILE
-        ? Object.freeze({
-            domain: env.DKIM_DOMAIN,
-            selector: env.DKIM_SELECTOR,
-            privateKeyFile: resolve(options.cwd, env.DKIM_PRIVATE_KEY_FILE),
-          })
-        : null,
+    dkim: dkimKeys(env.DKIM_DOMAIN, env.DKIM_SELECTOR, env.DKIM_PRIVATE_KEY_FILE, options.cwd),
     connections: Number(env.BULLETIN_CONNECTIONS ?? 5),
     retry: Object.freeze({
       min: env.BULLETIN_RETRY_MIN ?? '5m',
@@ -147,6 +143,23 @@ export function loadConfig(options: {
     }),
     archiveDir: env.BULLETIN_ARCHIVE_DIR ? resolve(options.cwd, env.BULLETIN_ARCHIVE_DIR) : null,
     bounceThreshold: Number(env.BULLETIN_BOUNCE_THRESHOLD ?? 3),
+  });
+}
+
+/** DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE, paired in order: one key, or two (RSA and Ed25519). */
+function dkimKeys(domain: string | undefined, selectors: string | undefined, files: string | undefined, cwd: string): Config['dkim'] {
+  if (!domain || !selectors || !files) return null;
+  const selectorList = selectors.split(',').map((part) => part.trim());
+  const fileList = files.split(',').map((part) => part.trim());
+  if (selectorList.length !== fileList.length || selectorList.length > 2 || [...selectorList, ...fileList].some((part) => part === '')) {
+    throw new BulletinError(
+      'CONFIG',
+      'DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE must name one key each, or two in pairs (e.g. DKIM_SELECTOR=rsa2026,ed2026 and DKIM_PRIVATE_KEY_FILE=rsa.pem,ed25519.pem).',
+    );
+  }
+  return Object.freeze({
+    domain,
+    keys: Object.freeze(selectorList.map((selector, index) => Object.freeze({ selector, privateKeyFile: resolve(cwd, fileList[index]!) }))),
   });
 }
 

@@ -46,7 +46,8 @@ import { findListById } from '../store/lists.js';
 import { isProcessAlive } from '../store/database.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
-import { loadDkim, resolveSecret } from './secret.js';
+import { describeDkim, loadDkim } from './dkim-keys.js';
+import { resolveSecret } from './secret.js';
 import { checkAddress } from './subscribers.js';
 
 export interface SendRequest {
@@ -69,6 +70,10 @@ export interface SendPlan {
   readonly recipients: number;
   readonly sample: { readonly to: string; readonly subject: string; readonly text: string };
   readonly verp: boolean;
+  /** The DKIM signatures, and whether d= aligns with From. */
+  readonly dkim: string;
+  /** What the author should see before sending: empty subscriber fields in the archive copy, DKIM alignment. */
+  readonly warnings: readonly string[];
 }
 
 export async function prepareSend(app: App, request: SendRequest): Promise<SendPlan> {
@@ -106,7 +111,10 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
   const first = await firstActiveMember(app, list);
   const sampleRecipient = first ?? SAMPLE_RECIPIENT;
   const text = compiled.renderText(sampleRecipient);
+  const dkim = describeDkim(compiled.dkimSignatures, list.from.address);
   return {
+    dkim: dkim.line,
+    warnings: [...compiled.emptyInArchive.map((place) => `archive copy: ${place}`), ...(dkim.warning === null ? [] : [dkim.warning])],
     list,
     sourceText,
     sourceName,

@@ -7,7 +7,7 @@ import { archiveUrl, helpUrl, listIdentifier, unsubscribeMailbox } from '../doma
 import { effectiveBounceAddress, effectiveSubjectPrefix, type MailingList } from '../domain/list.js';
 import { signToken } from '../domain/token.js';
 import { recipientContext, sharedContext, type Recipient, type RecipientContext, type SharedContext } from './context.js';
-import { collapseWhitespace, DkimSigner, type DkimOptions } from './dkim.js';
+import { collapseWhitespace, DkimSigners, type DkimOptions } from './dkim.js';
 import { headerFor, planHeader, type HeaderField } from './headers.js';
 import { stableMessageId } from './message-id.js';
 import {
@@ -37,7 +37,8 @@ export interface CompileBulletinOptions {
   readonly templates?: TemplateSet;
   /** Envelope sender `<local>+<verp token>@<domain>`, so a bounce names its recipient. */
   readonly verp?: boolean;
-  readonly dkim?: DkimOptions | null;
+  /** One key, or an RSA and an Ed25519 key (two signatures). */
+  readonly dkim?: DkimOptions | readonly DkimOptions[] | null;
   /** The Date header; default now. Pass the stored send date when resuming, for identical retries. */
   readonly date?: Date;
   /** Key of the bulletin this one follows up; default: the front matter's `in-reply-to` as a key. */
@@ -85,6 +86,13 @@ export interface CompiledBulletin {
   renderForArchive(): ArchiveRendering;
   /** A made-up recipient for previews when there are no subscribers. */
   sampleRecipient(): Recipient;
+  /**
+   * Where the body prints a subscriber value that is empty in the archive copy, one sentence each
+   * with file:line:column (the send confirmation shows them; `preview --archive` shows the copy).
+   */
+  readonly emptyInArchive: readonly string[];
+  /** The DKIM signatures every message carries (none without DKIM). */
+  readonly dkimSignatures: readonly { readonly domain: string; readonly selector: string; readonly algorithm: string }[];
 }
 
 export type PartEncoding = 'quoted-printable' | 'base64';
@@ -188,6 +196,8 @@ class BulletinMessages implements CompiledBulletin {
   readonly date: Date;
   readonly templates: TemplateSet;
   readonly encodings: { readonly text: PartEncoding; readonly html: PartEncoding };
+  readonly emptyInArchive: readonly string[];
+  readonly dkimSignatures: readonly { readonly domain: string; readonly selector: string; readonly algorithm: string }[];
 
   private readonly secret: string;
   private readonly bulletinKey: string;
@@ -202,7 +212,7 @@ class BulletinMessages implements CompiledBulletin {
   private readonly messageDomain: string;
   private readonly bounceAddress: string;
   private readonly verp: boolean;
-  private readonly dkim: DkimSigner | null;
+  private readonly dkim: DkimSigners | null;
 
   constructor(options: CompileBulletinOptions, templates: TemplateSet) {
     const { source, list } = options;
@@ -220,13 +230,15 @@ class BulletinMessages implements CompiledBulletin {
     this.date = options.date ?? new Date();
     this.subject = prefixedSubject(list, source.subject);
     this.verp = options.verp ?? false;
-    this.dkim = options.dkim ? new DkimSigner(options.dkim) : null;
+    this.dkim = options.dkim ? new DkimSigners(options.dkim) : null;
+    this.dkimSignatures = (this.dkim?.signers ?? []).map(({ domain, selector, algorithm }) => ({ domain, selector, algorithm }));
 
     this.shared = sharedContext(list, source, this.date);
     const assembled = assembleTemplates(source, templates, this.shared);
     this.html = assembled.html;
     this.text = assembled.text;
     this.htmlBodyOnly = assembled.htmlBodyOnly;
+    this.emptyInArchive = assembled.emptyInArchive;
     this.encodings = { text: chooseEncoding(this.text), html: chooseEncoding(this.html) };
 
     const listAddress = asciiAddress(list.address, 'list');
@@ -294,7 +306,7 @@ class BulletinMessages implements CompiledBulletin {
       parentMessageId:
         this.parentKey === null ? null : stableMessageId(this.parentKey, recipient.id, this.secret, this.messageDomain),
     });
-    if (chunks.canonical !== null) fields.unshift(this.dkim!.signatureField(fields, chunks.canonical, this.date));
+    if (chunks.canonical !== null) fields.unshift(...this.dkim!.signatureFields(fields, chunks.canonical, this.date));
     fields.push(CRLF);
 
     return {

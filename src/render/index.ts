@@ -70,7 +70,7 @@ export {
 } from './compose.js';
 export { renderBodyForArchive, type ArchiveBody } from './archive.js';
 export type { Recipient } from './context.js';
-export type { DkimOptions } from './dkim.js';
+export { dkimAlignment, type DkimOptions } from './dkim.js';
 export { HEADER_PIPELINE } from './headers.js';
 export { loadTemplateSet, DEFAULT_TEMPLATES_DIR, type TemplateFile, type TemplateSet } from './template-files.js';
 export { unsubscribeUrl, archiveUrl } from '../domain/links.js';

@@ -6,7 +6,7 @@ import { PER_RECIPIENT_ROOTS, RECIPIENT_CONTEXT_SHAPE, type ContextShape, type S
 import { compileProgram, parseTemplate, type TemplateFunction } from './handlebars-env.js';
 import { markdownToTemplates } from './markdown.js';
 import type { BulletinSource } from './source.js';
-import { checkTemplate } from './template-check.js';
+import { checkTemplate, emptyInArchiveCopy } from './template-check.js';
 import type { TemplateSet } from './template-files.js';
 import {
   describeLocation,
@@ -44,6 +44,8 @@ export interface AssembledTemplates {
   readonly text: AssembledTemplate;
   /** The HTML of the body alone, without the layout (for the web archive). */
   readonly htmlBodyOnly: TemplateFunction;
+  /** Places in the body that print a subscriber value, empty in the archive copy (file:line:column: …). */
+  readonly emptyInArchive: readonly string[];
 }
 
 const LAYOUT_SHAPE: ContextShape = { ...RECIPIENT_CONTEXT_SHAPE, body: 'text' };
@@ -268,8 +270,8 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
   const inliner = new PartialInliner(templates);
   const file = source.fileName;
   // Leading newlines make Handlebars count lines as the file does.
-  const bodyAsWritten = parseTemplate('\n'.repeat(source.bodyLine - 1) + source.body, file);
-  checkTemplate(inliner.inline(bodyAsWritten, file), RECIPIENT_CONTEXT_SHAPE, file);
+  const bodyAsWritten = inliner.inline(parseTemplate('\n'.repeat(source.bodyLine - 1) + source.body, file), file);
+  checkTemplate(bodyAsWritten, RECIPIENT_CONTEXT_SHAPE, file);
 
   const layouts = {
     html: inliner.inline(parseTemplate(templates.htmlLayout.text, templates.htmlLayout.path), templates.htmlLayout.path),
@@ -286,6 +288,7 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
     html: assemble(spliceBody(layouts.html, htmlBody, templates.htmlLayout.path), true, shared),
     text: assemble(spliceBody(layouts.text, textBody, templates.textLayout.path), false, shared),
     htmlBodyOnly: compileProgram(htmlBody, { escape: true }),
+    emptyInArchive: emptyInArchiveCopy(bodyAsWritten, file),
   };
 }
 

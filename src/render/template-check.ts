@@ -274,3 +274,79 @@ export function checkTemplate(program: Program, shape: ContextShape, file: strin
   checker.program(program, [{ shape, blockParams: [] }]);
   if (checker.problems.length > 0) throw new BulletinError('BAD_INPUT', checker.problems.join('\n'));
 }
+
+/**
+ * The archive copy has no subscriber: every `subscriber.*` is empty there. This lists every place
+ * that would print one as nothing ("You are receiving this at ."), with file:line:column: a
+ * subscriber value printed bare, or through `lookup`/`urlencode`, outside a block that the
+ * archive copy skips ({{#if subscriber.…}}, {{#each subscriber.…}}, {{#with subscriber.…}}, the
+ * {{else}} of {{#unless subscriber.…}}). `{{default subscriber.name "customer"}}` prints its fallback
+ * there, and is the way to write a personal value that reads well in both copies.
+ */
+export function emptyInArchiveCopy(program: Program, file: string): string[] {
+  const found: string[] = [];
+  const mentionsSubscriber = (expression: Expression | undefined, inSubscriber: boolean): boolean => {
+    if (expression === undefined) return false;
+    if (expression.type === 'PathExpression') return isSubscriberPath(expression, inSubscriber);
+    if (expression.type === 'SubExpression') return expression.params.some((param) => mentionsSubscriber(param, inSubscriber));
+    return false;
+  };
+  const walk = (body: Program | undefined, inSubscriber: boolean): void => {
+    for (const statement of body?.body ?? []) {
+      if (statement.type === 'MustacheStatement') {
+        const path = statement.path;
+        if (path.type !== 'PathExpression') continue;
+        const helper = path.parts.length === 1 && !path.data && path.depth === 0 ? path.original : null;
+        const prints =
+          helper === 'lookup' || helper === 'urlencode'
+            ? mentionsSubscriber(statement.params[0], inSubscriber)
+            : helper !== null && KNOWN_HELPERS.has(helper)
+              ? false
+              : isSubscriberPath(path, inSubscriber);
+        if (prints) {
+          const shown = helper === null || !KNOWN_HELPERS.has(helper) ? path.original : `${helper} …`;
+          found.push(
+            `${describeLocation(statement.loc, file)}: {{${shown}}} prints nothing in the archive copy, which has no subscriber; ` +
+              `write {{default ${path.original === shown ? shown : 'subscriber.…'} "…"}} or put it inside {{#if subscriber.…}}…{{/if}}.`,
+          );
+        }
+      } else if (statement.type === 'BlockStatement') {
+        const path = statement.path;
+        const helper = path.type === 'PathExpression' && path.parts.length === 1 ? path.original : null;
+        const subject = statement.params[0];
+        const aboutSubscriber = mentionsSubscriber(subject, inSubscriber);
+        if (helper === 'if') {
+          // The archive copy takes the {{else}}: the block itself never shows there.
+          if (!aboutSubscriber) walk(statement.program, inSubscriber);
+          walk(statement.inverse, inSubscriber);
+        } else if (helper === 'unless') {
+          walk(statement.program, inSubscriber);
+          if (!aboutSubscriber) walk(statement.inverse, inSubscriber);
+        } else if (helper === 'each' || helper === 'with') {
+          // `with subscriber` enters an object with empty fields; anything below it is empty.
+          const entersSubscriber = subject?.type === 'PathExpression' && isSubscriberRoot(subject, inSubscriber);
+          if (entersSubscriber && helper === 'with') walk(statement.program, true);
+          else if (!aboutSubscriber) walk(statement.program, false);
+          walk(statement.inverse, inSubscriber);
+        } else {
+          walk(statement.program, inSubscriber);
+          walk(statement.inverse, inSubscriber);
+        }
+      }
+    }
+  };
+  walk(program, false);
+  return found;
+}
+
+function isSubscriberRoot(path: PathExpression, inSubscriber: boolean): boolean {
+  const parts = path.data && path.parts[0] === 'root' ? path.parts.slice(1) : path.data ? null : path.parts;
+  if (parts === null) return false;
+  return (parts.length === 1 && parts[0] === 'subscriber') || (inSubscriber && parts.length === 0);
+}
+
+function isSubscriberPath(path: PathExpression, inSubscriber: boolean): boolean {
+  if (path.data) return path.parts[0] === 'root' && path.parts[1] === 'subscriber' && path.parts.length > 2;
+  if (inSubscriber && path.depth === 0) return path.parts.length > 0;
+  return path.depth === 0 && path.parts[0] === 'subscriber' && path.parts.length > 1;
+}

@@ -323,8 +323,10 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
     `  recipients: ${plan.recipients.toLocaleString('en-US')}${plan.resuming ? ' not yet done' : ' active subscribers'}`,
     `  relay:      ${relay}`,
     `  rate:       ${flags.rate ?? context.config().rate}`,
+    `  dkim:       ${plan.dkim}`,
     `  sample for ${plan.sample.to}:`,
     ...plan.sample.text.split('\n').slice(0, 12).map((line) => `    | ${line}`),
+    ...plan.warnings.map((warning) => `  warning: ${warning}`),
   ];
   if (flags.yes) {
     if (!flags.quiet && !flags.json) context.io.stderr.write(`${lines.join('\n')}\n`);
