@@ -166,6 +166,15 @@ function isPersonal(statement: Statement): boolean {
   return false;
 }
 
+/**
+ * Compiled on first use: sends need only the combined personal template, so the whole-template
+ * function (previews, the archive) and the one-piece fallbacks cost no memory in a send.
+ */
+function lazyTemplate(program: Program, escape: boolean): TemplateFunction {
+  let compiled: TemplateFunction | null = null;
+  return (context) => (compiled ??= compileProgram(program, { escape }))(context);
+}
+
 function assemble(root: Program, escape: boolean, shared: SharedContext): AssembledTemplate {
   const pieces: TemplatePiece[] = [];
   const personalRuns: Statement[][] = [];
@@ -175,7 +184,7 @@ function assemble(root: Program, escape: boolean, shared: SharedContext): Assemb
     if (run.length === 0) return;
     const program: Program = { ...root, body: run };
     if (runIsPersonal) {
-      pieces.push({ kind: 'personal', index: personalRuns.length, render: compileProgram(program, { escape }) });
+      pieces.push({ kind: 'personal', index: personalRuns.length, render: lazyTemplate(program, escape) });
       personalRuns.push(run);
     } else {
       // Rendered with the shared context only: a misjudged personal variable shows as empty, never
@@ -204,7 +213,7 @@ function assemble(root: Program, escape: boolean, shared: SharedContext): Assemb
     const outputs = combined(context).split(PIECE_SEPARATOR);
     return outputs.length === personalPieces.length ? outputs : personalPieces.map((piece) => piece.render(context));
   };
-  return { render: compileProgram(root, { escape }), pieces, renderPersonal };
+  return { render: lazyTemplate(root, escape), pieces, renderPersonal };
 }
 
 /** Puts the body's statements where the layout says `{{{body}}}`; nowhere else may name `body`. */

@@ -11,6 +11,7 @@ import {
   removeSubscriber,
 } from '../../app/subscribers.js';
 import { MEMBERSHIP_STATUSES, type MembershipStatus } from '../../domain/membership.js';
+import { printable } from '../../domain/printable.js';
 import type { Member } from '../../domain/subscriber.js';
 import { unsubscribeLinkOf } from '../../app/unsubscribe.js';
 import type { CliContext } from '../context.js';
@@ -223,7 +224,8 @@ function describeImport(report: ImportReport, rejectsFile: string | undefined): 
   const rejected = report.invalid + report.suppressed;
   if (report.invalid > 0) {
     lines.push(`  ${plural(report.invalid, 'invalid row')} skipped:`);
-    for (const reject of report.rejects.slice(0, 20)) lines.push(`    line ${reject.line}: "${reject.email}" ${reject.reason}`);
+    // Values from the file are shown escaped: a control character there must not reach the terminal.
+    for (const reject of report.rejects.slice(0, 20)) lines.push(`    line ${reject.line}: "${printable(reject.email, 100)}" ${reject.reason}`);
     if (rejected > 20) lines.push(`    … and ${(rejected - 20).toLocaleString('en-US')} more${rejectsFile ? '' : ' (write them all with --rejects FILE)'}`);
   }
   if (rejectsFile && rejected > 0) lines.push(`  rejected rows written to ${rejectsFile}`);
