@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { BulletinError } from '../domain/errors.js';
+import { checkHeloName } from '../domain/helo.js';
 import type { DatabaseTarget } from '../store/database.js';
 
 export interface Config {
@@ -20,6 +21,8 @@ export interface Config {
   readonly smtpUrl: string | null;
   readonly smtpUser: string | null;
   readonly smtpPass: string | null;
+  /** The EHLO name (SMTP_HELO); null: a relay's `helo=` option, else this machine's fully qualified name. */
+  readonly smtpHelo: string | null;
   /** Sending rate, e.g. `50/s`, `3000/m`; the command line's --rate wins. */
   readonly rate: string;
   /** The adaptive pace never goes below this when a relay pushes back, e.g. `1/s`. */
@@ -68,6 +71,11 @@ const environmentSchema = z.object({
   ),
   SMTP_USER: optionalText,
   SMTP_PASS: optionalText,
+  SMTP_HELO: optionalText.superRefine((value, context) => {
+    if (value === undefined) return;
+    const checked = checkHeloName(value);
+    if (!checked.ok) context.addIssue({ code: 'custom', message: checked.reason.replace(/^"[^"]*" /, '') });
+  }),
   BULLETIN_RATE: optionalText,
   BULLETIN_RATE_FLOOR: optionalText,
   BULLETIN_CONNECTIONS: optionalText.refine(
@@ -132,6 +140,7 @@ export function loadConfig(options: {
     smtpUrl: env.SMTP_URL ?? null,
     smtpUser: env.SMTP_USER ?? null,
     smtpPass: env.SMTP_PASS ?? null,
+    smtpHelo: env.SMTP_HELO === undefined ? null : (checkHeloName(env.SMTP_HELO) as { name: string }).name,
     rate: env.BULLETIN_RATE ?? '50/s',
     rateFloor: env.BULLETIN_RATE_FLOOR ?? '1/s',
     dkim: dkimKeys(env.DKIM_DOMAIN, env.DKIM_SELECTOR, env.DKIM_PRIVATE_KEY_FILE, options.cwd),

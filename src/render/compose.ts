@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { BulletinError } from '../domain/errors.js';
 import { archiveUrl, helpUrl, listIdentifier, unsubscribeMailbox } from '../domain/links.js';
-import { effectiveBounceAddress, effectiveSubjectPrefix, type MailingList } from '../domain/list.js';
+import { effectiveBounceAddress, effectiveSubjectPrefix, MAX_BASE_URL_LENGTH, type MailingList } from '../domain/list.js';
 import { signToken } from '../domain/token.js';
 import { recipientContext, sharedContext, type Recipient, type RecipientContext, type SharedContext } from './context.js';
 import { collapseWhitespace, DkimSigners, type DkimOptions } from './dkim.js';
@@ -220,6 +220,12 @@ class BulletinMessages implements CompiledBulletin {
     if (options.bulletinKey === '') throw new BulletinError('INTERNAL', 'A bulletin needs a key to derive its Message-IDs.');
     if (!PRINTABLE_URL.test(list.baseUrl)) {
       throw new BulletinError('BAD_INPUT', `List ${list.slug} has base URL ${JSON.stringify(list.baseUrl)}; links need an ASCII http(s) URL.`);
+    }
+    if (list.baseUrl.length > MAX_BASE_URL_LENGTH) {
+      throw new BulletinError(
+        'BAD_INPUT',
+        `List ${list.slug} has a base URL of ${list.baseUrl.length} characters; at most ${MAX_BASE_URL_LENGTH}, so that no header line passes 998 octets (bulletin list update ${list.slug} --base-url …).`,
+      );
     }
     this.source = source;
     this.list = list;

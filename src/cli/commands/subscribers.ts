@@ -12,7 +12,7 @@ import {
 } from '../../app/subscribers.js';
 import { MEMBERSHIP_STATUSES, type MembershipStatus } from '../../domain/membership.js';
 import { printable } from '../../domain/printable.js';
-import type { Member } from '../../domain/subscriber.js';
+import { MAX_ATTRIBUTES, MAX_COLUMNS, MAX_FIELD_LENGTH, MAX_RECORD_BYTES, type Member } from '../../domain/subscriber.js';
 import { unsubscribeLinkOf } from '../../app/unsubscribe.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
@@ -186,6 +186,11 @@ The file is UTF-8 CSV with a header row. "email" is required, "name" optional; a
 column becomes an attribute (letters, digits, _). Invalid rows are reported by line and skipped;
 everything else is imported in one transaction. Running the same import again changes nothing.
 Use - to read standard input.
+
+Limits: a name or attribute value of at most ${MAX_FIELD_LENGTH} characters (a longer one rejects its
+row); at most ${MAX_COLUMNS} columns (email, name and ${MAX_ATTRIBUTES} attributes) and ${MAX_RECORD_BYTES / 1024} KiB a record (more
+refuses the file, with its line). Addresses with a quoted local part ("…"@…) are refused.
+Values from the file are shown with control characters escaped (\\x1b, \\r).
 
 Example:
   bulletin subscribers import customers.csv --list bulletins --rejects rejected.csv`,
