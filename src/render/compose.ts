@@ -87,6 +87,13 @@ export interface CompiledBulletin {
   /** A made-up recipient for previews when there are no subscribers. */
   sampleRecipient(): Recipient;
   /**
+   * The same bulletin under another key (Message-IDs follow the key), sharing everything compiled:
+   * a send checks and shows a bulletin before it has an id, then sends it without compiling twice.
+   */
+  withKey(bulletinKey: string): CompiledBulletin;
+  /** The body alone as the web archive shows it (what renderBodyForArchive gives), no layout. */
+  archiveBody(): { readonly html: string; readonly text: string };
+  /**
    * Where the body prints a subscriber value that is empty in the archive copy, one sentence each
    * with file:line:column (the send confirmation shows them; `preview --archive` shows the copy).
    */
@@ -200,12 +207,13 @@ class BulletinMessages implements CompiledBulletin {
   readonly dkimSignatures: readonly { readonly domain: string; readonly selector: string; readonly algorithm: string }[];
 
   private readonly secret: string;
-  private readonly bulletinKey: string;
+  private bulletinKey: string;
   private readonly parentKey: string | null;
   private readonly shared: SharedContext;
   private readonly html: AssembledTemplate;
   private readonly text: AssembledTemplate;
   private readonly htmlBodyOnly: (context: object) => string;
+  private readonly textBodyOnly: (context: object) => string;
   private readonly header: readonly HeaderField[];
   private readonly parts: readonly BodyPart[];
   private readonly closing: Buffer;
@@ -244,6 +252,7 @@ class BulletinMessages implements CompiledBulletin {
     this.html = assembled.html;
     this.text = assembled.text;
     this.htmlBodyOnly = assembled.htmlBodyOnly;
+    this.textBodyOnly = assembled.textBodyOnly;
     this.emptyInArchive = assembled.emptyInArchive;
     this.encodings = { text: chooseEncoding(this.text), html: chooseEncoding(this.html) };
 
@@ -258,8 +267,9 @@ class BulletinMessages implements CompiledBulletin {
     }
 
     // A boundary that quoted-printable and base64 output can never contain ("=_" is in neither).
+    // It does not depend on the bulletin key, so withKey() can share every prepared part.
     const fingerprint = createHash('sha256')
-      .update(`${this.bulletinKey}\u0000${source.subject}\u0000${source.body}`)
+      .update(`${source.subject}\u0000${source.body}`)
       .digest('hex')
       .slice(0, 24);
     const boundary = `=_bulletin_${fingerprint}`;
@@ -344,6 +354,18 @@ class BulletinMessages implements CompiledBulletin {
 
   sampleRecipient(): Recipient {
     return SAMPLE_RECIPIENT;
+  }
+
+  withKey(bulletinKey: string): CompiledBulletin {
+    if (bulletinKey === '') throw new BulletinError('INTERNAL', 'A bulletin needs a key to derive its Message-IDs.');
+    const copy = Object.assign(Object.create(BulletinMessages.prototype) as BulletinMessages, this);
+    copy.bulletinKey = bulletinKey;
+    return copy;
+  }
+
+  archiveBody(): { html: string; text: string } {
+    const neutral = recipientContext(this.shared, { id: 0, email: '', name: '', attributes: {} }, this.shared.list.helpUrl);
+    return { html: this.htmlBodyOnly(neutral), text: this.textBodyOnly(neutral) };
   }
 }
 

@@ -44,6 +44,8 @@ export interface AssembledTemplates {
   readonly text: AssembledTemplate;
   /** The HTML of the body alone, without the layout (for the web archive). */
   readonly htmlBodyOnly: TemplateFunction;
+  /** The text of the body alone, without the layout (for the web archive's mbox). */
+  readonly textBodyOnly: TemplateFunction;
   /** Places in the body that print a subscriber value, empty in the archive copy (file:line:column: …). */
   readonly emptyInArchive: readonly string[];
 }
@@ -296,7 +298,8 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
   return {
     html: assemble(spliceBody(layouts.html, htmlBody, templates.htmlLayout.path), true, shared),
     text: assemble(spliceBody(layouts.text, textBody, templates.textLayout.path), false, shared),
-    htmlBodyOnly: compileProgram(htmlBody, { escape: true }),
+    htmlBodyOnly: lazyTemplate(htmlBody, true),
+    textBodyOnly: lazyTemplate(textBody, false),
     emptyInArchive: emptyInArchiveCopy(bodyAsWritten, file),
   };
 }
@@ -305,11 +308,11 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
  * The body alone, as HTML and as text, for no recipient (the web archive): no layout, so two
  * templates to compile instead of a message's dozen. Variables are checked as for a message.
  */
-export function renderBodyAlone(source: BulletinSource, templates: TemplateSet, context: object): { html: string; text: string } {
+export function renderBodyAlone(source: BulletinSource, templates: TemplateSet, context: SharedContext): { html: string; text: string } {
   const inliner = new PartialInliner(templates);
   const file = source.fileName;
   checkTemplate(inliner.inline(parseTemplate('\n'.repeat(source.bodyLine - 1) + source.body, file), file), RECIPIENT_CONTEXT_SHAPE, file);
-  const body = markdownToTemplates(source.body, file, source.bodyLine);
+  const body = markdownToTemplates(source.body, file, source.bodyLine, valueWidths(context));
   return {
     html: compileProgram(inliner.inline(parseTemplate(body.html, `${file} (as HTML)`), file), { escape: true })(context),
     text: compileProgram(inliner.inline(parseTemplate(body.text, `${file} (as text)`), file), { escape: false })(context),
