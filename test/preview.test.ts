@@ -85,3 +85,22 @@ test('the send confirmation warns about empty subscriber fields in the archive c
   assert.match(sent.stderr, /^ {2}dkim: {7}not signed/m);
   assert.match(sent.stderr, /^ {2}warning: archive copy: .*confirm\.md:5:27: \{\{subscriber\.email\}\} prints nothing in the archive copy/m);
 });
+
+test('every template and front-matter mistake of the audit exits 65 with file:line:column, never 70', async () => {
+  const cases: [string, string, RegExp][] = [
+    ['lookup.md', '---\nsubject: x\nlist: news\n---\n{{lookup}}\n', /lookup\.md:5:1: /],
+    ['with.md', '---\nsubject: x\nlist: news\n---\n{{#with}}x{{/with}}\n', /with\.md:5:1: /],
+    ['each.md', '---\nsubject: x\nlist: news\n---\n{{#each}}x{{/each}}\n', /each\.md:5:1: /],
+    ['if.md', '---\nsubject: x\nlist: news\n---\n{{#if}}x{{/if}}\n', /if\.md:5:1: /],
+    ['proto.md', '---\nsubject: x\nlist: news\n---\n{{lookup this "constructor"}}\n', /proto\.md:5:1: /],
+    ['quotes.md', `---\nsubject: x\nlist: news\n---\n${'>'.repeat(100_000)}\n`, /quotes\.md:5:\d+: /],
+    ['nested.md', `---\nsubject: x\nlist: news\n---\n${'{{#if list.name}}'.repeat(5_000)}x${'{{/if}}'.repeat(5_000)}\n`, /nested\.md:5:\d+: /],
+    ['alias.md', '---\nsubject: &s x\nlist: news\nsummary: *s\n---\nBody\n', /alias\.md:2:\d+: /],
+  ];
+  for (const [name, text, place] of cases) {
+    const result = await runCli(['preview', await source(name, text)], db);
+    assert.equal(result.code, 65, `${name}: ${result.stderr}`);
+    assert.match(result.stderr, place, name);
+    assert.doesNotMatch(result.stderr, /internal error|at .*\.ts:\d+/, name);
+  }
+});
