@@ -84,6 +84,24 @@ test('the send confirmation warns about empty subscriber fields in the archive c
   assert.equal(sent.code, 0, sent.stderr);
   assert.match(sent.stderr, /^ {2}dkim: {7}not signed/m);
   assert.match(sent.stderr, /^ {2}warning: archive copy: .*confirm\.md:5:27: \{\{subscriber\.email\}\} prints nothing in the archive copy/m);
+
+  // Two keys, signing for a domain that does not align with From (noreply@example.net): said, and warned.
+  const { generateKeyPairSync } = await import('node:crypto');
+  const pem = (type: 'rsa' | 'ed25519') =>
+    (type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519')).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  await writeFile(join(db.cwd, 'rsa.pem'), pem('rsa'));
+  await writeFile(join(db.cwd, 'ed.pem'), pem('ed25519'));
+  const keys = { DKIM_SELECTOR: 'rsa2026,ed2026', DKIM_PRIVATE_KEY_FILE: `${join(db.cwd, 'rsa.pem')},${join(db.cwd, 'ed.pem')}` };
+  const good = await source('aligned.md', '---\nsubject: Aligned\nlist: news\n---\nHello {{default subscriber.name "customer"}}\n');
+  const aligned = await runCli(['send', good, '--outbox', outbox, '--yes'], { ...db, env: { ...db.env, ...keys, DKIM_DOMAIN: 'mail.example.net' } });
+  assert.equal(aligned.code, 0, aligned.stderr);
+  assert.match(aligned.stderr, /^ {2}dkim: {7}d=mail\.example\.net \(rsa-sha256 s=rsa2026, ed25519-sha256 s=ed2026\), aligned with From example\.net \(relaxed\)$/m);
+  assert.doesNotMatch(aligned.stderr, /warning:/);
+  const other = await source('misaligned.md', '---\nsubject: Misaligned\nlist: news\n---\nHello {{default subscriber.name "customer"}}\n');
+  const misaligned = await runCli(['send', other, '--outbox', outbox, '--yes'], { ...db, env: { ...db.env, ...keys, DKIM_DOMAIN: 'esp.example.com' } });
+  assert.equal(misaligned.code, 0, misaligned.stderr);
+  assert.match(misaligned.stderr, /^ {2}dkim: {7}d=esp\.example\.com \(rsa-sha256 s=rsa2026, ed25519-sha256 s=ed2026\), NOT aligned with From example\.net$/m);
+  assert.match(misaligned.stderr, /^ {2}warning: DKIM signs as d=esp\.example\.com, which does not align with the From domain example\.net: receivers checking DMARC will not count the signature/m);
 });
 
 test('every template and front-matter mistake of the audit exits 65 with file:line:column, never 70', async () => {
