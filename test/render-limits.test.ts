@@ -111,3 +111,19 @@ test('the largest allowed paragraph is in the text part whole, not truncated', a
   assert.match(text, /word END\n/);
   assert.equal(text.match(/word/g)?.length, Math.floor((MAX_BULLETIN_BYTES - 200) / 5));
 });
+
+test('what only looks deep is not refused: rules, code fences, indented code', async () => {
+  const body = [
+    '- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -',
+    '',
+    '```',
+    ...Array.from({ length: 40 }, (_, i) => `${'> '.repeat(i)}quoted in code`),
+    '```',
+    '',
+    `${'*'.repeat(60)}`,
+    '',
+    'After.',
+  ].join('\n');
+  const bulletin = await compileText(bulletinText({ subject: 'Hi' }, body));
+  assert.match(bulletin.renderText(JANE), /After\./);
+});

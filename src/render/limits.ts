@@ -102,6 +102,8 @@ export function checkTemplateNesting(text: string, file: string): void {
 }
 
 const FENCE = /^(`{3,}|~{3,})/;
+/** `* * *`, `- - -`, `___`: a rule, not list markers or emphasis. */
+const THEMATIC_BREAK = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
 const LIST_MARKER = /^(?:[-*+]|\d{1,9}[.)])(?=[ \t]|$)/;
 const VOID_ELEMENTS = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr']);
 const HTML_TAG = /<(\/?)([A-Za-z][A-Za-z0-9-]*)\b[^<>]*?(\/?)>/g;
@@ -124,7 +126,7 @@ export function checkMarkdownLimits(body: string, file: string, lineOffset: numb
   for (const line of lines) {
     const lineStart = offset;
     offset += line.length + 1;
-    if (line.trim() === '') {
+    if (line.trim() === '' || THEMATIC_BREAK.test(line)) {
       paragraphDelimiters = 0;
       emphasisDepth = 0;
       continue;
