@@ -11,20 +11,14 @@
 // The sink is Postfix's smtp-sink when installed (apt-get install postfix; postfix stop), else
 // bench/smtp-sink.ts (which costs ~2 ms a round trip and then limits both sides).
 // Uses GNU time (/usr/bin/time) for the CPU and peak RSS of each child process.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
-import pg from 'pg';
+import { dropBenchDatabase, measure, prepareDatabase, startSink, type Measured } from './harness.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({
   options: {
     n: { type: 'string' },
@@ -41,6 +35,7 @@ const { values } = parseArgs({
   },
 });
 const n = Number(values.n ?? (values.faults ? 2000 : 100000));
+const SUBSCRIBERS = { n, name: "'Customer ' || g" };
 const connections = Number(values.connections);
 
 const BODY = `Dear {{default subscriber.name "customer"}},
@@ -83,121 +78,6 @@ async function naiveSend(port: number, count: number, maxConnections: number): P
   };
   await Promise.all(Array.from({ length: maxConnections * 2 }, worker));
   transport.close();
-}
-
-interface Measured {
-  seconds: number;
-  cpu: number;
-  maxRssMb: number;
-  output: string;
-}
-
-/** Runs a command under GNU time; returns wall seconds, CPU seconds and peak RSS. */
-async function measure(command: string[], env: NodeJS.ProcessEnv): Promise<Measured> {
-  const started = performance.now();
-  const child = spawn('/usr/bin/time', ['-f', 'TIME %U %S %M', ...command], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number];
-  const seconds = (performance.now() - started) / 1000;
-  const match = /TIME ([\d.]+) ([\d.]+) (\d+)/.exec(stderr);
-  if (code !== 0 || !match) throw new Error(`${command.join(' ')} exited ${code}:\n${stderr}`);
-  return { seconds, cpu: Number(match[1]) + Number(match[2]), maxRssMb: Number(match[3]) / 1024, output: stdout };
-}
-
-interface SinkCounts {
-  messages: number;
-  distinct: number | null;
-  duplicates: number | null;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function startSink(scenario?: string): Promise<{ port: number; stop(): Promise<SinkCounts> }> {
-  if (values.sink === 'postfix' && scenario === undefined) {
-    const port = await freePort();
-    const child = spawn('/usr/sbin/smtp-sink', ['-u', 'postfix', '-c', `127.0.0.1:${port}`, '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    return {
-      port,
-      async stop() {
-        child.kill('SIGTERM');
-        await once(child, 'exit');
-        const counts = [...output.matchAll(/mesg=(\d+)/g)];
-        return { messages: Number(counts.at(-1)?.[1] ?? 0), distinct: null, duplicates: null };
-      },
-    };
-  }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts', '--scenario', scenario ?? 'none'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const iterator = lines[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  const port = Number(/listening (\d+)/.exec(String(first.value))?.[1]);
-  return {
-    port,
-    async stop() {
-      child.kill('SIGTERM');
-      const result = await iterator.next();
-      return JSON.parse(String(result.value)) as SinkCounts;
-    },
-  };
-}
-
-/** This run's own database on the server (another run at the same time has its own). */
-const BENCH_DATABASE = `bulletin_bench_send_${process.pid}`;
-
-async function dropBenchDatabase(): Promise<void> {
-  const serverUrl = process.env.DATABASE_URL?.trim();
-  if (!serverUrl) return;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${BENCH_DATABASE} WITH (FORCE)`);
-  await admin.end();
-}
-
-async function prepareDatabase(dir: string): Promise<NodeJS.ProcessEnv> {
-  const serverUrl = process.env.DATABASE_URL?.trim();
-  let env: NodeJS.ProcessEnv;
-  if (serverUrl) {
-    const admin = new pg.Client({ connectionString: serverUrl });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${BENCH_DATABASE} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${BENCH_DATABASE}`);
-    await admin.end();
-    const url = new URL(serverUrl);
-    url.pathname = `/${BENCH_DATABASE}`;
-    env = { ...process.env, DATABASE_URL: url.href };
-  } else {
-    env = { ...process.env, DATABASE_URL: '', BULLETIN_DATA_DIR: join(dir, 'data') };
-  }
-  const bulletin = (args: string[]) => measure([process.execPath, 'bin/bulletin.js', ...args], env);
-  if (serverUrl) await bulletin(['db', 'migrate']);
-  await bulletin(['list', 'create', 'bench', '--name', 'Bench', '--address', 'bench@lists.example.net', '--from', 'ExampleNet <noreply@example.net>', '--base-url', 'https://lists.example.net']);
-  // Subscribers straight in SQL (a benchmark fixture, not product code): an import of 1M rows would dominate the run.
-  const members = `INSERT INTO subscribers (email, name) SELECT 'customer' || g || '@example' || (g % 97) || '.net', 'Customer ' || g FROM generate_series(1, ${n}) g;
-     INSERT INTO memberships (list_id, subscriber_id, subscribed_source, status_source) SELECT 1, id, 'import', 'import' FROM subscribers ORDER BY id;`;
-  if (serverUrl) {
-    const client = new pg.Client({ connectionString: env.DATABASE_URL });
-    await client.connect();
-    await client.query(members);
-    await client.end();
-  } else {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const db = await PGlite.create(join(dir, 'data', 'pgdata'));
-    await db.exec(members);
-    await db.close();
-  }
-  return env;
 }
 
 interface FaultCounts {
@@ -244,9 +124,9 @@ async function benchFaults(firstEnv: NodeJS.ProcessEnv, file: string): Promise<v
     if (env === null) {
       const fresh = await mkdtemp(join(tmpdir(), 'bulletin-bench-send-'));
       scratch.push(fresh);
-      env = await prepareDatabase(fresh);
+      env = await prepareDatabase(fresh, SUBSCRIBERS);
     }
-    const started = await startSink(sink);
+    const started = await startSink(values.sink, sink);
     let run: Measured;
     try {
       run = await measure(
@@ -288,7 +168,7 @@ async function benchFaults(firstEnv: NodeJS.ProcessEnv, file: string): Promise<v
 
 const dir = await mkdtemp(join(tmpdir(), 'bulletin-bench-send-'));
 try {
-  const env = await prepareDatabase(dir);
+  const env = await prepareDatabase(dir, SUBSCRIBERS);
   const file = join(dir, 'bulletin.md');
   await writeFile(file, `---\nsubject: Mail delays this week, and what we did about them\n---\n${BODY}`);
 
@@ -299,7 +179,7 @@ try {
     process.exit(0);
   }
 
-  let sink = await startSink();
+  let sink = await startSink(values.sink);
   const ours = await measure(
     [process.execPath, ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []), 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', String(connections)],
     { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}?tls=off` },
@@ -307,7 +187,7 @@ try {
   const oursSink = await sink.stop();
   const summary = JSON.parse(ours.output) as { counts: Record<string, number> };
 
-  sink = await startSink();
+  sink = await startSink(values.sink);
   const naive = await measure(
     [process.execPath, '--import', 'tsx', 'bench/send.ts', '--naive', '--n', String(n), '--port', String(sink.port), '--connections', String(connections)],
     process.env,

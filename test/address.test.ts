@@ -26,6 +26,10 @@ test('invalid addresses are refused with a reason', () => {
     ['x..y@example.net', /not a valid address/],
     ['x@localhost', /not a valid address/],
     ['x@[127.0.0.1]', /invalid domain|not a valid/],
+    // Quoted local parts: "q"@x would be stored apart from q@x, and quotes carry <, @ and , into headers.
+    ['"q"@example.com', /quoted local part \("…"@…\), which bulletin does not accept/],
+    ['"a>,b@evil.example,<c"@example.com', /quoted local part/],
+    ['a\\"b@example.com', /quoted local part/],
   ];
   for (const [input, reason] of reasons) {
     const checked = normalizeAddress(input);

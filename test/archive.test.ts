@@ -40,7 +40,7 @@ before(async () => {
   await send('outage.md', '---\nsubject: Mail delays this week\n---\nDear {{default subscriber.name "customer"}} ({{subscriber.email}}),\n\nMail was **slow**.\n\n<script>alert("x")</script><a href="javascript:alert(1)" onclick="alert(2)">click</a>\n\nFrom here on, all is well. [Leave]({{unsubscribeUrl}})\n', '2026-11-20T08:00:00Z');
   // Sent second, but dated in October: the archive orders and numbers by send date.
   await send('hostile.md', `---\nsubject: '${HOSTILE}'\n---\nA subject to escape.\n`, '2026-10-15T09:30:00Z');
-  await send('followup.md', '---\nsubject: Mail delays, resolved\nin-reply-to: outage.md\n---\nThe backlog is cleared.\n', '2026-11-21T08:00:00Z');
+  await send('followup.md', '---\nsubject: Mail delays, resolved\nin-reply-to: outage.md\nsummary: The backlog is cleared & <all> is delivered.\n---\nThe backlog is cleared.\n', '2026-11-21T08:00:00Z');
 });
 after(async () => {
   await db?.drop();
@@ -242,4 +242,16 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
     assert.deepEqual(await files(right), names);
     for (const name of names) assert.ok((await readFile(join(left, name))).equals(await readFile(join(right, name))), `${name} is the same in both`);
   });
+  test('the front matter summary is the excerpt in the month views and the feed', async () => {
+    await runOk(['archive', 'export', '--list', 'news', '--out', site], db);
+    for (const order of ['thread', 'date', 'subject', 'author']) {
+      const month = await readFile(join(site, 'news/2026-November', `${order}.html`), 'utf8');
+      assert.match(month, /Mail delays, resolved<\/a> <span class="small">[^<]+<\/span><br><span class="summary">The backlog is cleared &amp; &lt;all&gt; is delivered\.<\/span>/, order);
+      assert.equal((month.match(/class="summary"/g) ?? []).length, 1, 'a bulletin without a summary shows none');
+    }
+    const feed = await readFile(join(site, 'news/feed.xml'), 'utf8');
+    assert.match(feed, /<title type="text">\[ExampleNet-Bulletins\] Mail delays, resolved<\/title>[\s\S]*?<summary type="text">The backlog is cleared &amp; &lt;all&gt; is delivered\.<\/summary>/);
+    assert.equal((feed.match(/<summary /g) ?? []).length, 1);
+  });
+
 });

@@ -139,7 +139,8 @@ describe(`subscribers import (${DATABASE_KIND} database)`, () => {
     const human = await runCli(['subscribers', 'import', file, '--list', slug], db);
     assert.equal(human.code, 0);
     assert.match(human.stdout, /7 invalid rows skipped:/);
-    assert.match(human.stdout, /line 9: "x@example\.net\s+Bcc: victim@example\.org" address contains a line break/);
+    // The line break from the file is shown as an escape, never sent to the terminal.
+    assert.match(human.stdout, /line 9: "x@example\.net(\\r)?\\nBcc: victim@example\.org" address contains a line break/);
   });
 
   test('re-running an import changes nothing', async () => {
@@ -245,5 +246,45 @@ describe(`subscribers import (${DATABASE_KIND} database)`, () => {
       (await members(slug)).map((member) => member.email),
       ['ned@example.net'],
     );
+  });
+
+  test('limits: a field over 1,000 characters rejects its row, a header over 102 columns or a record over 128 KiB the file; control characters are shown escaped', async () => {
+    const slug = await newList();
+    const csv = await writeCsv(
+      'limits.csv',
+      `email,name,city\nlong@example.net,${'N'.repeat(1001)},Perth\nok@example.net,${'N'.repeat(1000)},Perth\n"evil\u001b[31m\r@example.net",Eve,x\n"""q""@example.com",Q,x\n`,
+    );
+    const result = await runCli(['subscribers', 'import', csv, '--list', slug], db);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /line 2: "long@example\.net" column 2 \("name"\) has 1,001 characters; a field may have at most 1,000/);
+    // The escape sequence and the carriage return from the file are printed as escapes, never raw.
+    assert.match(result.stdout, /line 4: "evil\\x1b\[31m\\r@example\.net" address contains a line break/);
+    assert.doesNotMatch(result.stdout, /[\u0000-\u0009\u000b-\u001f]/);
+    assert.match(result.stdout, /line 5: ""q"@example\.com" address has a quoted local part/);
+    assert.deepEqual((await members(slug)).map((member) => member.email), ['ok@example.net']);
+
+    const wide = await writeCsv('wide.csv', `email,name,${Array.from({ length: 101 }, (_, i) => `a${i}`).join(',')}\nx@example.net\n`);
+    const refused = await runCli(['subscribers', 'import', wide, '--list', slug], db);
+    assert.equal(refused.code, 65);
+    assert.match(refused.stderr, /wide\.csv has 103 columns in its header row; at most 102 \(email, name and 100 attributes\); nothing was imported\./);
+
+    const open = await writeCsv('open.csv', `email,name\nfirst@example.net,First\nsecond@example.net,"never closed\n${'x,'.repeat(70_000)}\n`);
+    const huge = await runCli(['subscribers', 'import', open, '--list', slug], db);
+    assert.equal(huge.code, 65);
+    assert.match(huge.stderr, /open\.csv line \d+: a record is over 128 KiB, the most one row may hold \(a quote left open\?\); nothing was imported\./);
+    assert.deepEqual((await members(slug)).map((member) => member.email), ['ok@example.net']);
+  });
+
+  test('subscribers add refuses a quoted local part, an overlong name or value, and shows the address escaped', async () => {
+    const slug = await newList();
+    const quoted = await runCli(['subscribers', 'add', '"q"@example.com', '--list', slug], db);
+    assert.equal(quoted.code, 65);
+    assert.match(quoted.stderr, /quoted local part .*write the address without quotes/);
+    const control = await runCli(['subscribers', 'add', 'a\u001b[2Jb@example.com', '--list', slug], db);
+    assert.equal(control.code, 65);
+    assert.match(control.stderr, /"a\\x1b\[2Jb@example\.com" contains a control character/);
+    assert.match((await runCli(['subscribers', 'add', 'n@example.com', '--list', slug, '--name', 'N'.repeat(1001)], db)).stderr, /at most 1,000/);
+    assert.match((await runCli(['subscribers', 'add', 'n@example.com', '--list', slug, '--attr', `city=${'C'.repeat(1001)}`], db)).stderr, /Attribute "city" has 1,001 characters/);
+    assert.deepEqual(await members(slug), []);
   });
 });

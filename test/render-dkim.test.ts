@@ -1,13 +1,19 @@
-// DKIM: messages signed by the composer pass an independent verifier (mailauth) on the bytes a real
-// SMTP server on 127.0.0.1 received from nodemailer, for RSA and Ed25519 keys the test makes.
+// DKIM: messages signed by the composer pass independent verifiers (mailauth, and python3-dkim's
+// dkimpy, the library behind `dkimverify`) on the bytes a real SMTP server on 127.0.0.1 received
+// from nodemailer, for RSA and Ed25519 keys the test makes, alone and side by side.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
-import { canonicalBody } from '../src/render/dkim.js';
+import { canonicalBody, dkimAlignment } from '../src/render/dkim.js';
 import { bulletinText, compileText, JANE, TARO, assertWellFormed } from './render-fixtures.js';
 
 const DOMAIN = 'example.net';
@@ -166,4 +172,86 @@ test('unusable DKIM settings are configuration errors before any message', async
   ] as const) {
     await assert.rejects(compileText(text, { dkim }), { name: 'BulletinError', code: 'CONFIG', message: pattern });
   }
+});
+
+/** The TXT record a domain publishes for a public key: Ed25519 as the bare 32 bytes (RFC 8463). */
+function txtRecord(publicKey: KeyObject, type: 'rsa' | 'ed25519'): string {
+  const der = publicKey.export({ type: 'spki', format: 'der' });
+  return `v=DKIM1; k=${type}; p=${(type === 'ed25519' ? der.subarray(der.length - 32) : der).toString('base64')}`;
+}
+
+/**
+ * dkimpy (Debian's python3-dkim, what `dkimverify` runs) verifying the signature at `index`, with
+ * its DNS lookups answered from `records` (name → TXT).
+ */
+async function dkimpyVerifies(message: Buffer, index: number, records: Record<string, string>): Promise<boolean> {
+  const script = [
+    'import dkim, json, sys',
+    'records = json.loads(sys.argv[2])',
+    'def dns(name, timeout=5):',
+    '    return records.get(name.decode().rstrip("."), "").encode()',
+    'message = open(sys.argv[1], "rb").read()',
+    'print("pass" if dkim.DKIM(message).verify(idx=int(sys.argv[3]), dnsfunc=dns) else "fail")',
+  ].join('\n');
+  const dir = await mkdtemp(join(tmpdir(), 'bulletin-dkim-'));
+  try {
+    await writeFile(join(dir, 'message.eml'), message);
+    const { stdout } = await promisify(execFile)('/usr/bin/python3', ['-c', script, join(dir, 'message.eml'), JSON.stringify(records), String(index)]);
+    return stdout.trim() === 'pass';
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('an RSA and an Ed25519 key sign side by side, and each signature verifies with dkimpy and mailauth', async () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ed = generateKeyPairSync('ed25519');
+  const pem = (key: KeyObject) => key.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const bulletin = await compileText(bulletinText({ subject: 'Two signatures' }, 'Hello {{subscriber.name}},\n\n    indented  text\twith tabs  \n'), {
+    // Given Ed25519 first: the RSA signature still goes on top.
+    dkim: [
+      { domain: DOMAIN, selector: 'ed2026', privateKey: pem(ed.privateKey) },
+      { domain: DOMAIN, selector: 'rsa2026', privateKey: pem(rsa.privateKey) },
+    ],
+  });
+  assert.deepEqual(bulletin.dkimSignatures.map((signature) => `${signature.algorithm} ${signature.selector}`), ['rsa-sha256 rsa2026', 'ed25519-sha256 ed2026']);
+  const records: Record<string, string> = { [`rsa2026._domainkey.${DOMAIN}`]: txtRecord(rsa.publicKey, 'rsa'), [`ed2026._domainkey.${DOMAIN}`]: txtRecord(ed.publicKey, 'ed25519') };
+  const message = bulletin.render(JANE);
+  assertWellFormed(message.raw);
+  const text = message.raw.toString('latin1');
+  assert.match(text, /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.net;\r\n s=rsa2026;[\s\S]*?\r\nDKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=example\.net;\r\n s=ed2026;/);
+  const delivery = await sendThroughSmtp(message.raw, message.envelope);
+
+  assert.equal(await dkimpyVerifies(delivery.data, 0, records), true, 'dkimpy: the RSA signature does not verify');
+  assert.equal(await dkimpyVerifies(delivery.data, 1, records), true, 'dkimpy: the Ed25519 signature does not verify');
+  // A verifier that finds the wrong key for a selector says so (the check can fail).
+  assert.equal(await dkimpyVerifies(delivery.data, 0, { ...records, [`rsa2026._domainkey.${DOMAIN}`]: txtRecord(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey, 'rsa') }), false);
+
+  const resolver = async (name: string, rrtype: string): Promise<string[][]> => {
+    const record = records[name];
+    if (rrtype === 'TXT' && record !== undefined) return [[record]];
+    throw Object.assign(new Error(`no ${rrtype} record for ${name}`), { code: 'ENOTFOUND' });
+  };
+  const result = await dkimVerify(delivery.data, { resolver });
+  assert.deepEqual(result.results.map((signature) => [signature.status.result, signature.signingDomain]), [['pass', DOMAIN], ['pass', DOMAIN]]);
+});
+
+test('two DKIM keys must be one of each kind, with two selectors', async () => {
+  const text = bulletinText({ subject: 'Hi' }, 'Body');
+  const pem = (type: 'rsa' | 'ed25519') =>
+    (type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 1024 }) : generateKeyPairSync('ed25519')).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  for (const [dkim, pattern] of [
+    [[{ domain: DOMAIN, selector: 'a', privateKey: pem('rsa') }, { domain: DOMAIN, selector: 'b', privateKey: pem('rsa') }], /not two RSA keys/],
+    [[{ domain: DOMAIN, selector: 'a', privateKey: pem('rsa') }, { domain: DOMAIN, selector: 'a', privateKey: pem('ed25519') }], /two selectors/],
+  ] as const) {
+    await assert.rejects(compileText(text, { dkim }), { name: 'BulletinError', code: 'CONFIG', message: pattern });
+  }
+});
+
+test('DKIM alignment with From: strict, relaxed (same organizational domain), or none', () => {
+  assert.equal(dkimAlignment('example.net', 'news@example.net'), 'strict');
+  assert.equal(dkimAlignment('lists.example.net', 'news@example.net'), 'relaxed');
+  assert.equal(dkimAlignment('mail.example.co.uk', 'news@www.example.co.uk'), 'relaxed');
+  assert.equal(dkimAlignment('example.co.uk', 'news@other.co.uk'), 'none');
+  assert.equal(dkimAlignment('esp.example.com', 'news@example.net'), 'none');
 });

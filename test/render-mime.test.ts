@@ -287,3 +287,27 @@ test('the subject prefix is configurable and not doubled', async () => {
   const already = await compileText(bulletinText({ subject: 'Re: [ExampleNet-Bulletins] Hi' }, 'Body'));
   assert.equal(already.subject, 'Re: [ExampleNet-Bulletins] Hi');
 });
+
+test('a base URL of the documented maximum keeps every header line within 998 octets; one character more is refused', async () => {
+  const { MAX_BASE_URL_LENGTH, normalizeBaseUrl } = await import('../src/domain/list.js');
+  const base = 'https://lists.example.net/';
+  const longest = `${base}${'p'.repeat(MAX_BASE_URL_LENGTH - base.length)}`;
+  assert.deepEqual(normalizeBaseUrl(longest), { ok: true, url: longest });
+  // The longest slug too: the archive and help URLs grow with it.
+  const list = sampleList({ baseUrl: longest, slug: `s${'x'.repeat(62)}` });
+  const bulletin = await compileText(bulletinText({ subject: 'Long URLs', 'in-reply-to': '3' }, 'Body'), { list, verp: true });
+  const message = bulletin.render(JANE);
+  assertWellFormed(message.raw);
+  const head = headerBlock(message.raw);
+  const longestLine = Math.max(...head.split('\r\n').map((line) => line.length));
+  assert.ok(longestLine > 900 && longestLine <= 998, `longest header line: ${longestLine}`);
+  assert.match(head, new RegExp(`^List-Archive: <${longest}/archive/s${'x'.repeat(62)}/>\\r$`, 'm'));
+
+  const tooLong = normalizeBaseUrl(`${longest}p`);
+  assert.equal(tooLong.ok, false);
+  if (!tooLong.ok) assert.match(tooLong.reason, /is 901 characters long; at most 900, so that no mail header line passes 998 octets/);
+  await assert.rejects(compileText(bulletinText({ subject: 'x' }, 'Body'), { list: sampleList({ baseUrl: `${longest}p` }) }), {
+    code: 'BAD_INPUT',
+    message: /base URL of 901 characters; at most 900/,
+  });
+});

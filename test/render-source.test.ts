@@ -48,27 +48,27 @@ test('a byte-order mark and CRLF line endings are tolerated', () => {
 });
 
 test('a missing subject is an error naming the file', () => {
-  assert.throws(() => parseBulletinSource('---\nlist: bulletins\n---\nBody', 'nosubject.md'), badInput(/^nosubject\.md:\d+: .*subject/));
+  assert.throws(() => parseBulletinSource('---\nlist: bulletins\n---\nBody', 'nosubject.md'), badInput(/^nosubject\.md:\d+:\d+: .*subject/));
   assert.throws(() => parseBulletinSource('---\nsubject: "   "\n---\nBody', 'blank.md'), badInput(/non-empty "subject"/));
 });
 
 test('a file without front matter, or with unclosed front matter, is an error', () => {
-  assert.throws(() => parseBulletinSource('Just a body', 'plain.md'), badInput(/^plain\.md:1: .*front matter/));
+  assert.throws(() => parseBulletinSource('Just a body', 'plain.md'), badInput(/^plain\.md:1:1: .*front matter/));
   assert.throws(() => parseBulletinSource('---\nsubject: Hi\nBody', 'open.md'), badInput(/never closed/));
 });
 
 test('a multi-line subject cannot reach a header', () => {
   const text = '---\nsubject: |\n  First line\n  Bcc: everyone@example.org\n---\nBody';
-  assert.throws(() => parseBulletinSource(text, 'multi.md'), badInput(/^multi\.md:2: the subject must be a single line/));
+  assert.throws(() => parseBulletinSource(text, 'multi.md'), badInput(/^multi\.md:2:1: the subject must be a single line/));
 });
 
 test('unknown front matter keys are errors with their line', () => {
-  assert.throws(() => parseBulletinSource('---\nsubject: Hi\nsubjet: typo\n---\n', 'typo.md'), badInput(/^typo\.md:3: unknown front matter key "subjet"/));
+  assert.throws(() => parseBulletinSource('---\nsubject: Hi\nsubjet: typo\n---\n', 'typo.md'), badInput(/^typo\.md:3:1: unknown front matter key "subjet"/));
 });
 
 test('invalid YAML, dates, slugs and languages are errors', () => {
-  assert.throws(() => parseBulletinSource('---\nsubject: [unclosed\n---\n', 'yaml.md'), badInput(/^yaml\.md:\d+: the front matter is not valid YAML/));
-  assert.throws(() => parseBulletinSource('---\nsubject: Hi\ndate: 2026-02-30\n---\n', 'date.md'), badInput(/^date\.md:3: "date"/));
+  assert.throws(() => parseBulletinSource('---\nsubject: [unclosed\n---\n', 'yaml.md'), badInput(/^yaml\.md:\d+:\d+: the front matter is not valid YAML/));
+  assert.throws(() => parseBulletinSource('---\nsubject: Hi\ndate: 2026-02-30\n---\n', 'date.md'), badInput(/^date\.md:3:1: "date"/));
   assert.throws(() => parseBulletinSource('---\nsubject: Hi\ndate: next week\n---\n', 'date.md'), badInput(/"date"/));
   assert.throws(() => parseBulletinSource('---\nsubject: Hi\nlist: Not A Slug\n---\n', 'slug.md'), badInput(/"list" must be a list slug/));
   assert.throws(() => parseBulletinSource('---\nsubject: Hi\nlang: "en gb"\n---\n', 'lang.md'), badInput(/"lang"/));

@@ -122,10 +122,11 @@ test('Markdown runs once on the body, around the template tags', async () => {
   assert.ok(!/<p>\s*<\/p>/.test(withoutCity), 'an empty paragraph is left where the block was');
 
   const text = bulletin.renderText(JANE);
-  assert.match(text, /Hello Jane Doe, see the archive <https:\/\/lists\.example\.net\/archive\/bulletins\/>\./);
+  // Wrapped at 72 columns: the link goes to the next line.
+  assert.match(text, /Hello Jane Doe, see the archive\n<https:\/\/lists\.example\.net\/archive\/bulletins\/>\./);
   assert.match(text, /News for Athens\n\nLocal office open\./);
   assert.ok(!/\{\{[#/]/.test(bulletin.renderText(TARO)), 'a block tag leaked into the text');
-  assert.match(bulletin.renderText(TARO), /see the archive <[^>]+>\.\n\nLiteral \{\{braces\}\} stay\./);
+  assert.match(bulletin.renderText(TARO), /see the archive\s<[^>]+>\.\n\nLiteral \{\{braces\}\} stay\./);
 });
 
 test('the default layout has the unsubscribe and archive links, lang, and accessible structure', async () => {
@@ -217,4 +218,37 @@ test('the sample recipient renders for a preview', async () => {
   const sample = bulletin.sampleRecipient();
   assert.match(bulletin.renderHtml(sample), /Hello Sample Subscriber/);
   assert.match(bulletin.render(sample).raw.toString('latin1'), /^To: Sample Subscriber <subscriber@example\.com>\r$/m);
+});
+
+test('the text part reads like hand-written mail: paragraphs wrapped once, images as alt text, each link listed once', async () => {
+  const body = [
+    'Between Tuesday and Thursday, mail to {{subscriber.email}} may have',
+    'arrived late. The mail cluster was moved to new hardware and the',
+    'move has been delivered, at last, in full.',
+    '{{#if subscriber.attributes.city}}',
+    'Our office in {{subscriber.attributes.city}} is open again.',
+    '{{/if}}',
+    'We are sorry.',
+    '',
+    '![A chart of the mail queue, back to normal](https://example.net/q.png)',
+    '',
+    '![](https://example.net/spacer.png)',
+    '',
+    'See [the status page](https://status.example.net), then [the status page again](https://status.example.net).',
+  ].join('\n');
+  const bulletin = await compileText(bulletinText({ subject: 'Hi' }, body));
+  for (const recipient of [JANE, TARO]) {
+    const text = bulletin.renderText(recipient);
+    const paragraph = text.slice(text.indexOf('Between'), text.indexOf('sorry.') + 6);
+    // Soft line breaks are spaces, lines are wrapped once near 72 columns, no double spaces.
+    assert.equal(paragraph.replace(/\n/g, ' '), `Between Tuesday and Thursday, mail to ${recipient.email} may have arrived late. The mail cluster was moved to new hardware and the move has been delivered, at last, in full.${recipient === JANE ? ' Our office in Athens is open again.' : ''} We are sorry.`);
+    for (const line of paragraph.split('\n').slice(0, -1)) assert.ok(line.length <= 72 && line.length > 50, `ragged line: ${JSON.stringify(line)}`);
+    assert.match(text, /sorry\.\n\nA chart of the mail queue, back to normal\n\nSee the status page/);
+    assert.equal(text.match(/<https:\/\/status\.example\.net>/g)?.length, 1, 'the same link listed twice');
+    assert.match(text, /then the status page\sagain\./);
+  }
+  // The HTML keeps both links and the images.
+  const html = bulletin.renderHtml(JANE);
+  assert.equal(html.match(/href="https:\/\/status\.example\.net"/g)?.length, 2);
+  assert.match(html, /<img src="https:\/\/example\.net\/spacer\.png" alt="">/);
 });

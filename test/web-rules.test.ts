@@ -40,6 +40,7 @@ before(async () => {
   await mkdir(join(archiveDir, 'news'), { recursive: true });
   await writeFile(join(archiveDir, 'news', 'index.html'), '<!DOCTYPE html><title>News archive</title><h1>News archive</h1>\n');
   await writeFile(join(archiveDir, '.secret'), 'not for the web\n');
+  await writeFile(join(archiveDir, 'news', 'feed.xml'), '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"></feed>\n');
   await writeFile(join(db.cwd, 'outside.txt'), 'outside the archive\n');
   app = await openApp(db.config({ BULLETIN_SECRET: SECRET }), { notice: () => undefined });
   await app.db.query(
@@ -212,6 +213,11 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
     assert.equal(index.status, 200);
     assertSecurityHeaders(index);
     assert.match(await index.text(), /<h1>News archive<\/h1>/);
+    // The feed is Atom, served as such (RFC 4287), not as generic XML.
+    const feed = await fetch(`${server.url}/archive/news/feed.xml`);
+    assert.equal(feed.status, 200);
+    assert.equal(feed.headers.get('content-type'), 'application/atom+xml; charset=utf-8');
+    assert.match(await feed.text(), /<feed xmlns="http:\/\/www\.w3\.org\/2005\/Atom">/);
     const folder = await fetch(`${server.url}/archive/news`, { redirect: 'manual' });
     assert.equal(folder.status, 301);
     assert.equal(folder.headers.get('location'), '/archive/news/');

@@ -54,6 +54,7 @@ export async function exportArchive(app: App, request: { slug: string; outDir: s
       number: entry.archiveNumber,
       title: prefix === '' || entry.subject.includes(prefix) ? entry.subject : `${prefix} ${entry.subject}`, // as in the Subject header
       subject: entry.subject,
+      summary: entry.source.includes('summary') ? sourceOf(entry).summary : null,
       date: entry.sentDate,
       author: list.from.name || list.name,
       authorAddress: obscureAddress(list.address),

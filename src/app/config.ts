@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { BulletinError } from '../domain/errors.js';
+import { checkHeloName } from '../domain/helo.js';
 import type { DatabaseTarget } from '../store/database.js';
 
 export interface Config {
@@ -20,6 +21,8 @@ export interface Config {
   readonly smtpUrl: string | null;
   readonly smtpUser: string | null;
   readonly smtpPass: string | null;
+  /** The EHLO name (SMTP_HELO); null: a relay's `helo=` option, else this machine's fully qualified name. */
+  readonly smtpHelo: string | null;
   /** Sending rate, e.g. `50/s`, `3000/m`; the command line's --rate wins. */
   readonly rate: string;
   /** The adaptive pace never goes below this when a relay pushes back, e.g. `1/s`. */
@@ -28,8 +31,11 @@ export interface Config {
   readonly connections: number;
   /** How long to wait for the reply to the end of a message (and any reply), e.g. `10m`. */
   readonly dataTimeout: string;
-  /** DKIM signing of every message, when all three DKIM_* variables are set. */
-  readonly dkim: { readonly domain: string; readonly selector: string; readonly privateKeyFile: string } | null;
+  /**
+   * DKIM signing of every message, when all three DKIM_* variables are set: one key, or an RSA and
+   * an Ed25519 key (DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE then list two, comma-separated, in pairs).
+   */
+  readonly dkim: { readonly domain: string; readonly keys: readonly { readonly selector: string; readonly privateKeyFile: string }[] } | null;
   /** Retry schedule for temporary failures (durations like `5m`, `1h`, `5d`). */
   readonly retry: { readonly min: string; readonly max: string; readonly deadline: string };
   /** Where the static web archive is exported (`send` re-exports after a send; `serve` serves it); null: none. */
@@ -67,6 +73,11 @@ const environmentSchema = z.object({
   ),
   SMTP_USER: optionalText,
   SMTP_PASS: optionalText,
+  SMTP_HELO: optionalText.superRefine((value, context) => {
+    if (value === undefined) return;
+    const checked = checkHeloName(value);
+    if (!checked.ok) context.addIssue({ code: 'custom', message: checked.reason.replace(/^"[^"]*" /, '') });
+  }),
   BULLETIN_RATE: optionalText,
   BULLETIN_RATE_FLOOR: optionalText,
   BULLETIN_CONNECTIONS: optionalText.refine(
@@ -132,16 +143,10 @@ export function loadConfig(options: {
     smtpUrl: env.SMTP_URL ?? null,
     smtpUser: env.SMTP_USER ?? null,
     smtpPass: env.SMTP_PASS ?? null,
+    smtpHelo: env.SMTP_HELO === undefined ? null : (checkHeloName(env.SMTP_HELO) as { name: string }).name,
     rate: env.BULLETIN_RATE ?? '50/s',
     rateFloor: env.BULLETIN_RATE_FLOOR ?? '1/s',
-    dkim:
-      env.DKIM_DOMAIN && env.DKIM_SELECTOR && env.DKIM_PRIVATE_KEY_FILE
-        ? Object.freeze({
-            domain: env.DKIM_DOMAIN,
-            selector: env.DKIM_SELECTOR,
-            privateKeyFile: resolve(options.cwd, env.DKIM_PRIVATE_KEY_FILE),
-          })
-        : null,
+    dkim: dkimKeys(env.DKIM_DOMAIN, env.DKIM_SELECTOR, env.DKIM_PRIVATE_KEY_FILE, options.cwd),
     connections: Number(env.BULLETIN_CONNECTIONS ?? 5),
     dataTimeout: env.BULLETIN_DATA_TIMEOUT ?? '10m',
     retry: Object.freeze({
@@ -151,6 +156,23 @@ export function loadConfig(options: {
     }),
     archiveDir: env.BULLETIN_ARCHIVE_DIR ? resolve(options.cwd, env.BULLETIN_ARCHIVE_DIR) : null,
     bounceThreshold: Number(env.BULLETIN_BOUNCE_THRESHOLD ?? 3),
+  });
+}
+
+/** DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE, paired in order: one key, or two (RSA and Ed25519). */
+function dkimKeys(domain: string | undefined, selectors: string | undefined, files: string | undefined, cwd: string): Config['dkim'] {
+  if (!domain || !selectors || !files) return null;
+  const selectorList = selectors.split(',').map((part) => part.trim());
+  const fileList = files.split(',').map((part) => part.trim());
+  if (selectorList.length !== fileList.length || selectorList.length > 2 || [...selectorList, ...fileList].some((part) => part === '')) {
+    throw new BulletinError(
+      'CONFIG',
+      'DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE must name one key each, or two in pairs (e.g. DKIM_SELECTOR=rsa2026,ed2026 and DKIM_PRIVATE_KEY_FILE=rsa.pem,ed25519.pem).',
+    );
+  }
+  return Object.freeze({
+    domain,
+    keys: Object.freeze(selectorList.map((selector, index) => Object.freeze({ selector, privateKeyFile: resolve(cwd, fileList[index]!) }))),
   });
 }
 

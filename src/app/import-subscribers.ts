@@ -11,7 +11,8 @@ import { parse } from 'csv-parse';
 import { stringify, type Stringifier } from 'csv-stringify';
 import { normalizeAddress } from '../domain/address.js';
 import { BulletinError } from '../domain/errors.js';
-import { ATTRIBUTE_NAME } from '../domain/subscriber.js';
+import { printable } from '../domain/printable.js';
+import { ATTRIBUTE_NAME, MAX_ATTRIBUTES, MAX_COLUMNS, MAX_FIELD_LENGTH, MAX_RECORD_BYTES } from '../domain/subscriber.js';
 import {
   createImportStaging,
   emptyCounts,
@@ -154,9 +155,9 @@ async function* readRows(
 ): AsyncGenerator<ParsedRow> {
   // Blank lines are kept by the parser (as a record of one empty field) so that counting physical
   // lines gives each record's first line; that is cheaper than csv-parse's per-record `info`.
-  const parser = input.pipe(crlfToLf()).pipe(parse({ bom: true, relax_column_count: true, record_delimiter: '\n' }));
+  const parser = input.pipe(crlfToLf()).pipe(parse({ bom: true, relax_column_count: true, record_delimiter: '\n', max_record_size: MAX_RECORD_BYTES }));
   input.on('error', (error) => parser.destroy(error));
-  let header: { emailIndex: number; nameIndex: number; attributes: [number, string][]; width: number } | undefined;
+  let header: { emailIndex: number; nameIndex: number; attributes: [number, string][]; width: number; names: string[] } | undefined;
   let nextLine = 1;
   try {
     for await (const record of parser as AsyncIterable<string[]>) {
@@ -179,6 +180,13 @@ async function* readRows(
         yield { line, email: rawEmail, reason: `address ${checked.reason}`, fields: record };
         continue;
       }
+      const emailIndex = header.emailIndex;
+      const tooLong = record.findIndex((field, index) => index !== emailIndex && field.length > MAX_FIELD_LENGTH);
+      if (tooLong >= 0) {
+        const reason = `column ${tooLong + 1} ("${printable(header.names[tooLong] ?? '', 64)}") has ${record[tooLong]!.length.toLocaleString('en-US')} characters; a field may have at most ${MAX_FIELD_LENGTH.toLocaleString('en-US')}`;
+        yield { line, email: rawEmail, reason, fields: record };
+        continue;
+      }
       const attributes: Record<string, string> = {};
       for (const [index, key] of header.attributes) {
         const value = record[index]?.trim() ?? '';
@@ -197,6 +205,12 @@ async function* readRows(
       throw new BulletinError('BAD_INPUT', `Cannot read ${fileName}: ${(error as Error).message}.`);
     }
     const where = (error as { lines?: number }).lines;
+    if ((error as { code?: string }).code === 'CSV_MAX_RECORD_SIZE') {
+      throw new BulletinError(
+        'BAD_INPUT',
+        `${fileName}${where ? ` line ${where}` : ''}: a record is over ${MAX_RECORD_BYTES / 1024} KiB, the most one row may hold (a quote left open?); nothing was imported.`,
+      );
+    }
     throw new BulletinError(
       'BAD_INPUT',
       `${fileName}${where ? ` line ${where}` : ''} is not valid CSV: ${(error as Error).message}; nothing was imported.`,
@@ -206,32 +220,38 @@ async function* readRows(
 }
 
 function readHeader(record: string[], fileName: string) {
+  if (record.length > MAX_COLUMNS) {
+    throw new BulletinError(
+      'BAD_INPUT',
+      `${fileName} has ${record.length.toLocaleString('en-US')} columns in its header row; at most ${MAX_COLUMNS} (email, name and ${MAX_ATTRIBUTES} attributes); nothing was imported.`,
+    );
+  }
   const names = record.map((field) => field.trim());
   const lower = names.map((name) => name.toLowerCase());
   const emailIndex = lower.indexOf('email');
   if (emailIndex < 0) {
     throw new BulletinError(
       'BAD_INPUT',
-      `${fileName} has no "email" column in its header row (found: ${names.join(', ') || 'nothing'}).`,
+      `${fileName} has no "email" column in its header row (found: ${printable(names.join(', '), 200) || 'nothing'}).`,
     );
   }
   const seen = new Set<string>();
   const attributes: [number, string][] = [];
   names.forEach((name, index) => {
     if (seen.has(lower[index] ?? '')) {
-      throw new BulletinError('BAD_INPUT', `${fileName} has the column "${name}" twice in its header row.`);
+      throw new BulletinError('BAD_INPUT', `${fileName} has the column "${printable(name, 64)}" twice in its header row.`);
     }
     seen.add(lower[index] ?? '');
     if (index === emailIndex || lower[index] === 'name') return;
     if (!ATTRIBUTE_NAME.test(name)) {
       throw new BulletinError(
         'BAD_INPUT',
-        `${fileName}: column ${index + 1} is named "${name}", which cannot be an attribute name; rename it with letters, digits and _ only (e.g. "${suggestName(name)}").`,
+        `${fileName}: column ${index + 1} is named "${printable(name, 64)}", which cannot be an attribute name; rename it with letters, digits and _ only (e.g. "${printable(suggestName(name), 64)}").`,
       );
     }
     attributes.push([index, name]);
   });
-  return { emailIndex, nameIndex: lower.indexOf('name'), attributes, width: names.length };
+  return { emailIndex, nameIndex: lower.indexOf('name'), attributes, width: names.length, names };
 }
 
 function suggestName(name: string): string {

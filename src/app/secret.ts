@@ -1,5 +1,5 @@
 // Keys: the secret that signs unsubscribe links and keys Message-IDs (BULLETIN_SECRET, or one generated
-// once and kept in the data directory, mode 0600, so links stay valid), and the DKIM private key.
+// once and kept in the data directory, mode 0600, so links stay valid). DKIM keys: dkim-keys.ts.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,15 +31,4 @@ export async function resolveSecret(config: Config): Promise<string> {
 /** Every secret whose tokens still verify: the current one first, then BULLETIN_SECRET_PREVIOUS. */
 export async function verificationSecrets(config: Config): Promise<string[]> {
   return [await resolveSecret(config), ...config.previousSecrets];
-}
-
-/** The DKIM key named by the configuration, read once per send; null when DKIM is not configured. */
-export async function loadDkim(config: Config): Promise<{ domain: string; selector: string; privateKey: string } | null> {
-  if (!config.dkim) return null;
-  try {
-    const privateKey = await readFile(config.dkim.privateKeyFile, 'utf8');
-    return { domain: config.dkim.domain, selector: config.dkim.selector, privateKey };
-  } catch (error) {
-    throw new BulletinError('CONFIG', `Cannot read DKIM_PRIVATE_KEY_FILE ${config.dkim.privateKeyFile}: ${(error as Error).message}.`);
-  }
 }

@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { BulletinError } from '../domain/errors.js';
 import type { DeliveryState, RetryPolicy } from '../domain/delivery.js';
 import type { MailingList } from '../domain/list.js';
-import { compileBulletin, parseBulletinSource, renderBodyForArchive, SAMPLE_RECIPIENT, type CompiledBulletin, type TemplateSet } from '../render/index.js';
+import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT, type CompiledBulletin, type TemplateSet } from '../render/index.js';
 import type { AdaptivePace } from '../send/adaptive.js';
 import { SharedPacer } from '../send/shared-pacer.js';
 import { parseRate } from '../send/throttle.js';
@@ -47,7 +47,8 @@ import { isProcessAlive } from '../store/database.js';
 import type { App } from './context.js';
 import { recordSmtpBounces } from './bounces.js';
 import { requireList } from './lists.js';
-import { loadDkim, resolveSecret } from './secret.js';
+import { describeDkim, loadDkim } from './dkim-keys.js';
+import { resolveSecret } from './secret.js';
 import { checkAddress } from './subscribers.js';
 
 export interface SendRequest {
@@ -70,6 +71,10 @@ export interface SendPlan {
   readonly recipients: number;
   readonly sample: { readonly to: string; readonly subject: string; readonly text: string };
   readonly verp: boolean;
+  /** The DKIM signatures, and whether d= aligns with From. */
+  readonly dkim: string;
+  /** What the author should see before sending: empty subscriber fields in the archive copy, DKIM alignment. */
+  readonly warnings: readonly string[];
 }
 
 export async function prepareSend(app: App, request: SendRequest): Promise<SendPlan> {
@@ -107,7 +112,10 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
   const first = await firstActiveMember(app, list);
   const sampleRecipient = first ?? SAMPLE_RECIPIENT;
   const text = compiled.renderText(sampleRecipient);
+  const dkim = describeDkim(compiled.dkimSignatures, list.from.address);
   return {
+    dkim: dkim.line,
+    warnings: [...compiled.emptyInArchive.map((place) => `archive copy: ${place}`), ...(dkim.warning === null ? [] : [dkim.warning])],
     list,
     sourceText,
     sourceName,
@@ -208,14 +216,13 @@ export async function runSend(app: App, plan: SendPlan, options: RunOptions): Pr
       });
       await enqueueDeliveries(tx, stored.id, plan.list.id);
       // What the web archive will show, rendered now, once.
-      await storeArchiveBody(
-        tx,
-        stored.id,
-        renderBodyForArchive({ source: plan.compiled.source, list: plan.list, templates: plan.compiled.templates, date: plan.compiled.date }),
-      );
+      await storeArchiveBody(tx, stored.id, plan.compiled.archiveBody());
       return stored;
     }));
-  return dispatchBulletin(app, bulletin, plan.list, options);
+  // The plan's bulletin was compiled from exactly what is stored (a resumed one from the store
+  // itself): it is sent as compiled, a new one under its id; compiling the largest bulletin again
+  // would double its memory.
+  return dispatchBulletin(app, bulletin, plan.list, options, plan.resuming ? plan.compiled : plan.compiled.withKey(String(bulletin.id)));
 }
 
 /** States `bulletin retry` may put back to work. */
@@ -266,9 +273,9 @@ async function listOf(app: App, bulletin: StoredBulletin): Promise<MailingList> 
   return list;
 }
 
-async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: MailingList, options: RunOptions): Promise<SendSummary> {
+async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: MailingList, options: RunOptions, ready?: CompiledBulletin): Promise<SendSummary> {
   await reclaimAbandoned(app, bulletin.id);
-  const compiled = await compileStored(app, bulletin, list);
+  const compiled = ready ?? (await compileStored(app, bulletin, list));
   const pacer =
     options.pacer ??
     new SharedPacer((count, intervalMs) => reserveSlots(app.db, bulletin.id, count, intervalMs), {

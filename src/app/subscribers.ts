@@ -6,7 +6,8 @@ import { stringify } from 'csv-stringify';
 import { normalizeAddress } from '../domain/address.js';
 import { BulletinError } from '../domain/errors.js';
 import type { MembershipStatus } from '../domain/membership.js';
-import { ATTRIBUTE_NAME, type Member, type SubscriberAttributes } from '../domain/subscriber.js';
+import { printable } from '../domain/printable.js';
+import { ATTRIBUTE_NAME, MAX_ATTRIBUTES, MAX_FIELD_LENGTH, type Member, type SubscriberAttributes } from '../domain/subscriber.js';
 import {
   changeMembershipStatus,
   countMembers,
@@ -24,7 +25,7 @@ import { requireList } from './lists.js';
 
 export function checkAddress(address: string): string {
   const checked = normalizeAddress(address);
-  if (!checked.ok) throw new BulletinError('BAD_INPUT', `"${address}" ${checked.reason}.`);
+  if (!checked.ok) throw new BulletinError('BAD_INPUT', `"${printable(address, 100)}" ${checked.reason}.`);
   return checked.address;
 }
 
@@ -36,11 +37,18 @@ export function cleanName(name: string | undefined | null): string | null {
 }
 
 export function checkAttributes(attributes: Record<string, string>): SubscriberAttributes {
-  for (const key of Object.keys(attributes)) {
+  const keys = Object.keys(attributes);
+  if (keys.length > MAX_ATTRIBUTES) throw new BulletinError('BAD_INPUT', `A subscriber may have at most ${MAX_ATTRIBUTES} attributes, not ${keys.length}.`);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value.length > MAX_FIELD_LENGTH) {
+      throw new BulletinError('BAD_INPUT', `Attribute "${printable(key, 64)}" has ${value.length.toLocaleString('en-US')} characters; a value may have at most ${MAX_FIELD_LENGTH.toLocaleString('en-US')}.`);
+    }
+  }
+  for (const key of keys) {
     if (!ATTRIBUTE_NAME.test(key)) {
       throw new BulletinError(
         'BAD_INPUT',
-        `Attribute name "${key}" is not valid: use letters, digits and _ (not starting with a digit), at most 64.`,
+        `Attribute name "${printable(key, 64)}" is not valid: use letters, digits and _ (not starting with a digit), at most 64.`,
       );
     }
   }
@@ -56,6 +64,9 @@ export async function addSubscriber(
 ): Promise<{ email: string; list: string; outcome: AddOutcome }> {
   const email = checkAddress(input.address);
   const attributes = checkAttributes(input.attributes ?? {});
+  if (input.name !== undefined && input.name.length > MAX_FIELD_LENGTH) {
+    throw new BulletinError('BAD_INPUT', `The name has ${input.name.length.toLocaleString('en-US')} characters; a name may have at most ${MAX_FIELD_LENGTH.toLocaleString('en-US')}.`);
+  }
   return app.db.transaction(async (tx) => {
     const list = await requireList(tx, slug);
     if (await isSuppressed(tx, email)) {

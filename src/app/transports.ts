@@ -1,6 +1,9 @@
 // Wiring of the send path's parts from configuration and flags: which transport (SMTP relay or
 // .eml outbox), the throttle at the configured rate, and the retry policy.
+import { lookup, lookupService } from 'node:dns/promises';
+import { hostname } from 'node:os';
 import { BulletinError } from '../domain/errors.js';
+import { checkHeloName } from '../domain/helo.js';
 import { DEFAULT_RETRY_POLICY, parseDuration, type RetryPolicy } from '../domain/delivery.js';
 import { createOutboxTransport } from '../send/outbox-transport.js';
 import { createRelayPool } from '../send/relay-pool.js';
@@ -34,19 +37,50 @@ export async function openTransport(config: Config, flags: TransportFlags): Prom
   const dataTimeout = flags.dataTimeout ?? config.dataTimeout;
   const socketMs = parseDuration(dataTimeout);
   if (socketMs === null || socketMs < 1000) throw new BulletinError('BAD_INPUT', `--data-timeout "${dataTimeout}" is not a duration of at least 1s (like 10m).`);
+  const helos = await Promise.all(relays.map((relay) => relay.helo ?? config.smtpHelo ?? machineHeloName(relay.host)));
   // Even one relay goes through the pool: when it is down, sends wait for it instead of deferring.
   return createRelayPool(
-    relays.map((relay) => ({
+    relays.map((relay, index) => ({
       weight: relay.weight,
       transport: createSmtpTransport({
         url: relay.description,
         relay,
+        helo: helos[index]!,
         connections: flags.connections ?? config.connections,
         messagesPerConnection: flags.messagesPerConnection ?? 100,
         timeoutsMs: { socket: socketMs },
       }),
     })),
   );
+}
+
+/**
+ * The EHLO name when none is configured: this machine's fully qualified name (its host name if that
+ * has a dot, else the name its address resolves back to). Without one, a relay on this machine
+ * (loopback) is greeted as `localhost`; any other relay would see an address literal, so that is
+ * refused with the setting to use instead.
+ */
+export async function machineHeloName(relayHost: string): Promise<string> {
+  const candidates = [hostname()];
+  try {
+    const { address } = await lookup(hostname());
+    candidates.push((await lookupService(address, 25)).hostname);
+  } catch {
+    // No address for this host name: only its own name can say.
+  }
+  for (const candidate of candidates) {
+    const checked = checkHeloName(candidate);
+    if (checked.ok) return checked.name;
+  }
+  if (isLoopback(relayHost)) return 'localhost';
+  throw new BulletinError(
+    'CONFIG',
+    `This machine's name "${hostname()}" is not fully qualified, and receivers distrust an EHLO without one: set SMTP_HELO=mail.example.net (or ?helo= on the relay in SMTP_URL).`,
+  );
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** The configured rate (messages per second), and the adaptive pace that lowers it under relay pushback. */

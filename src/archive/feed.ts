@@ -1,4 +1,4 @@
-// The Atom feed (RFC 4287) of a list's latest bulletins. Written here rather than with a feed
+// The Atom feed (RFC 4287) of a list's latest bulletins, each with its summary when it has one. Written here rather than with a feed
 // library: thirty lines whose escaping and byte-for-byte stability can be read at a glance.
 import { escapeXml, monthOf, pageName, type ArchivedBulletin } from './model.js';
 import type { ListInfo } from './pages.js';
@@ -16,7 +16,7 @@ export function atomFeed(list: ListInfo, bulletins: readonly ArchivedBulletin[])
     <link rel="alternate" type="text/html" href="${escapeXml(url)}"/>
     <updated>${bulletin.date.toISOString()}</updated>
     <author><name>${escapeXml(bulletin.author)}</name></author>
-    <content type="html">${escapeXml(bulletin.bodyHtml)}</content>
+${bulletin.summary === null ? '' : `    <summary type="text">${escapeXml(bulletin.summary)}</summary>\n`}    <content type="html">${escapeXml(bulletin.bodyHtml)}</content>
   </entry>
 `;
   });

@@ -13,6 +13,8 @@ export interface ArchivedBulletin {
   readonly author: string;
   /** The list address, obscured against harvesters: `bulletins at lists.example.net`. */
   readonly authorAddress: string;
+  /** The front matter's `summary`: the excerpt under the subject in month views and the feed. */
+  readonly summary: string | null;
   /** The body as sent, rendered for no recipient, sanitised. */
   readonly bodyHtml: string;
   readonly text: string;

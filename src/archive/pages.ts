@@ -23,6 +23,7 @@ hr { border: 0; border-top: 1px solid var(--rule); margin: 1.25rem 0; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .45rem .5rem .45rem 0; border-bottom: 1px solid var(--rule); vertical-align: top; }
 ul.bulletins li { margin: .3rem 0; }
+.summary { color: var(--muted); }
 ul.bulletins ul { margin: .2rem 0 .2rem 1rem; padding-left: .75rem; border-left: 2px solid var(--rule); }
 .body { overflow-wrap: anywhere; }
 .body img { max-width: 100%; height: auto; }
@@ -82,7 +83,8 @@ function formatSize(bytes: number): string {
 
 /** A month's bulletins in one order; `thread` nests follow-ups. */
 export function monthPage(list: ListInfo, month: string, order: SortOrder, bulletins: readonly ArchivedBulletin[]): string {
-  const item = (bulletin: ArchivedBulletin) => html`<a href="${pageName(bulletin.number)}">${bulletin.subject}</a> <span class="small">${bulletin.author}</span>`;
+  const item = (bulletin: ArchivedBulletin) =>
+    html`<a href="${pageName(bulletin.number)}">${bulletin.subject}</a> <span class="small">${bulletin.author}</span>${bulletin.summary === null ? new Html('') : html`<br><span class="summary">${bulletin.summary}</span>`}`;
   let list_: Html;
   if (order === 'thread') {
     list_ = nested(threadOrder(bulletins), item);

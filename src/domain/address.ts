@@ -35,6 +35,11 @@ export function normalizeAddress(input: string): AddressCheck {
   const localPart = trimmed.slice(0, at);
   const domain = trimmed.slice(at + 1).replace(/\.$/, '');
   if (localPart === '') return { ok: false, reason: 'has nothing before the @' };
+  // RFC 5321 allows "quoted"@local parts, but "q"@x and q@x are one mailbox to most systems, and
+  // quotes let a local part carry "<", "," and "@" into headers: bulletin takes none.
+  if (localPart.includes('"') || localPart.includes('\\')) {
+    return { ok: false, reason: 'has a quoted local part ("…"@…), which bulletin does not accept: write the address without quotes' };
+  }
   if (domain === '') return { ok: false, reason: 'has no domain' };
   if (NON_ASCII.test(localPart)) {
     return { ok: false, reason: 'has a non-ASCII local part (SMTPUTF8 is not supported)' };

@@ -42,6 +42,13 @@ export function effectiveBounceAddress(list: Pick<MailingList, 'address' | 'boun
   return `${list.address.slice(0, at)}-bounces${list.address.slice(at)}`;
 }
 
+/**
+ * The longest base URL a list may have: 900 characters. Every header line that carries a list URL
+ * then stays within RFC 5322's 998 octets: List-Archive and List-Help (`<base>/archive/<slug>/`,
+ * slug up to 63) come to at most 989, List-Unsubscribe's first line (`<base>/u/<token>>,`) to 964.
+ */
+export const MAX_BASE_URL_LENGTH = 900;
+
 /** Checks a base URL: absolute http(s), no query or fragment. Returns it without a trailing slash. */
 export function normalizeBaseUrl(input: string): { ok: true; url: string } | { ok: false; reason: string } {
   let url: URL;
@@ -53,5 +60,9 @@ export function normalizeBaseUrl(input: string): { ok: true; url: string } | { o
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return { ok: false, reason: 'must be http or https' };
   if (url.search !== '' || url.hash !== '') return { ok: false, reason: 'must not have a query or fragment' };
   if (url.username !== '' || url.password !== '') return { ok: false, reason: 'must not contain credentials' };
-  return { ok: true, url: url.href.replace(/\/+$/, '') };
+  const normalized = url.href.replace(/\/+$/, '');
+  if (normalized.length > MAX_BASE_URL_LENGTH) {
+    return { ok: false, reason: `is ${normalized.length} characters long; at most ${MAX_BASE_URL_LENGTH}, so that no mail header line passes 998 octets` };
+  }
+  return { ok: true, url: normalized };
 }

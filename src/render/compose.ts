@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { BulletinError } from '../domain/errors.js';
 import { archiveUrl, helpUrl, listIdentifier, unsubscribeMailbox } from '../domain/links.js';
-import { effectiveBounceAddress, effectiveSubjectPrefix, type MailingList } from '../domain/list.js';
+import { effectiveBounceAddress, effectiveSubjectPrefix, MAX_BASE_URL_LENGTH, type MailingList } from '../domain/list.js';
 import { signToken } from '../domain/token.js';
 import { recipientContext, sharedContext, type Recipient, type RecipientContext, type SharedContext } from './context.js';
-import { collapseWhitespace, DkimSigner, type DkimOptions } from './dkim.js';
+import { collapseWhitespace, DkimSigners, type DkimOptions } from './dkim.js';
 import { headerFor, planHeader, type HeaderField } from './headers.js';
 import { stableMessageId } from './message-id.js';
 import {
@@ -37,7 +37,8 @@ export interface CompileBulletinOptions {
   readonly templates?: TemplateSet;
   /** Envelope sender `<local>+<verp token>@<domain>`, so a bounce names its recipient. */
   readonly verp?: boolean;
-  readonly dkim?: DkimOptions | null;
+  /** One key, or an RSA and an Ed25519 key (two signatures). */
+  readonly dkim?: DkimOptions | readonly DkimOptions[] | null;
   /** The Date header; default now. Pass the stored send date when resuming, for identical retries. */
   readonly date?: Date;
   /** Key of the bulletin this one follows up; default: the front matter's `in-reply-to` as a key. */
@@ -85,6 +86,20 @@ export interface CompiledBulletin {
   renderForArchive(): ArchiveRendering;
   /** A made-up recipient for previews when there are no subscribers. */
   sampleRecipient(): Recipient;
+  /**
+   * The same bulletin under another key (Message-IDs follow the key), sharing everything compiled:
+   * a send checks and shows a bulletin before it has an id, then sends it without compiling twice.
+   */
+  withKey(bulletinKey: string): CompiledBulletin;
+  /** The body alone as the web archive shows it (what renderBodyForArchive gives), no layout. */
+  archiveBody(): { readonly html: string; readonly text: string };
+  /**
+   * Where the body prints a subscriber value that is empty in the archive copy, one sentence each
+   * with file:line:column (the send confirmation shows them; `preview --archive` shows the copy).
+   */
+  readonly emptyInArchive: readonly string[];
+  /** The DKIM signatures every message carries (none without DKIM). */
+  readonly dkimSignatures: readonly { readonly domain: string; readonly selector: string; readonly algorithm: string }[];
 }
 
 export type PartEncoding = 'quoted-printable' | 'base64';
@@ -188,21 +203,24 @@ class BulletinMessages implements CompiledBulletin {
   readonly date: Date;
   readonly templates: TemplateSet;
   readonly encodings: { readonly text: PartEncoding; readonly html: PartEncoding };
+  readonly emptyInArchive: readonly string[];
+  readonly dkimSignatures: readonly { readonly domain: string; readonly selector: string; readonly algorithm: string }[];
 
   private readonly secret: string;
-  private readonly bulletinKey: string;
+  private bulletinKey: string;
   private readonly parentKey: string | null;
   private readonly shared: SharedContext;
   private readonly html: AssembledTemplate;
   private readonly text: AssembledTemplate;
   private readonly htmlBodyOnly: (context: object) => string;
+  private readonly textBodyOnly: (context: object) => string;
   private readonly header: readonly HeaderField[];
   private readonly parts: readonly BodyPart[];
   private readonly closing: Buffer;
   private readonly messageDomain: string;
   private readonly bounceAddress: string;
   private readonly verp: boolean;
-  private readonly dkim: DkimSigner | null;
+  private readonly dkim: DkimSigners | null;
 
   constructor(options: CompileBulletinOptions, templates: TemplateSet) {
     const { source, list } = options;
@@ -210,6 +228,12 @@ class BulletinMessages implements CompiledBulletin {
     if (options.bulletinKey === '') throw new BulletinError('INTERNAL', 'A bulletin needs a key to derive its Message-IDs.');
     if (!PRINTABLE_URL.test(list.baseUrl)) {
       throw new BulletinError('BAD_INPUT', `List ${list.slug} has base URL ${JSON.stringify(list.baseUrl)}; links need an ASCII http(s) URL.`);
+    }
+    if (list.baseUrl.length > MAX_BASE_URL_LENGTH) {
+      throw new BulletinError(
+        'BAD_INPUT',
+        `List ${list.slug} has a base URL of ${list.baseUrl.length} characters; at most ${MAX_BASE_URL_LENGTH}, so that no header line passes 998 octets (bulletin list update ${list.slug} --base-url …).`,
+      );
     }
     this.source = source;
     this.list = list;
@@ -220,13 +244,16 @@ class BulletinMessages implements CompiledBulletin {
     this.date = options.date ?? new Date();
     this.subject = prefixedSubject(list, source.subject);
     this.verp = options.verp ?? false;
-    this.dkim = options.dkim ? new DkimSigner(options.dkim) : null;
+    this.dkim = options.dkim ? new DkimSigners(options.dkim) : null;
+    this.dkimSignatures = (this.dkim?.signers ?? []).map(({ domain, selector, algorithm }) => ({ domain, selector, algorithm }));
 
     this.shared = sharedContext(list, source, this.date);
     const assembled = assembleTemplates(source, templates, this.shared);
     this.html = assembled.html;
     this.text = assembled.text;
     this.htmlBodyOnly = assembled.htmlBodyOnly;
+    this.textBodyOnly = assembled.textBodyOnly;
+    this.emptyInArchive = assembled.emptyInArchive;
     this.encodings = { text: chooseEncoding(this.text), html: chooseEncoding(this.html) };
 
     const listAddress = asciiAddress(list.address, 'list');
@@ -240,8 +267,9 @@ class BulletinMessages implements CompiledBulletin {
     }
 
     // A boundary that quoted-printable and base64 output can never contain ("=_" is in neither).
+    // It does not depend on the bulletin key, so withKey() can share every prepared part.
     const fingerprint = createHash('sha256')
-      .update(`${this.bulletinKey}\u0000${source.subject}\u0000${source.body}`)
+      .update(`${source.subject}\u0000${source.body}`)
       .digest('hex')
       .slice(0, 24);
     const boundary = `=_bulletin_${fingerprint}`;
@@ -294,7 +322,7 @@ class BulletinMessages implements CompiledBulletin {
       parentMessageId:
         this.parentKey === null ? null : stableMessageId(this.parentKey, recipient.id, this.secret, this.messageDomain),
     });
-    if (chunks.canonical !== null) fields.unshift(this.dkim!.signatureField(fields, chunks.canonical, this.date));
+    if (chunks.canonical !== null) fields.unshift(...this.dkim!.signatureFields(fields, chunks.canonical, this.date));
     fields.push(CRLF);
 
     return {
@@ -326,6 +354,18 @@ class BulletinMessages implements CompiledBulletin {
 
   sampleRecipient(): Recipient {
     return SAMPLE_RECIPIENT;
+  }
+
+  withKey(bulletinKey: string): CompiledBulletin {
+    if (bulletinKey === '') throw new BulletinError('INTERNAL', 'A bulletin needs a key to derive its Message-IDs.');
+    const copy = Object.assign(Object.create(BulletinMessages.prototype) as BulletinMessages, this);
+    copy.bulletinKey = bulletinKey;
+    return copy;
+  }
+
+  archiveBody(): { html: string; text: string } {
+    const neutral = recipientContext(this.shared, { id: 0, email: '', name: '', attributes: {} }, this.shared.list.helpUrl);
+    return { html: this.htmlBodyOnly(neutral), text: this.textBodyOnly(neutral) };
   }
 }
 

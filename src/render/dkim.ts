@@ -1,7 +1,10 @@
-// DKIM signatures (RFC 6376, relaxed/relaxed; rsa-sha256, or ed25519-sha256 per RFC 8463) for the
-// messages the composer builds. The key is read once per bulletin; each message costs one body hash
-// and one signature. Signs From, Subject, Date, Message-ID and the List-* fields, among others.
+// DKIM signatures (RFC 6376, relaxed/relaxed; rsa-sha256, and ed25519-sha256 per RFC 8463) for the
+// messages the composer builds: one key, or an RSA and an Ed25519 key side by side (verifiers that
+// do not know Ed25519 still find a valid RSA signature). Keys are read once per bulletin; each
+// message costs one body hash and one signature per key. Signs From, Subject, Date, Message-ID and
+// the List-* fields, among others. Also: whether d= aligns with the From domain (DMARC).
 import { createHash, createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { getDomain } from 'tldts';
 import { BulletinError } from '../domain/errors.js';
 import { asciiDomain, CRLF } from './mime-encoding.js';
 
@@ -12,6 +15,19 @@ export interface DkimOptions {
   readonly selector: string;
   /** PEM private key, RSA (2048 bits or more advised) or Ed25519. */
   readonly privateKey: string;
+}
+
+/**
+ * DMARC alignment of a DKIM domain with the From address's domain (RFC 7489 3.1.1): `strict` when
+ * they are equal, `relaxed` when they share an organizational domain (public suffix list, from
+ * tldts), else `none` (DMARC then fails on DKIM).
+ */
+export function dkimAlignment(dkimDomain: string, fromAddress: string): 'strict' | 'relaxed' | 'none' {
+  const d = dkimDomain.trim().replace(/\.$/, '').toLowerCase();
+  const from = fromAddress.slice(fromAddress.lastIndexOf('@') + 1).replace(/\.$/, '').toLowerCase();
+  if (d === from) return 'strict';
+  const organizational = getDomain(d);
+  return organizational !== null && organizational === getDomain(from) ? 'relaxed' : 'none';
 }
 
 /** Fields signed when present, in this order. */
@@ -112,9 +128,9 @@ function fieldName(field: string): string {
 
 export class DkimSigner {
   private readonly key: KeyObject;
-  private readonly algorithm: 'rsa-sha256' | 'ed25519-sha256';
-  private readonly domain: string;
-  private readonly selector: string;
+  readonly algorithm: 'rsa-sha256' | 'ed25519-sha256';
+  readonly domain: string;
+  readonly selector: string;
 
   /** Reads the key once; throws BulletinError('CONFIG') for an unusable key, domain or selector. */
   constructor(options: DkimOptions) {
@@ -199,5 +215,34 @@ export class DkimSigner {
         ? sign('sha256', data, this.key)
         : sign(null, createHash('sha256').update(data).digest(), this.key);
     return `${unsigned}${signature.toString('base64')}${CRLF}`;
+  }
+}
+
+/**
+ * Signs with every key given: at most one RSA and one Ed25519 key, same domain. The signatures are
+ * independent (neither covers the other); the RSA one goes on top.
+ */
+export class DkimSigners {
+  readonly signers: readonly DkimSigner[];
+
+  constructor(options: DkimOptions | readonly DkimOptions[]) {
+    const list = Array.isArray(options) ? (options as readonly DkimOptions[]) : [options as DkimOptions];
+    if (list.length === 0 || list.length > 2) throw new BulletinError('CONFIG', `DKIM signs with one or two keys, not ${list.length}.`);
+    const signers = list.map((one) => new DkimSigner(one));
+    if (signers.length === 2) {
+      if (signers[0]!.algorithm === signers[1]!.algorithm) {
+        throw new BulletinError('CONFIG', `Two DKIM keys must be one RSA and one Ed25519 key, not two ${signers[0]!.algorithm === 'rsa-sha256' ? 'RSA' : 'Ed25519'} keys.`);
+      }
+      if (signers[0]!.domain !== signers[1]!.domain) throw new BulletinError('CONFIG', 'Both DKIM keys sign for the one DKIM_DOMAIN.');
+      if (signers[0]!.selector === signers[1]!.selector) {
+        throw new BulletinError('CONFIG', `Two DKIM keys need two selectors (each publishes its own key), not ${signers[0]!.selector} twice.`);
+      }
+    }
+    this.signers = signers.sort((a, b) => (a.algorithm === b.algorithm ? 0 : a.algorithm === 'rsa-sha256' ? -1 : 1));
+  }
+
+  /** The `DKIM-Signature` fields, in message order, for a message with these fields and body. */
+  signatureFields(fields: readonly string[], canonicalBodyChunks: readonly Buffer[], time: Date): string[] {
+    return this.signers.map((signer) => signer.signatureField(fields, canonicalBodyChunks, time));
   }
 }

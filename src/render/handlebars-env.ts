@@ -3,6 +3,7 @@
 // This directory is the only importer of handlebars; this file is the only one that calls it.
 import Handlebars from 'handlebars';
 import { BulletinError } from '../domain/errors.js';
+import { checkTemplateNesting } from './limits.js';
 import type { Program } from './template-ast.js';
 
 /** Helpers bulletin templates may call, beside Handlebars' own (if, unless, each, with, lookup, log). */
@@ -100,6 +101,7 @@ function describeParseError(error: Error, file: string, text: string): string {
 
 /** Parses a template (with Handlebars' standalone-line and `~` whitespace rules applied once). */
 export function parseTemplate(text: string, file: string): Program {
+  checkTemplateNesting(text, file);
   try {
     return environment.parse(text, { srcName: file }) as unknown as Program;
   } catch (error) {

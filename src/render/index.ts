@@ -25,7 +25,8 @@
 //   in-reply-to  optional key of an earlier bulletin (the send engine's bulletin id): this message
 //                gets In-Reply-To/References pointing at the same recipient's copy of that one
 //   lang         optional BCP 47 language of the text, default en (the HTML's lang attribute)
-// Unknown keys are errors (a typo like `subjet` would otherwise be silently lost).
+// Unknown keys are errors (a typo like `subjet` would otherwise be silently lost), and so are YAML
+// anchors and aliases. Every error names file:line:column.
 // The subject is plain text, not a template.
 //
 // ## Templates
@@ -40,8 +41,15 @@
 // Attributes are free-form, so they cannot be checked: a missing attribute renders as an empty
 // string. Use `{{default subscriber.attributes.city "your city"}}` or `{{#if subscriber.attributes.city}}`.
 // Helpers: if, unless, each, with, lookup, log, plus default, urlencode (for values inside URLs) and
-// eq (`{{#if (eq subscriber.attributes.plan "pro")}}`). Put block tags ({{#if}}, {{/if}}) on lines
-// of their own, apart from Markdown blocks; `\{{` writes literal braces.
+// eq (`{{#if (eq subscriber.attributes.plan "pro")}}`), each checked for its number of arguments and
+// block use; lookup takes a key in quotes, never a prototype property. Put block tags ({{#if}},
+// {{/if}}) on lines of their own, apart from Markdown blocks; `\{{` writes literal braces.
+// Limits (limits.ts): a file of at most 1 MiB, 1,000 tags, 32 nested blocks, Markdown nested 32
+// deep, HTML 64; each refused before any message with file:line:column.
+//
+// The archive copy (renderForArchive, renderBodyForArchive) has no subscriber: subscriber.* is
+// empty. `emptyInArchive` lists every place in the body that prints one bare there; write
+// `{{default subscriber.name "customer"}}` or `{{#if subscriber.name}}…{{/if}}` instead.
 //
 // The body is wrapped in `templates/email/layout.html.hbs` and `layout.text.hbs`, which include
 // partials from `templates/email/partials/` as `{{> name}}` (no arguments). A templates directory
@@ -54,7 +62,8 @@
 // not ASCII), CRLF, lines of at most 76 characters. Headers, from an ordered list of named steps
 // (headers.ts): From, To, Subject, Date, Message-ID, [In-Reply-To, References], MIME-Version,
 // List-Id, List-Unsubscribe, List-Archive, List-Help, List-Post: NO, List-Unsubscribe-Post,
-// Precedence: bulk, Auto-Submitted, Content-Type; DKIM-Signature first when `dkim` is given.
+// Precedence: bulk, Auto-Submitted, Content-Type; DKIM-Signature first when `dkim` is given (one
+// key, or an RSA and an Ed25519 key: two signatures, RSA on top).
 // Message-ID: `<32 hex digits@list domain>`, an HMAC of (bulletinKey, subscriber id) under the
 // secret. Envelope sender: the list's bounce address, or `<local>+<verp token>@<domain>` with `verp`.
 
@@ -70,7 +79,7 @@ export {
 } from './compose.js';
 export { renderBodyForArchive, type ArchiveBody } from './archive.js';
 export type { Recipient } from './context.js';
-export type { DkimOptions } from './dkim.js';
+export { dkimAlignment, type DkimOptions } from './dkim.js';
 export { HEADER_PIPELINE } from './headers.js';
 export { loadTemplateSet, DEFAULT_TEMPLATES_DIR, type TemplateFile, type TemplateSet } from './template-files.js';
 export { unsubscribeUrl, archiveUrl } from '../domain/links.js';

@@ -1,18 +1,11 @@
 // Turns a bulletin body (Handlebars inside Markdown) into two Handlebars templates, HTML and plain
 // text, running Markdown once per bulletin: each {{…}} tag is swapped for an inert placeholder word,
 // marked renders the HTML, html-to-text derives the text, and the tags are put back verbatim.
-import { convert, type HtmlToTextOptions } from 'html-to-text';
+import { convert, type FormatCallback, type HtmlToTextOptions } from 'html-to-text';
 import { Marked } from 'marked';
 import { BulletinError } from '../domain/errors.js';
-
-type TagRole = 'value' | 'control' | 'comment';
-
-interface Tag {
-  readonly text: string;
-  readonly role: TagRole;
-}
-
-type Segment = { readonly kind: 'text'; readonly text: string } | { readonly kind: 'tag'; readonly tag: Tag };
+import { checkMarkdownLimits, formatBytes, lineAndColumn, MAX_RENDERED_HTML_BYTES } from './limits.js';
+import { splitTags, type Tag } from './template-tags.js';
 
 export interface BodyTemplates {
   /** Handlebars source producing the HTML body fragment (no layout). */
@@ -23,91 +16,34 @@ export interface BodyTemplates {
 
 const markdown = new Marked({ gfm: true, breaks: false, async: false });
 
+/** An image in the text part is its alt text; one without any leaves nothing behind. */
+const imageAsAltText: FormatCallback = (element, _walk, builder) => {
+  const alt = String((element.attribs as Record<string, string> | undefined)?.alt ?? '').trim();
+  if (alt !== '') builder.addInline(alt);
+};
+
 const TEXT_OPTIONS: HtmlToTextOptions = {
+  // Each paragraph wrapped once, at 72 columns; the source's own line breaks inside a paragraph
+  // are soft (spaces), as in the HTML part.
   wordwrap: 72,
-  // Keeps the lines of the source within a paragraph, so a block tag alone on its line stays alone
-  // on its line in the text template, where Handlebars then removes that line.
-  preserveNewlines: true,
+  preserveNewlines: false,
+  formatters: { imageAsAltText },
+  // Never truncate: the input was checked against MAX_RENDERED_HTML_BYTES, and the limits on
+  // nesting hold before this runs.
+  limits: { maxInputLength: MAX_RENDERED_HTML_BYTES + 1, ellipsis: '' },
   selectors: [
     ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({
       selector,
       options: { uppercase: false, leadingLineBreaks: 2, trailingLineBreaks: 2 },
     })),
     { selector: 'a', options: { linkBrackets: ['<', '>'], hideLinkHrefIfSameAsText: true } },
-    { selector: 'img', format: 'skip' },
+    { selector: 'img', format: 'imageAsAltText' },
     { selector: 'table', format: 'dataTable' },
   ],
 };
 
 const BLOCK_TAG = String.raw`</?(?:p|h[1-6]|ul|ol|li|blockquote|pre|table|thead|tbody|tr|th|td|div|hr)\b[^>]*>`;
 const BETWEEN_BLOCKS = new RegExp(`(${BLOCK_TAG})\\s*\\n\\s*(?=${BLOCK_TAG})`, 'g');
-
-/** Where a `{{…}}` tag starting at `start` ends (index after its closing braces), or -1. */
-function tagEnd(source: string, start: number): number {
-  if (source.startsWith('{{{{', start)) {
-    // Raw block: {{{{name}}}} … {{{{/name}}}} is one tag; its content is never parsed.
-    const openEnd = source.indexOf('}}}}', start);
-    if (openEnd < 0) return -1;
-    const name = source.slice(start + 4, openEnd).trim().split(/\s+/)[0] ?? '';
-    const close = source.indexOf(`{{{{/${name}}}}}`, openEnd);
-    return close < 0 ? -1 : close + name.length + 9;
-  }
-  const afterOpen = source.startsWith('~', start + 2) ? start + 3 : start + 2;
-  if (source.startsWith('!--', afterOpen)) {
-    // A long comment may contain "}}"; it ends at the first "--}}" (or "--~}}").
-    const close = /--~?\}\}/.exec(source.slice(afterOpen + 3));
-    return close === null ? -1 : afterOpen + 3 + close.index + close[0].length;
-  }
-  const triple = source[start + 2] === '{';
-  let quote: string | null = null;
-  for (let i = afterOpen; i < source.length; i++) {
-    const char = source[i];
-    if (quote !== null) {
-      if (char === quote) quote = null;
-    } else if (char === '"' || char === "'") {
-      quote = char;
-    } else if (char === '[') {
-      quote = ']';
-    } else if (source.startsWith('}}', i)) {
-      return triple && source[i + 2] === '}' ? i + 3 : i + 2;
-    }
-  }
-  return -1;
-}
-
-function roleOf(tagText: string): TagRole {
-  const inner = tagText.replace(/^\\*\{\{\{?~?\s*/, '');
-  if (inner.startsWith('!')) return 'comment';
-  if (/^(?:[#^/>]|else\b|\{)/.test(inner)) return 'control';
-  return 'value';
-}
-
-/** Splits a body into Markdown text and Handlebars tags, following the Handlebars lexer's rules. */
-function splitTags(source: string): Segment[] {
-  const segments: Segment[] = [];
-  let position = 0;
-  while (position < source.length) {
-    const open = source.indexOf('{{', position);
-    if (open < 0) break;
-    const escapes = source.slice(position, open).match(/\\*$/)?.[0].length ?? 0;
-    if (escapes === 1) {
-      // `\{{`: Handlebars prints "{{" literally. Keep the backslash and braces out of Markdown's reach.
-      segments.push({ kind: 'text', text: source.slice(position, open - 1) });
-      segments.push({ kind: 'tag', tag: { text: '\\{{', role: 'value' } });
-      position = open + 2;
-      continue;
-    }
-    const start = escapes >= 2 ? open - 2 : open; // `\\{{x}}`: a literal backslash, then a real tag
-    const end = tagEnd(source, open);
-    if (end < 0) break; // the Handlebars parse has already rejected an unclosed tag
-    segments.push({ kind: 'text', text: source.slice(position, start) });
-    const text = source.slice(start, end);
-    segments.push({ kind: 'tag', tag: { text, role: roleOf(text.replace(/^\\\\/, '')) } });
-    position = end;
-  }
-  segments.push({ kind: 'text', text: source.slice(position) });
-  return segments;
-}
 
 /**
  * In the text, a line holding only a block tag keeps at most one blank line before it and none
@@ -129,6 +65,90 @@ function tidyBlockTagLines(text: string, isBlockTagLine: (line: string) => boole
   return tidy.join('\n');
 }
 
+/**
+ * The text template from the HTML: paragraphs wrapped once at 72 columns. A value's placeholder is
+ * as wide as the value is expected to be, so lines come out near 72 once values are in. A block tag
+ * left inside a paragraph on a line of its own stands between words there, and takes one of the
+ * spaces around it, so the words keep one space whether the block renders or not.
+ */
+function textTemplate(
+  html: string,
+  prefix: string,
+  isControl: (placeholder: string) => boolean,
+  widthOf: (index: number) => number,
+  fileName: string,
+  bodyLine: number,
+): string {
+  const standalone = new Set<string>();
+  for (const match of html.matchAll(new RegExp(`(?:^|\n)[ \t]*(${prefix}\\d+x)[ \t]*(?=\n|$)`, 'gi'))) {
+    if (isControl(match[1]!)) standalone.add(match[1]!.toLowerCase());
+  }
+  const forText = listEachLinkOnce(html)
+    // An image without alt text leaves nothing, not an empty paragraph.
+    .replace(/<img\b(?![^>]*\balt="[^"]*[^"\s])[^>]*>/gi, '')
+    .replace(/<p>\s*<\/p>\n?/g, '')
+    .replace(new RegExp(`${prefix}(\\d+)x`, 'gi'), (match: string, index: string) => {
+      const padding = Math.min(60, widthOf(Number(index))) - match.length;
+      return padding > 0 ? `${prefix}${index}p${'0'.repeat(padding)}x` : match;
+    })
+    // Line breaks between block elements mean nothing in HTML; html-to-text would keep them.
+    .replace(BETWEEN_BLOCKS, '$1');
+  let converted: string;
+  try {
+    converted = convert(forText, TEXT_OPTIONS);
+  } catch (error) {
+    throw tooDeep(error, fileName, bodyLine);
+  }
+  converted = converted
+    .replace(new RegExp(`${prefix}(\\d+)p0*x`, 'gi'), `${prefix}$1x`)
+    .replace(new RegExp(`( ?)(${prefix}\\d+x)( ?)`, 'gi'), (whole: string, spaceBefore: string, tag: string, spaceAfter: string) => {
+      if (!standalone.has(tag.toLowerCase())) return whole;
+      return spaceBefore !== '' && spaceAfter !== '' ? ` ${tag}` : tag;
+    });
+  return tidyBlockTagLines(converted, (line) => {
+    const match = /^\s*([a-z]+\d+x)\s*$/i.exec(line);
+    return match !== null && match[1]!.toLowerCase().startsWith(prefix) && isControl(match[1]!);
+  });
+}
+
+/** marked, with a stack overflow (input the limits let through) as the author's error, not ours. */
+function renderMarkdown(text: string, fileName: string, bodyLine: number): string {
+  try {
+    return markdown.parse(text) as string;
+  } catch (error) {
+    throw tooDeep(error, fileName, bodyLine);
+  }
+}
+
+function tooDeep(error: unknown, fileName: string, bodyLine: number): unknown {
+  if (!(error instanceof RangeError)) return error;
+  return new BulletinError('BAD_INPUT', `${fileName}:${bodyLine}:1: the Markdown of the body nests too deeply to render; nest fewer quotes, lists or emphasis.`, { cause: error });
+}
+
+/**
+ * Every link after the first to the same target loses its link (keeps its words), so the text part
+ * lists each address once. Marked writes `<a href="…">`; links written as HTML count too.
+ */
+function listEachLinkOnce(html: string): string {
+  const seen = new Set<string>();
+  let out = '';
+  let position = 0;
+  const anchor = /<a\b[^>]*?\bhref="([^"]*)"[^>]*>/gi;
+  for (let match = anchor.exec(html); match !== null; match = anchor.exec(html)) {
+    const href = match[1]!;
+    if (!seen.has(href)) {
+      seen.add(href);
+      continue;
+    }
+    const close = html.indexOf('</a>', anchor.lastIndex);
+    if (close < 0) break;
+    out += html.slice(position, match.index) + html.slice(anchor.lastIndex, close);
+    position = close + 4;
+    anchor.lastIndex = position;
+  }
+  return out + html.slice(position);
+}
+
 function placeholderPrefix(source: string): string {
   let prefix = 'hbsq';
   while (source.toLowerCase().includes(prefix)) prefix += 'q';
@@ -139,9 +159,17 @@ function placeholderPrefix(source: string): string {
  * Renders the Markdown of a body whose Handlebars tags are already known to parse.
  * Tags keep their exact text, so template errors after this point still make sense to the author.
  */
-export function markdownToTemplates(body: string, fileName: string): BodyTemplates {
+export function markdownToTemplates(
+  body: string,
+  fileName: string,
+  bodyLine = 1,
+  valueWidth: (tagText: string) => number = () => 8,
+): BodyTemplates {
+  checkMarkdownLimits(body, fileName, bodyLine - 1);
   const prefix = placeholderPrefix(body);
   const tags: Tag[] = [];
+  // A value written twice is one placeholder, so a link to it is listed once in the text.
+  const valueIndex = new Map<string, number>();
   const commentMark = `${prefix}c`;
   let protectedBody = '';
   for (const segment of splitTags(body)) {
@@ -150,8 +178,13 @@ export function markdownToTemplates(body: string, fileName: string): BodyTemplat
     } else if (segment.tag.role === 'comment') {
       protectedBody += commentMark;
     } else {
-      protectedBody += `${prefix}${tags.length}x`;
-      tags.push(segment.tag);
+      let index = segment.tag.role === 'value' ? valueIndex.get(segment.tag.text) : undefined;
+      if (index === undefined) {
+        index = tags.length;
+        tags.push(segment.tag);
+        if (segment.tag.role === 'value') valueIndex.set(segment.tag.text, index);
+      }
+      protectedBody += `${prefix}${index}x`;
     }
   }
   // A comment alone on its line disappears with its line, so it cannot split a paragraph.
@@ -160,9 +193,10 @@ export function markdownToTemplates(body: string, fileName: string): BodyTemplat
     .replaceAll(commentMark, '');
 
   const placeholder = new RegExp(`${prefix}(\\d+)x`, 'gi');
+  const widthOf = (index: number): number => (tags[index]?.role === 'value' ? valueWidth(tags[index].text) : 0);
   const isControl = (match: string): boolean => tags[Number(match.slice(prefix.length, -1))]?.role === 'control';
 
-  let html = markdown.parse(protectedBody) as string;
+  let html = renderMarkdown(protectedBody, fileName, bodyLine);
   // A block tag on the first or last line of a paragraph moves out of it, so that
   // "{{#if …}}\ntext\n{{/if}}" wraps the paragraph instead of leaving an empty <p></p> behind.
   let before: string;
@@ -177,12 +211,13 @@ export function markdownToTemplates(body: string, fileName: string): BodyTemplat
     const found = inner.match(placeholder) ?? [];
     return found.every(isControl) ? found.join('\n') : whole;
   });
-  // Line breaks between block elements mean nothing in HTML; html-to-text would keep them.
-  const text = tidyBlockTagLines(convert(html.replace(BETWEEN_BLOCKS, '$1'), TEXT_OPTIONS), (line) => {
-    const match = /^\s*([a-z]+\d+x)\s*$/i.exec(line);
-    return match !== null && match[1]!.toLowerCase().startsWith(prefix) && isControl(match[1]!);
-  });
-
+  if (Buffer.byteLength(html) > MAX_RENDERED_HTML_BYTES) {
+    throw new BulletinError(
+      'BAD_INPUT',
+      `${fileName}:${bodyLine}:1: the body renders to ${formatBytes(Buffer.byteLength(html))} of HTML; a bulletin may render to at most ${formatBytes(MAX_RENDERED_HTML_BYTES)}.`,
+    );
+  }
+  const text = textTemplate(html, prefix, isControl, widthOf, fileName, bodyLine);
   const restore = (rendered: string, part: string): string => {
     const seen = new Array<number>(tags.length).fill(0);
     const restored = rendered.replace(placeholder, (match: string) => {
@@ -192,9 +227,10 @@ export function markdownToTemplates(body: string, fileName: string): BodyTemplat
     });
     const lost = tags.findIndex((tag, index) => tag.role === 'control' && seen[index] !== 1);
     if (lost >= 0) {
+      const { line, column } = lineAndColumn(body, tags[lost]!.start);
       throw new BulletinError(
         'BAD_INPUT',
-        `${fileName}: the Markdown around ${tags[lost]!.text} moves it into a place where it ` +
+        `${fileName}:${line + bodyLine - 1}:${column}: the Markdown around ${tags[lost]!.text} moves it into a place where it ` +
           `cannot stay in the ${part} (a link target or an image?); put block tags on their own lines.`,
       );
     }

@@ -1,8 +1,9 @@
 // Reads a bulletin source file: YAML front matter between `---` lines, then a Handlebars + Markdown
 // body. Checks the front matter once, here, so nothing later meets a missing or multi-line subject.
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Node as YamlNode } from 'yaml';
 import { BulletinError } from '../domain/errors.js';
+import { checkBulletinSize } from './limits.js';
 
 export interface BulletinSource {
   /** The file name used in error messages. */
@@ -34,8 +35,15 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\
 const LANGUAGE_TAG = /^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$/;
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-function bad(fileName: string, line: number, sentence: string): BulletinError {
-  return new BulletinError('BAD_INPUT', `${fileName}:${line}: ${sentence}`);
+/** Where something is in the file: 1-based line and column. */
+interface Place {
+  readonly line: number;
+  readonly column: number;
+}
+
+function bad(fileName: string, place: Place | number, sentence: string): BulletinError {
+  const { line, column } = typeof place === 'number' ? { line: place, column: 1 } : place;
+  return new BulletinError('BAD_INPUT', `${fileName}:${line}:${column}: ${sentence}`);
 }
 
 function scalarText(value: unknown): string | null {
@@ -44,7 +52,7 @@ function scalarText(value: unknown): string | null {
   return null;
 }
 
-function parseDate(value: unknown, fileName: string, line: number): Date {
+function parseDate(value: unknown, fileName: string, line: Place): Date {
   if (value instanceof Date && !Number.isNaN(value.getTime())) return value;
   const text = scalarText(value)?.trim() ?? '';
   const dateOnly = DATE_ONLY.exec(text);
@@ -64,6 +72,7 @@ function parseDate(value: unknown, fileName: string, line: number): Date {
  * Throws BulletinError('BAD_INPUT') naming the file and line of the first problem.
  */
 export function parseBulletinSource(text: string, fileName: string): BulletinSource {
+  checkBulletinSize(Buffer.byteLength(text), fileName);
   const lines = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').split('\n');
   if (!FENCE.test(lines[0] ?? '')) {
     throw bad(fileName, 1, 'a bulletin starts with front matter: a "---" line, "subject: …", and another "---" line.');
@@ -71,21 +80,36 @@ export function parseBulletinSource(text: string, fileName: string): BulletinSou
   const end = lines.findIndex((line, index) => index > 0 && END_FENCE.test(line));
   if (end < 0) throw bad(fileName, 1, 'the front matter opened on line 1 is never closed by a "---" line.');
 
-  const document = parseDocument(lines.slice(1, end).join('\n'), { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const document = parseDocument(lines.slice(1, end).join('\n'), { prettyErrors: false, uniqueKeys: true, lineCounter });
+  // The front matter starts on line 2 of the file.
+  const placeOf = (offset: number): Place => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { line: line + 1, column: col };
+  };
   const firstError = document.errors[0];
   if (firstError !== undefined) {
-    const line = (firstError.linePos?.[0]?.line ?? 0) + 1;
-    throw bad(fileName, line, `the front matter is not valid YAML (${firstError.message.split('\n')[0]}).`);
+    throw bad(fileName, placeOf(firstError.pos[0]), `the front matter is not valid YAML (${firstError.message.split('\n')[0]}).`);
+  }
+  // Aliases (`*name`) can multiply a few lines into gigabytes; a bulletin's keys never need them.
+  visit(document, (_key, node) => {
+    if (isAlias(node) || (isNode(node) && node.anchor !== undefined)) {
+      throw bad(fileName, placeOf((node as YamlNode).range?.[0] ?? 0), 'the front matter uses a YAML anchor or alias (& or *); write each value out.');
+    }
+  });
+  if (document.contents !== null && !isMap(document.contents)) {
+    throw bad(fileName, placeOf(document.contents.range?.[0] ?? 0), 'the front matter must be a set of "key: value" lines.');
+  }
+  const places = new Map<string, Place>();
+  for (const pair of isMap(document.contents) ? document.contents.items : []) {
+    if (isScalar(pair.key) && pair.key.range) places.set(String(pair.key.value), placeOf(pair.key.range[0]));
   }
   const data: unknown = document.toJS();
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw bad(fileName, 2, 'the front matter must be a set of "key: value" lines.');
   }
   const fields = data as Record<string, unknown>;
-  const lineOf = (key: string): number => {
-    const index = lines.findIndex((line, i) => i > 0 && i < end && line.startsWith(`${key}:`));
-    return index < 0 ? 2 : index + 1;
-  };
+  const lineOf = (key: string): Place => places.get(key) ?? { line: 2, column: 1 };
 
   for (const key of Object.keys(fields)) {
     if (!(KNOWN_KEYS as readonly string[]).includes(key)) {

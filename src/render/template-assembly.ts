@@ -6,7 +6,7 @@ import { PER_RECIPIENT_ROOTS, RECIPIENT_CONTEXT_SHAPE, type ContextShape, type S
 import { compileProgram, parseTemplate, type TemplateFunction } from './handlebars-env.js';
 import { markdownToTemplates } from './markdown.js';
 import type { BulletinSource } from './source.js';
-import { checkTemplate } from './template-check.js';
+import { checkTemplate, emptyInArchiveCopy } from './template-check.js';
 import type { TemplateSet } from './template-files.js';
 import {
   describeLocation,
@@ -44,6 +44,10 @@ export interface AssembledTemplates {
   readonly text: AssembledTemplate;
   /** The HTML of the body alone, without the layout (for the web archive). */
   readonly htmlBodyOnly: TemplateFunction;
+  /** The text of the body alone, without the layout (for the web archive's mbox). */
+  readonly textBodyOnly: TemplateFunction;
+  /** Places in the body that print a subscriber value, empty in the archive copy (file:line:column: …). */
+  readonly emptyInArchive: readonly string[];
 }
 
 const LAYOUT_SHAPE: ContextShape = { ...RECIPIENT_CONTEXT_SHAPE, body: 'text' };
@@ -164,6 +168,15 @@ function isPersonal(statement: Statement): boolean {
   return false;
 }
 
+/**
+ * Compiled on first use: sends need only the combined personal template, so the whole-template
+ * function (previews, the archive) and the one-piece fallbacks cost no memory in a send.
+ */
+function lazyTemplate(program: Program, escape: boolean): TemplateFunction {
+  let compiled: TemplateFunction | null = null;
+  return (context) => (compiled ??= compileProgram(program, { escape }))(context);
+}
+
 function assemble(root: Program, escape: boolean, shared: SharedContext): AssembledTemplate {
   const pieces: TemplatePiece[] = [];
   const personalRuns: Statement[][] = [];
@@ -173,7 +186,7 @@ function assemble(root: Program, escape: boolean, shared: SharedContext): Assemb
     if (run.length === 0) return;
     const program: Program = { ...root, body: run };
     if (runIsPersonal) {
-      pieces.push({ kind: 'personal', index: personalRuns.length, render: compileProgram(program, { escape }) });
+      pieces.push({ kind: 'personal', index: personalRuns.length, render: lazyTemplate(program, escape) });
       personalRuns.push(run);
     } else {
       // Rendered with the shared context only: a misjudged personal variable shows as empty, never
@@ -202,7 +215,7 @@ function assemble(root: Program, escape: boolean, shared: SharedContext): Assemb
     const outputs = combined(context).split(PIECE_SEPARATOR);
     return outputs.length === personalPieces.length ? outputs : personalPieces.map((piece) => piece.render(context));
   };
-  return { render: compileProgram(root, { escape }), pieces, renderPersonal };
+  return { render: lazyTemplate(root, escape), pieces, renderPersonal };
 }
 
 /** Puts the body's statements where the layout says `{{{body}}}`; nowhere else may name `body`. */
@@ -232,6 +245,34 @@ function spliceBody(layout: Program, body: Program, layoutFile: string): Program
   return { ...layout, body: spliced };
 }
 
+/** Typical widths of values that differ per recipient, for wrapping the text part. */
+const PERSONAL_WIDTHS: Readonly<Record<string, number>> = { 'subscriber.email': 22, 'subscriber.name': 12 };
+
+/**
+ * How wide a value tag's output is expected to be in the text part: exact for values the same for
+ * every recipient, typical for personal ones. Only for wrapping; never affects what is rendered.
+ */
+function valueWidths(shared: SharedContext): (tagText: string) => number {
+  const pathWidth = (path: string): number => {
+    if (Object.hasOwn(PERSONAL_WIDTHS, path)) return PERSONAL_WIDTHS[path]!;
+    if (path === 'unsubscribeUrl') return shared.list.baseUrl.length + 44;
+    let value: unknown = shared;
+    for (const part of path.split('.')) {
+      value = value !== null && typeof value === 'object' && Object.hasOwn(value, part) ? (value as Record<string, unknown>)[part] : undefined;
+    }
+    return typeof value === 'string' ? value.length : 8;
+  };
+  return (tagText) => {
+    const inner = tagText.replace(/^\{\{\{?~?\s*/, '').replace(/\s*~?\}?\}\}$/, '');
+    const words = inner.split(/\s+/);
+    if (words[0] === 'default' && words[1] !== undefined) {
+      const fallback = /"([^"]*)"|'([^']*)'/.exec(inner);
+      return Math.max(pathWidth(words[1]), (fallback?.[1] ?? fallback?.[2] ?? '').length);
+    }
+    return words.length === 1 ? pathWidth(inner) : 8;
+  };
+}
+
 /**
  * Checks and assembles the HTML and text templates of a bulletin. Throws BulletinError('BAD_INPUT')
  * for any syntax error or unknown variable, naming file, line and column.
@@ -240,8 +281,8 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
   const inliner = new PartialInliner(templates);
   const file = source.fileName;
   // Leading newlines make Handlebars count lines as the file does.
-  const bodyAsWritten = parseTemplate('\n'.repeat(source.bodyLine - 1) + source.body, file);
-  checkTemplate(inliner.inline(bodyAsWritten, file), RECIPIENT_CONTEXT_SHAPE, file);
+  const bodyAsWritten = inliner.inline(parseTemplate('\n'.repeat(source.bodyLine - 1) + source.body, file), file);
+  checkTemplate(bodyAsWritten, RECIPIENT_CONTEXT_SHAPE, file);
 
   const layouts = {
     html: inliner.inline(parseTemplate(templates.htmlLayout.text, templates.htmlLayout.path), templates.htmlLayout.path),
@@ -250,14 +291,16 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
   checkTemplate(layouts.html, LAYOUT_SHAPE, templates.htmlLayout.path);
   checkTemplate(layouts.text, LAYOUT_SHAPE, templates.textLayout.path);
 
-  const body = markdownToTemplates(source.body, file);
+  const body = markdownToTemplates(source.body, file, source.bodyLine, valueWidths(shared));
   const htmlBody = inliner.inline(parseTemplate(body.html, `${file} (as HTML)`), file);
   const textBody = inliner.inline(parseTemplate(body.text, `${file} (as text)`), file);
 
   return {
     html: assemble(spliceBody(layouts.html, htmlBody, templates.htmlLayout.path), true, shared),
     text: assemble(spliceBody(layouts.text, textBody, templates.textLayout.path), false, shared),
-    htmlBodyOnly: compileProgram(htmlBody, { escape: true }),
+    htmlBodyOnly: lazyTemplate(htmlBody, true),
+    textBodyOnly: lazyTemplate(textBody, false),
+    emptyInArchive: emptyInArchiveCopy(bodyAsWritten, file),
   };
 }
 
@@ -265,11 +308,11 @@ export function assembleTemplates(source: BulletinSource, templates: TemplateSet
  * The body alone, as HTML and as text, for no recipient (the web archive): no layout, so two
  * templates to compile instead of a message's dozen. Variables are checked as for a message.
  */
-export function renderBodyAlone(source: BulletinSource, templates: TemplateSet, context: object): { html: string; text: string } {
+export function renderBodyAlone(source: BulletinSource, templates: TemplateSet, context: SharedContext): { html: string; text: string } {
   const inliner = new PartialInliner(templates);
   const file = source.fileName;
   checkTemplate(inliner.inline(parseTemplate('\n'.repeat(source.bodyLine - 1) + source.body, file), file), RECIPIENT_CONTEXT_SHAPE, file);
-  const body = markdownToTemplates(source.body, file);
+  const body = markdownToTemplates(source.body, file, source.bodyLine, valueWidths(context));
   return {
     html: compileProgram(inliner.inline(parseTemplate(body.html, `${file} (as HTML)`), file), { escape: true })(context),
     text: compileProgram(inliner.inline(parseTemplate(body.text, `${file} (as text)`), file), { escape: false })(context),

@@ -5,6 +5,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join, relative, isAbsolute } from 'node:path';
 import { BulletinError } from '../domain/errors.js';
+import { formatBytes, MAX_TEMPLATE_FILE_BYTES } from './limits.js';
 
 export interface TemplateFile {
   /** Where the text came from, as shown in error messages. */
@@ -32,12 +33,18 @@ function shownPath(path: string): string {
 }
 
 async function readIfPresent(path: string): Promise<TemplateFile | null> {
+  let text: string;
   try {
-    return { path: shownPath(path), text: await readFile(path, 'utf8') };
+    text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new BulletinError('BAD_INPUT', `Template ${path} cannot be read.`, { cause: error });
   }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_TEMPLATE_FILE_BYTES) {
+    throw new BulletinError('BAD_INPUT', `${shownPath(path)}:1:1: the template is ${formatBytes(bytes)}; a layout or partial may be at most ${formatBytes(MAX_TEMPLATE_FILE_BYTES)}.`);
+  }
+  return { path: shownPath(path), text };
 }
 
 async function partialFiles(dir: string): Promise<Record<string, TemplateFile>> {

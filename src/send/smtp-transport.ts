@@ -8,6 +8,8 @@
 //                                                               relay without it refused with
 //                                                               tls=required
 //   smtps://[user[:password]@]host[:port]                      port 465 by default; TLS from the start
+//   ?helo=mail.example.net                                     the EHLO name for this relay (else
+//                                                               SMTP_HELO, else the machine's name)
 //   several relays: comma-separated, each with an optional ?weight=N (default 1), e.g.
 //   smtp://a.example.net?weight=3,smtp://b.example.net         (see relay-pool.ts)
 // User and password are percent-decoded; the `user`/`password` options (SMTP_USER, SMTP_PASS)
@@ -35,6 +37,7 @@
 import { Readable, type Transform } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { BulletinError } from '../domain/errors.js';
+import { checkHeloName } from '../domain/helo.js';
 import { classifyFailure, classifySuccess, type SmtpErrorLike } from './failure.js';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 
@@ -49,6 +52,8 @@ export interface SmtpTransportOptions {
   readonly connections: number;
   /** Messages sent over one connection before it is closed and a fresh one opened. */
   readonly messagesPerConnection: number;
+  /** The name given in EHLO (nodemailer's `name`); default: the relay's `helo=`, else nodemailer's. */
+  readonly helo?: string;
   /**
    * connect: TCP (and TLS) set-up, 30 s; greeting: the 220 banner, 30 s; socket: silence on an open
    * connection, including the wait for the reply to the final dot (--data-timeout), 10 min as RFC
@@ -68,6 +73,8 @@ export interface RelayAddress {
   readonly tls: 'opportunistic' | 'off' | 'required';
   /** Share of the traffic among several relays (?weight=N, default 1). */
   readonly weight: number;
+  /** The EHLO name for this relay (?helo=name); null: the configured default. */
+  readonly helo: string | null;
   /** For people and the database: `smtp://host:port`, never the user or password. */
   readonly description: string;
 }
@@ -90,8 +97,13 @@ export function parseRelayUrl(text: string, user?: string | null, password?: str
   }
   if (url.port === '0') throw new BulletinError('CONFIG', 'SMTP_URL has port 0.');
   for (const key of url.searchParams.keys()) {
-    if (key !== 'tls' && key !== 'weight') throw new BulletinError('CONFIG', `SMTP_URL option "${key}" is not known; the options are tls=off|required and weight=N.`);
+    if (key !== 'tls' && key !== 'weight' && key !== 'helo') {
+      throw new BulletinError('CONFIG', `SMTP_URL option "${key}" is not known; the options are tls=off|required, weight=N and helo=name.`);
+    }
   }
+  const heloText = url.searchParams.get('helo');
+  const helo = heloText === null ? null : checkHeloName(heloText);
+  if (helo !== null && !helo.ok) throw new BulletinError('CONFIG', `SMTP_URL helo=: ${helo.reason}.`);
   const weightText = url.searchParams.get('weight') ?? '1';
   if (!/^[1-9]\d{0,3}$/.test(weightText)) throw new BulletinError('CONFIG', `SMTP_URL weight=${weightText} is not a whole number from 1 to 9999.`);
   const secure = url.protocol === 'smtps:';
@@ -111,6 +123,7 @@ export function parseRelayUrl(text: string, user?: string | null, password?: str
     password: password ?? urlPassword,
     tls,
     weight: Number(weightText),
+    helo: helo?.ok ? helo.name : null,
     description: `${url.protocol}//${url.hostname}:${port}`,
   };
   if (relay.password !== null && relay.user === null) {
@@ -158,12 +171,14 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
   const relay = options.relay ?? parseRelayUrl(options.url, options.user, options.password);
   const limit = wholeNumber(options.connections, 'connections');
   const messagesPerConnection = wholeNumber(options.messagesPerConnection, 'messages per connection');
+  const helo = options.helo ?? relay.helo;
   const connectionOptions = {
     host: relay.host,
     port: relay.port,
     secure: relay.secure,
     ignoreTLS: relay.tls === 'off',
     requireTLS: relay.tls === 'required',
+    ...(helo === null ? {} : { name: helo }),
     connectionTimeout: options.timeoutsMs?.connect ?? DEFAULT_SMTP_TIMEOUTS_MS.connect,
     greetingTimeout: options.timeoutsMs?.greeting ?? DEFAULT_SMTP_TIMEOUTS_MS.greeting,
     socketTimeout: options.timeoutsMs?.socket ?? DEFAULT_SMTP_TIMEOUTS_MS.socket,

@@ -150,7 +150,18 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
   );
 
   if (options.archiveDir) {
-    await server.register(fastifyStatic, { root: options.archiveDir, prefix: '/archive/', index: ['index.html'], redirect: true, dotfiles: 'deny' });
+    await server.register(fastifyStatic, {
+      root: options.archiveDir,
+      prefix: '/archive/',
+      index: ['index.html'],
+      redirect: true,
+      dotfiles: 'deny',
+      // An Atom feed is application/atom+xml (RFC 4287), which feed readers look for; by its
+      // extension alone it would be served as application/xml.
+      setHeaders: (reply, path) => {
+        if (path.endsWith('/feed.xml')) reply.header('content-type', 'application/atom+xml; charset=utf-8');
+      },
+    });
   }
 
   try {

@@ -27,7 +27,7 @@ function addListOptions(command: Command): Command {
     .option('--description <text>', 'one or two sentences shown on the archive index')
     .option('--address <address>', "the list's own address, e.g. bulletins@lists.example.net (List-Id, archive)")
     .option('--from <mailbox>', 'From header of every bulletin, e.g. "ExampleNet <noreply@example.net>"')
-    .option('--base-url <url>', 'public URL of `bulletin serve` (unsubscribe links, archive)')
+    .option('--base-url <url>', 'public URL of `bulletin serve` (unsubscribe links, archive and help pages: <url>/archive/<slug>/); at most 900 characters, so no header line passes 998 octets')
     .option('--subject-prefix <prefix>', 'subject prefix instead of [name]; "" for none')
     .option('--bounce-address <address>', 'envelope sender instead of <list>-bounces@<domain>')
     .option('--templates <dir>', 'directory of layouts overriding the default templates')

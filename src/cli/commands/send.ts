@@ -23,6 +23,16 @@ import {
 import { openTransport, createPacing, retryPolicy, type TransportFlags } from '../../app/transports.js';
 import { DELIVERY_STATES, isDeliveryState, parseDuration, type DeliveryState } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
+import { MAX_BASE_URL_LENGTH } from '../../domain/list.js';
+import {
+  formatBytes,
+  MAX_BULLETIN_BYTES,
+  MAX_EMPHASIS_DELIMITERS,
+  MAX_HTML_NESTING,
+  MAX_MARKDOWN_NESTING,
+  MAX_TEMPLATE_NESTING,
+  MAX_TEMPLATE_TAGS,
+} from '../../render/limits.js';
 import { MESSAGE_REFUSALS_TO_HOLD, type Dispatcher } from '../../send/dispatcher.js';
 import { formatRate } from '../../send/adaptive.js';
 import type { CliContext } from '../context.js';
@@ -79,13 +89,35 @@ export function registerSendCommands(program: Command, context: CliContext): voi
       .option('-y, --yes', 'do not ask for confirmation (needed when not on a terminal)')
       .option('--dry-run', 'render every recipient\'s message, report errors, send nothing')
       .option('--test-to <address>', 'send one copy to this address and record nothing')
-      .option('--verp', 'encode each recipient in the envelope sender (bounces+token@domain)')
+      .option('--verp', "encode each recipient in the envelope sender: <bounce local part>+<token>@<domain>, e.g. bulletins-bounces+<token>@lists.example.net")
       .option('--templates <dir>', 'layouts overriding the default templates'),
   )
     .addHelpText(
       'after',
       `
 Sending the same file again while its send is unfinished resumes it; nobody is enqueued twice.
+
+Bounces go to the list's bounce address (default <list local part>-bounces@<domain>, e.g.
+bulletins-bounces@lists.example.net; list update --bounce-address changes it). With --verp
+the envelope sender is that address with +<token> added to its local part:
+  bulletins-bounces+<token>@lists.example.net
+so have the mail server deliver <bounce local part>+anything@<domain> to the bounce mailbox
+(Postfix: recipient_delimiter = +), and run \`bulletin bounces process\` on that mailbox.
+
+Before asking, the confirmation shows the DKIM signatures (and whether d= aligns with From)
+and warns about every {{subscriber.…}} that prints nothing in the archive copy.
+
+Settings (environment): SMTP_URL, one relay or several (?weight=N, ?tls=off|required,
+?helo=name); SMTP_HELO, the EHLO name (default: this machine's fully qualified name; an
+address literal is refused); DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE, one key
+or an RSA and an Ed25519 key in pairs (DKIM_SELECTOR=rsa2026,ed2026
+DKIM_PRIVATE_KEY_FILE=rsa.pem,ed25519.pem), both signatures on every message.
+
+Limits, each refused before anything is sent (exit 65, with file:line:column): a bulletin
+file of at most ${formatBytes(MAX_BULLETIN_BYTES)}; at most ${MAX_TEMPLATE_TAGS} {{…}} tags and ${MAX_TEMPLATE_NESTING} nested blocks; Markdown
+quotes, lists and emphasis nested at most ${MAX_MARKDOWN_NESTING} deep, HTML elements ${MAX_HTML_NESTING}; at most
+${MAX_EMPHASIS_DELIMITERS} emphasis marks (* _ ~) in a paragraph. A list's base URL has at most ${MAX_BASE_URL_LENGTH} characters.
+
 Ctrl-C stops claiming, finishes the messages in flight and prints how to resume (exit 130);
 a second Ctrl-C quits at once, and the messages then in flight are re-sent on resume with
 their original Message-ID.
@@ -326,8 +358,10 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
     `  recipients: ${plan.recipients.toLocaleString('en-US')}${plan.resuming ? ' not yet done' : ' active subscribers'}`,
     `  relay:      ${relay}`,
     `  rate:       ${flags.rate ?? context.config().rate}`,
+    `  dkim:       ${plan.dkim}`,
     `  sample for ${plan.sample.to}:`,
     ...plan.sample.text.split('\n').slice(0, 12).map((line) => `    | ${line}`),
+    ...plan.warnings.map((warning) => `  warning: ${warning}`),
   ];
   if (flags.yes) {
     if (!flags.quiet && !flags.json) context.io.stderr.write(`${lines.join('\n')}\n`);

@@ -11,7 +11,8 @@ import {
   removeSubscriber,
 } from '../../app/subscribers.js';
 import { MEMBERSHIP_STATUSES, type MembershipStatus } from '../../domain/membership.js';
-import type { Member } from '../../domain/subscriber.js';
+import { printable } from '../../domain/printable.js';
+import { MAX_ATTRIBUTES, MAX_COLUMNS, MAX_FIELD_LENGTH, MAX_RECORD_BYTES, type Member } from '../../domain/subscriber.js';
 import { unsubscribeLinkOf } from '../../app/unsubscribe.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
@@ -186,6 +187,11 @@ column becomes an attribute (letters, digits, _). Invalid rows are reported by l
 everything else is imported in one transaction. Running the same import again changes nothing.
 Use - to read standard input.
 
+Limits: a name or attribute value of at most ${MAX_FIELD_LENGTH} characters (a longer one rejects its
+row); at most ${MAX_COLUMNS} columns (email, name and ${MAX_ATTRIBUTES} attributes) and ${MAX_RECORD_BYTES / 1024} KiB a record (more
+refuses the file, with its line). Addresses with a quoted local part ("…"@…) are refused.
+Values from the file are shown with control characters escaped (\\x1b, \\r).
+
 Example:
   bulletin subscribers import customers.csv --list bulletins --rejects rejected.csv`,
     )
@@ -223,7 +229,8 @@ function describeImport(report: ImportReport, rejectsFile: string | undefined): 
   const rejected = report.invalid + report.suppressed;
   if (report.invalid > 0) {
     lines.push(`  ${plural(report.invalid, 'invalid row')} skipped:`);
-    for (const reject of report.rejects.slice(0, 20)) lines.push(`    line ${reject.line}: "${reject.email}" ${reject.reason}`);
+    // Values from the file are shown escaped: a control character there must not reach the terminal.
+    for (const reject of report.rejects.slice(0, 20)) lines.push(`    line ${reject.line}: "${printable(reject.email, 100)}" ${reject.reason}`);
     if (rejected > 20) lines.push(`    … and ${(rejected - 20).toLocaleString('en-US')} more${rejectsFile ? '' : ' (write them all with --rejects FILE)'}`);
   }
   if (rejectsFile && rejected > 0) lines.push(`  rejected rows written to ${rejectsFile}`);
