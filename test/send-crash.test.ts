@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { LIST_FLAGS, rows } from './helpers/app.js';
-import { runOk } from './helpers/cli.js';
+import { childEnv, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 
@@ -38,7 +38,7 @@ async function prepare(slug: string, count: number): Promise<{ addresses: string
 
 function startSend(file: string, slug: string, smtpUrl: string): { child: ChildProcess; output: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
   const child = spawn(process.execPath, [BIN, 'send', file, '--list', slug, '--yes', '--rate', '250/s', '--connections', '5'], {
-    env: { ...process.env, ...db.env, DATABASE_URL: db.env.DATABASE_URL ?? '', SMTP_URL: smtpUrl },
+    env: childEnv(db.env, { SMTP_URL: smtpUrl }),
     cwd: db.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
