@@ -6,7 +6,7 @@ import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT } from '../rende
 import { findMember } from '../store/memberships.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
-import { resolveSecret } from './secret.js';
+import { installationKeys } from './secret.js';
 import { checkAddress } from './subscribers.js';
 
 export type PreviewFormat = 'eml' | 'html' | 'text';
@@ -36,7 +36,7 @@ export async function previewBulletin(app: App, request: PreviewRequest): Promis
     source,
     list,
     bulletinKey: 'preview',
-    secret: await resolveSecret(app.config),
+    signing: (await installationKeys(app)).signing,
     verp: request.verp ?? false,
     date: app.clock.now(),
     ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
