@@ -5,10 +5,12 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { nextAttemptAt, type RetryPolicy } from '../domain/delivery.js';
 import { isConnectionError, type Database } from '../store/database.js';
+import { DatabaseOutage } from './database-outage.js';
 import {
   claimDue,
   claimQueued,
   countByState,
+  selectOwnClaims,
   expireAbandonedClaims,
   nextDueAt,
   nextLeaseEnd,
@@ -58,6 +60,8 @@ export interface DispatchDependencies {
   /** Slows the pacer down when the relay pushes back, and back up when it stops (adaptive.ts). */
   readonly pace?: AdaptivePace;
   readonly clock?: Clock;
+  /** Shared with the rest of the send, so every step reports the same outage (default: its own). */
+  readonly outage?: DatabaseOutage;
 }
 
 export interface DispatchCounts {
@@ -93,6 +97,7 @@ export class Dispatcher {
     private readonly options: DispatchOptions,
   ) {
     this.clock = deps.clock ?? realClock;
+    this.outage = deps.outage ?? new DatabaseOutage();
     this.leaseMs = options.leaseMs ?? 60_000;
   }
 
@@ -112,11 +117,8 @@ export class Dispatcher {
 
   /** Why the send goes slower than configured right now (relay pushback, fewer connections, relays down), if it does. */
   get note(): string | null {
-    const down = this.databaseDownSince;
     const notes = [
-      down
-        ? `database unreachable since ${down.toISOString().slice(11, 19)} (${this.databaseError.slice(0, 60)}); ${this.pending.length} outcomes kept, sending paused${this.databaseRetryAt ? `, retrying in ${Math.max(0, Math.ceil((this.databaseRetryAt.getTime() - Date.now()) / 1000))} s` : ''}`
-        : null,
+      this.outage.note(`${this.pending.length} outcomes kept, sending paused`),
       this.waitingForWorkers ? 'waiting for other workers to finish their messages' : null,
       this.deps.pace?.note ?? null,
       this.deps.transport.note?.() ?? null,
@@ -135,6 +137,26 @@ export class Dispatcher {
     const common = { bulletinId: this.options.bulletinId, listId: this.options.listId, owner: this.owner, leaseMs: this.leaseMs };
     /** Claims the next batch: retries that are due first, then queued deliveries past the low-water mark. */
     const claimBatch = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
+      if (claimInDoubt) {
+        // A claim whose answer was lost with the connection may have been made: its deliveries are
+        // ours in `sending`, unknown to us. Once nothing is in flight and every outcome is written,
+        // whatever we still hold is exactly those: send them (they never left).
+        await Promise.all(inFlight);
+        await this.flush();
+        const adopted = await selectOwnClaims(db, this.options.bulletinId, this.owner);
+        claimInDoubt = false;
+        lowWater = adopted.reduce((max, row) => Math.max(max, row.id), lowWater);
+        if (adopted.length > 0) return { claimed: adopted, full: true };
+      }
+      try {
+        return await claimOnce();
+      } catch (error) {
+        if (isConnectionError(error)) claimInDoubt = true;
+        throw error;
+      }
+    };
+    let claimInDoubt = false;
+    const claimOnce = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
       const now = this.clock.now();
       let claimed = await claimDue(db, { ...common, limit: claimSize, now, includeUncertain: this.options.resendUncertain });
       if (claimed.length === 0) {
@@ -217,7 +239,10 @@ export class Dispatcher {
           if (queue.length === 0) continue; // a full batch of skips: claim again
         }
         if (prefetch === null && lastClaimFull && queue.length <= claimSize / 2) {
-          prefetch = claimBatch();
+          prefetch = claimOnce().catch((error: unknown) => {
+            if (isConnectionError(error)) claimInDoubt = true;
+            throw error;
+          });
           prefetch.catch(() => undefined); // awaited (and its error seen) when the queue runs dry
         }
         // A free connection first, then the pace's slot: a message must leave at its slot, not
@@ -232,7 +257,7 @@ export class Dispatcher {
         const claimed = queue.shift() as ClaimedDelivery;
         const attempt = this.attempt(claimed).then(async () => {
           inFlight.delete(attempt);
-          if (this.pending.length >= flushEvery.outcomes) await this.flush().catch(() => undefined);
+          if (this.pending.length >= flushEvery.outcomes) await this.flush().catch((error) => this.noticeDatabaseError(error));
         });
         inFlight.add(attempt);
       }
@@ -250,6 +275,13 @@ export class Dispatcher {
       clearInterval(leaseTimer);
       await Promise.all(inFlight);
       await this.untilDatabase(() => this.flush(), { evenWhenStopping: true });
+      if (claimInDoubt) {
+        // Stopping with a claim in doubt: give back what it may have taken (none of it was sent).
+        await this.untilDatabase(
+          async () => releaseClaims(db, this.owner, (await selectOwnClaims(db, this.options.bulletinId, this.owner)).map((row) => row.id)),
+          { evenWhenStopping: true },
+        );
+      }
     }
     return end;
   }
@@ -294,13 +326,14 @@ export class Dispatcher {
   }
 
   /** Since when the database has been unreachable (null: it answers). */
-  databaseDownSince: Date | null = null;
-  private databaseError = '';
+  get databaseDownSince(): Date | null {
+    return this.outage.downSince;
+  }
+
+  private readonly outage: DatabaseOutage;
 
   private noticeDatabaseError(error: unknown): void {
-    if (!isConnectionError(error)) return; // a failed statement is retried by the next flush or renewal
-    this.databaseDownSince ??= new Date();
-    this.databaseError = (error as Error).message;
+    this.outage.notice(error); // a failed statement is retried by the next flush or renewal
   }
 
   /**
@@ -308,27 +341,9 @@ export class Dispatcher {
    * tries again, so a restarted server costs a pause, never a crash or a lost outcome. Other errors
    * are thrown. Gives up only when stopping (unless `evenWhenStopping`: the last flush).
    */
-  private async untilDatabase<T>(step: () => Promise<T>, options: { evenWhenStopping?: boolean } = {}): Promise<T> {
-    for (let waitMs = 500; ; waitMs = Math.min(15_000, waitMs * 2)) {
-      try {
-        const result = await step();
-        if (this.databaseDownSince !== null) {
-          this.databaseDownSince = null;
-          this.databaseError = '';
-        }
-        return result;
-      } catch (error) {
-        if (!isConnectionError(error)) throw error;
-        this.noticeDatabaseError(error);
-        if (this.stopping && !options.evenWhenStopping) throw error;
-        this.databaseRetryAt = new Date(Date.now() + waitMs);
-        await realClock.sleep(waitMs, options.evenWhenStopping ? undefined : this.stopController.signal);
-        this.databaseRetryAt = null;
-      }
-    }
+  private untilDatabase<T>(step: () => Promise<T>, options: { evenWhenStopping?: boolean } = {}): Promise<T> {
+    return this.outage.ride(step, options.evenWhenStopping ? {} : { signal: this.stopController.signal });
   }
-
-  private databaseRetryAt: Date | null = null;
 
   /** Writes the outcomes gathered so far in one statement; flushes never overlap. */
   flush(): Promise<void> {
