@@ -52,7 +52,10 @@ export function refuseNewerSchema(description: string, state: MigrationState): v
  * added before 0003 and 0005, and a database migrated then upgrades by applying those two.
  */
 export async function applyMigrations(db: Database, dir = MIGRATIONS_DIR): Promise<string[]> {
-  refuseNewerSchema(db.description, await migrationState(db, dir));
+  const state = await migrationState(db, dir);
+  refuseNewerSchema(db.description, state);
+  // Up to date: nothing to create, so a role without DDL rights may run `db migrate` too.
+  if (state.pending.length === 0) return [];
   return db.withConnection(async (client) => {
     const applied = await runner({
       dbClient: client,
