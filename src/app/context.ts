@@ -90,12 +90,13 @@ export async function explainDatabaseError(db: Database, error: unknown): Promis
 
 function permissionError(role: string | null, object: string, lacks: readonly string[], cause: unknown): BulletinError {
   const who = role === null ? 'The database role' : `The database role "${role}"`;
-  const what = lacks.length > 0 ? `lacks ${lacks.join(', ')} on ${object}` : `was refused: ${object}`;
-  const schema = object.startsWith('schema ') && lacks.includes('CREATE');
+  const what = lacks.includes('OWNERSHIP') ? `does not own ${object}` : lacks.length > 0 ? `lacks ${lacks.join(', ')} on ${object}` : `was refused: ${object}`;
+  // Creating or changing tables is `db migrate`'s alone: no grant of ours makes a role fit for it.
+  const schemaChange = lacks.includes('OWNERSHIP') || (object.startsWith('schema ') && lacks.includes('CREATE'));
   return new BulletinError(
     'PERMISSION_DENIED',
-    schema
-      ? `${who} ${what} (${oneLine(cause)}): only \`bulletin db migrate\` creates tables, and it needs a role that may (e.g. the owner of the database).`
+    schemaChange
+      ? `${who} ${what} (${oneLine(cause)}); \`bulletin db migrate\` creates and changes bulletin's tables, so run it as a role that may (e.g. the owner of the database): no other command needs to.`
       : `${who} ${what} (${oneLine(cause)}); grant it as "Least privilege" in bulletin's README shows.`,
     { cause },
   );

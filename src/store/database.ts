@@ -336,12 +336,14 @@ const PRIVILEGES_BY_KIND: Readonly<Record<string, { readonly check: string; read
 export async function findMissingPrivilege(sql: Sql, error: unknown): Promise<MissingPrivilege | null> {
   if (!isPermissionError(error)) return null;
   const message = oneLine(error);
+  const owned = /must be owner of (table|sequence|schema|database|relation|type) "?([^"\s]+)"?/i.exec(message);
   const named = /permission denied for (table|sequence|schema|database|relation) "?([^"\s]+)"?/i.exec(message);
   const temporary = /permission denied to create temporary tables in database "?([^"\s]+)"?/i.exec(message);
   const kind = temporary ? 'database' : named?.[1]?.toLowerCase() === 'relation' ? 'table' : (named?.[1]?.toLowerCase() ?? null);
   const name = temporary?.[1] ?? named?.[2] ?? null;
   const { rows } = await sql.query<{ role: string }>('SELECT current_user::text AS role');
   const role = rows[0]?.role ?? '?';
+  if (owned) return { role, object: `${owned[1]!.toLowerCase() === 'relation' ? 'table' : owned[1]!.toLowerCase()} ${owned[2]}`, lacks: ['OWNERSHIP'] };
   if (kind === null || name === null) return { role, object: message, lacks: [] };
   const spec = PRIVILEGES_BY_KIND[kind] as (typeof PRIVILEGES_BY_KIND)[string];
   const lacks: string[] = [];
