@@ -241,27 +241,27 @@ export async function runSend(app: App, plan: SendPlan, options: RunOptions): Pr
     plan.resuming ??
     (await outage.ride(() =>
       app.db.transaction(async (tx) => {
-      await lockList(tx, plan.list.id);
-      const existing = await findUnfinishedBulletin(tx, plan.list.id, plan.sourceText);
-      if (existing) return existing;
-      const stored = await insertBulletin(tx, {
-        listId: plan.list.id,
-        subject: plan.compiled.source.subject,
-        source: plan.sourceText,
-        sourceName: plan.sourceName,
-        templates: plan.compiled.templates as unknown as Record<string, string>,
-        verp: plan.verp,
-        sentDate: plan.compiled.date,
-        messageIdVersion: MESSAGE_ID_VERSION,
-      });
-      await enqueueDeliveries(tx, stored.id, plan.list.id);
-      // What the web archive will show, rendered now, once.
-      await storeArchiveBody(
-        tx,
-        stored.id,
-        renderBodyForArchive({ source: plan.compiled.source, list: plan.list, templates: plan.compiled.templates, date: plan.compiled.date }),
-      );
-      return stored;
+        await lockList(tx, plan.list.id);
+        const existing = await findUnfinishedBulletin(tx, plan.list.id, plan.sourceText);
+        if (existing) return existing;
+        const stored = await insertBulletin(tx, {
+          listId: plan.list.id,
+          subject: plan.compiled.source.subject,
+          source: plan.sourceText,
+          sourceName: plan.sourceName,
+          templates: plan.compiled.templates as unknown as Record<string, string>,
+          verp: plan.verp,
+          sentDate: plan.compiled.date,
+          messageIdVersion: MESSAGE_ID_VERSION,
+        });
+        await enqueueDeliveries(tx, stored.id, plan.list.id);
+        // What the web archive will show, rendered now, once.
+        await storeArchiveBody(
+          tx,
+          stored.id,
+          renderBodyForArchive({ source: plan.compiled.source, list: plan.list, templates: plan.compiled.templates, date: plan.compiled.date }),
+        );
+        return stored;
       }),
     ));
   return dispatchBulletin(app, bulletin, plan.list, { ...options, outage });

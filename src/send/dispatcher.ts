@@ -10,13 +10,13 @@ import {
   claimDue,
   claimQueued,
   countByState,
-  selectOwnClaims,
   expireAbandonedClaims,
   nextDueAt,
   nextLeaseEnd,
   recordOutcomes,
   releaseClaims,
   renewLeases,
+  selectOwnClaims,
   type ClaimedDelivery,
   type DeliveryOutcome,
 } from '../store/deliveries.js';
@@ -91,6 +91,7 @@ export class Dispatcher {
   private readonly pending: DeliveryOutcome[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private readonly leaseMs: number;
+  private readonly outage: DatabaseOutage;
 
   constructor(
     private readonly deps: DispatchDependencies,
@@ -135,6 +136,8 @@ export class Dispatcher {
     let queue: ClaimedDelivery[] = [];
     let lowWater = 0;
     const common = { bulletinId: this.options.bulletinId, listId: this.options.listId, owner: this.owner, leaseMs: this.leaseMs };
+    /** Set when a claim failed with a connection error: it may have been made, its answer lost. */
+    let claimInDoubt = false;
     /** Claims the next batch: retries that are due first, then queued deliveries past the low-water mark. */
     const claimBatch = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
       if (claimInDoubt) {
@@ -155,7 +158,6 @@ export class Dispatcher {
         throw error;
       }
     };
-    let claimInDoubt = false;
     const claimOnce = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
       const now = this.clock.now();
       let claimed = await claimDue(db, { ...common, limit: claimSize, now, includeUncertain: this.options.resendUncertain });
@@ -329,8 +331,6 @@ export class Dispatcher {
   get databaseDownSince(): Date | null {
     return this.outage.downSince;
   }
-
-  private readonly outage: DatabaseOutage;
 
   private noticeDatabaseError(error: unknown): void {
     this.outage.notice(error); // a failed statement is retried by the next flush or renewal
