@@ -90,7 +90,8 @@ export function registerSendCommands(program: Command, context: CliContext): voi
 Sending the same file again while its send is unfinished resumes it; nobody is enqueued twice.
 Ctrl-C stops claiming, finishes the messages in flight and prints how to resume (exit 130);
 a second Ctrl-C quits at once, and the messages then in flight are re-sent on resume with
-their original Message-ID.
+their original Message-ID (the resume says how many; \`deliveries <id> --state in-doubt\` lists them).
+If the database goes away at any step, the send pauses, says so, waits for it and carries on.
 
 Examples:
   bulletin send outage.md --list news --test-to me@example.net
@@ -234,7 +235,17 @@ Examples:
     });
 
   addRunOptions(program.command('resume <bulletin-id>').description('continue an unfinished send, or retry its deferred deliveries now'))
-    .addHelpText('after', '\nExample:\n  bulletin resume 3 --uncertain hold')
+    .addHelpText(
+      'after',
+      `
+Deliveries that were in flight when a sender stopped (a crash, kill -9) are uncertain: perhaps
+sent. The resume says how many, and re-sends them under their original Message-IDs, so a receiver
+may get a second copy (\`--uncertain hold\` keeps them). \`bulletin deliveries <id> --state in-doubt\`
+lists every delivery that was ever uncertain.
+
+Example:
+  bulletin resume 3 --uncertain hold`,
+    )
     .action(async (id: string, flags: SendFlags) => {
       const watch = watchOutage(context);
       const { outage } = watch;
