@@ -10,6 +10,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
+import { loadConfig } from '../src/app/config.js';
+import { openApp } from '../src/app/context.js';
+import { startWebServer } from '../src/web/server.js';
 import { LIST_FLAGS } from './helpers/app.js';
 import { runCli, runOk, type CliResult } from './helpers/cli.js';
 import { createTestDatabase, serverOnly, type TestDatabase } from './helpers/database.js';
@@ -205,6 +208,29 @@ describe('commands that are not sends: one sentence, exit 69, and nothing half d
     const missing = await runCli(['list', 'ls'], { env: { DATABASE_URL: socket.url }, cwd: setup.db.cwd });
     assert.equal(missing.code, 69);
     assert.match(missing.stderr, /^bulletin: Cannot connect to PostgreSQL at \/\S+:5432\/\S+: connect ENOENT \S+\/\.s\.PGSQL\.5432\.\n$/);
+  });
+
+  test('`serve` while the database is away: 503 for links and /healthz, nothing changes, and it answers again once it is back', async () => {
+    const setup = await setUp();
+    const link = ((await runOk(['subscribers', 'unsubscribe-url', 'reader7@example.net', '--list', 'news', '--json'], setup.db)) as { url: string }).url;
+    const app = await openApp(loadConfig({ env: setup.env, cwd: setup.db.cwd }), { notice: () => undefined });
+    const server = await startWebServer(app, { host: '127.0.0.1', port: 0 });
+    try {
+      const path = new URL(link).pathname;
+      assert.equal((await fetch(`${server.url}${path}`)).status, 200);
+      await setup.proxy.cut('refuse');
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 503);
+      const away = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+      assert.equal(away.status, 503);
+      await setup.proxy.restore();
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+      assert.equal((await fetch(`${server.url}${path}`)).status, 200);
+    } finally {
+      await server.close();
+      await app.close();
+    }
+    const members = await query<{ status: string }>(setup.db, `SELECT m.status::text AS status FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE s.email = 'reader7@example.net'`);
+    assert.deepEqual(members, [{ status: 'active' }], 'nobody changed while the database was away');
   });
 
   test('an import the database went away from: nothing imported, says so, and running it again is safe', async () => {
