@@ -293,7 +293,7 @@ Example:
       const chosen = flags.state?.split(',').map((state) => state.trim());
       const inDoubt = chosen?.includes(IN_DOUBT) ?? false;
       const named = chosen?.filter((state) => state !== IN_DOUBT) ?? [];
-      const states = flags.state === undefined || named.length === 0 ? null : parseStates(named.join(','));
+      const states = flags.state === undefined || named.length === 0 ? null : parseStates(named.join(','), IN_DOUBT);
       const rows = await context.run((app) => listDeliveries(app, parseId(id), { states, inDoubt, afterId: flags.after ?? 0, limit: flags.limit }));
       if (flags.json) return printJson(context.io, rows);
       if (flags.csv) {
@@ -343,10 +343,12 @@ function parseId(text: string): number {
   return id;
 }
 
-function parseStates(text: string): DeliveryState[] {
+function parseStates(text: string, alsoAllowed?: string): DeliveryState[] {
   const states = text.split(',').map((state) => state.trim());
   const unknown = states.filter((state) => !isDeliveryState(state));
-  if (unknown.length > 0) throw new BulletinError('USAGE', `Unknown state(s) ${unknown.join(', ')}: use ${DELIVERY_STATES.join(', ')}.`);
+  if (unknown.length > 0) {
+    throw new BulletinError('USAGE', `Unknown state(s) ${unknown.join(', ')}: use ${DELIVERY_STATES.join(', ')}${alsoAllowed ? `, or ${alsoAllowed}` : ''}.`);
+  }
   return states as DeliveryState[];
 }
 
