@@ -26,7 +26,7 @@ for (const [name, text] of cases) {
   const started = performance.now();
   let outcome = 'compiled';
   try {
-    await compileBulletin({ source: parseBulletinSource(text, 'b.md'), list, bulletinKey: '1', secret: 'bench-secret-0123456789abcdef0123' });
+    await compileBulletin({ source: parseBulletinSource(text, 'b.md'), list, bulletinKey: '1', signing: { secret: 'bench-secret-0123456789abcdef0123', installationId: '00000000-0000-4000-8000-000000000001' } });
   } catch (error) {
     outcome = (error as Error).message.split('\n')[0]!.slice(0, 90);
   }

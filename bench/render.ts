@@ -85,7 +85,7 @@ const bulletin = await compileBulletin({
   source,
   list,
   bulletinKey: '1',
-  secret: 'bench-secret-0123456789abcdef',
+  signing: { secret: 'bench-secret-0123456789abcdef', installationId: '00000000-0000-4000-8000-000000000001' },
   verp: values.verp,
   dkim,
   date: new Date('2026-12-01T08:00:00Z'),

@@ -1,6 +1,7 @@
 // The command line as a user meets it: help, lists, subscribers, --json, exit statuses, config.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LIST_FLAGS, rows } from './helpers/app.js';
@@ -182,7 +183,30 @@ describe(`bulletin CLI (${DATABASE_KIND} database)`, () => {
     const fromDotEnv = await runCli(['list', 'ls'], { env: {}, cwd: db.cwd });
     assert.equal(fromDotEnv.code, 69);
     assert.match(fromDotEnv.stderr, /from_dotenv/);
-    const envWins = await runCli(['list', 'ls', '--json'], { env: { DATABASE_URL: '', ...db.env }, cwd: db.cwd });
-    assert.equal(envWins.code, 0, envWins.stderr);
+    const envWins = await runCli(['list', 'ls'], { env: { DATABASE_URL: 'postgres://env@127.0.0.1:9/from_env' }, cwd: db.cwd });
+    assert.equal(envWins.code, 69);
+    assert.match(envWins.stderr, /from_env/);
+    // Set but blank is a mistake, never "use the embedded database" (which would keep the data here).
+    for (const blank of ['', ' ', '\t']) {
+      const refused = await runCli(['list', 'ls'], { env: { DATABASE_URL: blank }, cwd: db.cwd });
+      assert.equal(refused.code, 78, refused.stderr);
+      assert.equal(refused.stderr, 'bulletin: DATABASE_URL is set but blank; give a postgres:// URL, or unset it to use the embedded database.\n');
+    }
+    const blankFlag = await runCli(['list', 'ls', '--database-url', ' '], { env: db.env, cwd: db.cwd });
+    assert.equal(blankFlag.code, 78);
+    assert.match(blankFlag.stderr, /^bulletin: --database-url is set but blank/);
+    await writeFile(join(db.cwd, '.env'), 'DATABASE_URL=\n');
+    const blankDotEnv = await runCli(['list', 'ls'], { env: {}, cwd: db.cwd });
+    assert.equal(blankDotEnv.code, 78);
+    assert.match(blankDotEnv.stderr, /^bulletin: DATABASE_URL in .*\.env is set but blank/);
+    await rm(join(db.cwd, '.env'));
+    assert.ok(!existsSync(join(db.cwd, '.bulletin')), 'no embedded database was created in the working directory');
+    // A malformed URL is a configuration error too (exit 78), and the sentence never repeats the URL (it may hold a password).
+    for (const malformed of ['postgres://user:s3cret@db.example.net:99999/bulletin', 'postgres://user:s3cret@[::1/bulletin', 'postgres://user:s3cret@db example/bulletin', 'postgres://user:s3cret@db.example.net/bulletin?connect_timeout=soon']) {
+      const refused = await runCli(['list', 'ls'], { env: { DATABASE_URL: malformed }, cwd: db.cwd });
+      assert.equal(refused.code, 78, `${malformed}: ${refused.stderr}`);
+      assert.match(refused.stderr, /^bulletin: DATABASE_URL [^\n]+\.\n$/);
+      assert.ok(!refused.stderr.includes('s3cret'), refused.stderr);
+    }
   });
 });

@@ -26,6 +26,7 @@ const SHIPPED: Record<string, string> = {
   '0005_bounces.sql': '8a6505100b2cf2f343e6b4a3d297ea3bff1569ffccd3ac424658784c88f671be',
   '0006_send_pacing.sql': '5654b1bb11faebb7addf5fb5223c3b8e454e57e735e049ee046ec0a6bf53419e',
   '0007_baseline_repair.sql': 'b30506a74c001c38d5cd5e074b2583d2ab0fa77ee0f96a27dd21c96ddc7b9c04',
+  '0008_installation.sql': 'c5b40963baaf1d0ca24b369c8d352eb342f72810418328127e406ecf18b5242d',
   '0009_smtp_bounces.sql': '0f3a09ce81503cec8ca43bddab0a0cb054e066bc5d659c76c4b2c1e0120227d3',
 };
 

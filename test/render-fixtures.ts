@@ -11,6 +11,10 @@ import {
 } from '../src/render/index.js';
 
 export const SECRET = 'render-test-secret-0123456789';
+export const INSTALLATION = '3e0f6a1d-2b4c-4d8e-9f10-a1b2c3d4e5f6';
+/** What the rendering tests sign with, and verify tokens under. */
+export const SIGNING = { secret: SECRET, installationId: INSTALLATION };
+export const KEYRING = { keys: [SIGNING], legacySecrets: [] };
 
 export function sampleList(overrides: Partial<MailingList> = {}): MailingList {
   return {
@@ -50,7 +54,7 @@ export async function compileText(
     source: parseBulletinSource(text, fileName),
     list: sampleList(),
     bulletinKey: '7',
-    secret: SECRET,
+    signing: SIGNING,
     date: SEND_DATE,
     ...options,
   });

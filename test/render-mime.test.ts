@@ -11,7 +11,8 @@ import {
   compileText,
   headerBlock,
   JANE,
-  SECRET,
+  KEYRING,
+  SIGNING,
   SEND_DATE,
   sampleList,
   TARO,
@@ -62,7 +63,7 @@ test('every standard header is present, in pipeline order, with the expected val
   const list = mail.headers.get('list') as { unsubscribe: { url: string; mail: string }; id: { id: string } };
   assert.equal(list.id.id, 'bulletins.lists.example.net');
   const token = list.unsubscribe.url.replace('https://lists.example.net/u/', '');
-  assert.deepEqual(verifyToken(token, 'unsubscribe', [SECRET]), { listId: 12, subscriberId: JANE.id });
+  assert.deepEqual(verifyToken(token, 'unsubscribe', KEYRING), { listId: 12, subscriberId: JANE.id });
   assert.equal(list.unsubscribe.mail, `bulletins-unsubscribe@lists.example.net?subject=unsubscribe%20${token}`);
   // Never folded inside a URI: each URI sits whole on one line.
   assert.match(headerBlock(raw), new RegExp(`^List-Unsubscribe: <https://lists\\.example\\.net/u/${token}>,\\r\\n <mailto:[^\\r\\n]+>\\r$`, 'm'));
@@ -135,7 +136,13 @@ test('the Message-ID is stable per bulletin and subscriber, and never shared', a
   // Another recipient, another bulletin, another secret: another id.
   assert.notEqual(bulletin.render(TARO).messageId, first.messageId);
   assert.notEqual((await compileText(text, { bulletinKey: '8' })).render(JANE).messageId, first.messageId);
-  assert.notEqual((await compileText(text, { secret: 'another-secret' })).render(JANE).messageId, first.messageId);
+  assert.notEqual((await compileText(text, { signing: { ...SIGNING, secret: 'another-secret' } })).render(JANE).messageId, first.messageId);
+  // Another installation, even with the same secret: another id.
+  assert.notEqual((await compileText(text, { signing: { ...SIGNING, installationId: 'c0ffee00-0000-4000-8000-000000000000' } })).render(JANE).messageId, first.messageId);
+  // A bulletin begun before installations had an id keeps its ids the old way (from the secret alone).
+  const legacy = (await compileText(text, { messageIdVersion: 1 })).render(JANE).messageId;
+  assert.notEqual(legacy, first.messageId);
+  assert.equal((await compileText(text, { messageIdVersion: 1, signing: { ...SIGNING, installationId: 'c0ffee00-0000-4000-8000-000000000000' } })).render(JANE).messageId, legacy);
   const ids = new Set<string>();
   for (let id = 1; id <= 2000; id++) ids.add(bulletin.render({ id, email: `s${id}@example.org`, name: null, attributes: {} }).messageId);
   assert.equal(ids.size, 2000);
@@ -270,8 +277,8 @@ test('the envelope sender is the bounce address, or a VERP address naming the re
   const { envelope, raw } = verp.render(JANE);
   const match = /^bulletins-bounces\+([A-Za-z0-9_-]{40})@lists\.example\.net$/.exec(envelope.from);
   assert.ok(match, envelope.from);
-  assert.deepEqual(verifyToken(match[1]!, 'verp', [SECRET]), { listId: 12, subscriberId: JANE.id });
-  assert.equal(verifyToken(match[1]!, 'unsubscribe', [SECRET]), null);
+  assert.deepEqual(verifyToken(match[1]!, 'verp', KEYRING), { listId: 12, subscriberId: JANE.id });
+  assert.equal(verifyToken(match[1]!, 'unsubscribe', KEYRING), null);
   assert.notEqual(verp.render(TARO).envelope.from, envelope.from);
   assert.ok(!raw.toString('latin1').includes(match[1]!), 'the VERP token leaked into the message');
 

@@ -1,6 +1,6 @@
 // The crash promise of `bulletin send`, with a real child process: after kill -9 and a resume nobody
 // is lost, and the only duplicates are messages that were in flight at the crash, each with the
-// Message-ID of its first copy. And Ctrl-C: a graceful stop, exit 130, then a resume with no duplicate.
+// Message-ID of its first copy; the resume says how many those are and how to list them. And Ctrl-C: a graceful stop, exit 130, then a resume with no duplicate.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { LIST_FLAGS, rows } from './helpers/app.js';
-import { runOk } from './helpers/cli.js';
+import { childEnv, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 
@@ -38,7 +38,7 @@ async function prepare(slug: string, count: number): Promise<{ addresses: string
 
 function startSend(file: string, slug: string, smtpUrl: string): { child: ChildProcess; output: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
   const child = spawn(process.execPath, [BIN, 'send', file, '--list', slug, '--yes', '--rate', '250/s', '--connections', '5'], {
-    env: { ...process.env, ...db.env, DATABASE_URL: db.env.DATABASE_URL ?? '', SMTP_URL: smtpUrl },
+    env: childEnv(db.env, { SMTP_URL: smtpUrl }),
     cwd: db.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -80,13 +80,24 @@ describe(`crash and stop (${DATABASE_KIND} database)`, () => {
         )
       ).map((row) => row.email),
     );
-    const bulletin = await rows<{ id: number }>(db, 'SELECT id FROM bulletins ORDER BY id DESC LIMIT 1');
-    const resumed = (await runOk(['resume', String(bulletin[0]!.id), '--json'], { ...db, env: { ...db.env, SMTP_URL: server.url } })) as {
-      finished: boolean;
-      counts: Record<string, number>;
-    };
-    assert.equal(resumed.finished, true);
-    assert.equal(resumed.counts.sent, addresses.length);
+    assert.ok(inFlight.size > 0, 'the crash left messages in flight');
+    const bulletinId = (await rows<{ id: number }>(db, 'SELECT id FROM bulletins ORDER BY id DESC LIMIT 1'))[0]!.id;
+    // The resume tells the truth: how many were in flight, that they go again under their
+    // Message-IDs, that a receiver may see a second copy, and how to list them.
+    const resumed = (await runOk(['resume', String(bulletinId), '--quiet'], { ...db, env: { ...db.env, SMTP_URL: server.url } })) as string;
+    assert.ok(
+      resumed.includes(
+        `  ${inFlight.size} ${inFlight.size === 1 ? 'delivery was' : 'deliveries were'} in flight when an earlier run stopped: they are re-sent under their original Message-IDs, so those receivers may see a second copy (list them: bulletin deliveries ${bulletinId} --state in-doubt).\n`,
+      ),
+      resumed,
+    );
+    assert.match(resumed, /finished: every recipient has an outcome/);
+    const status = (await runOk(['status', String(bulletinId), '--json'], db)) as { counts: Record<string, number>; finishedAt: string | null };
+    assert.equal(status.counts.sent, addresses.length);
+    assert.notEqual(status.finishedAt, null);
+    const inDoubt = (await runOk(['deliveries', String(bulletinId), '--state', 'in-doubt', '--json'], db)) as { email: string; state: string; inDoubt: boolean; attempts: number }[];
+    assert.deepEqual(inDoubt.map((row) => row.email).sort(), [...inFlight].sort(), '`deliveries --state in-doubt` lists exactly those that were in flight');
+    assert.ok(inDoubt.every((row) => row.inDoubt && row.state === 'sent' && row.attempts === 2));
 
     const copies = new Map<string, string[]>();
     for (const message of server.received) {

@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { insertBulletin } from '../src/store/bulletins.js';
 import { enqueueDeliveries } from '../src/store/deliveries.js';
 import { inspect, LIST_FLAGS, rows } from './helpers/app.js';
-import { runCli, runOk } from './helpers/cli.js';
+import { childEnv, runCli, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 
 const BIN = resolve(import.meta.dirname, '..', 'bin', 'bulletin.js');
@@ -58,7 +58,7 @@ describe(`unsubscribing from the command line's side (${DATABASE_KIND} database)
   test('`bulletin serve` runs as a process, answers one-click and stops cleanly on SIGTERM; ls and list show say who left how', async () => {
     // Asked before the server starts: the embedded database admits one process at a time.
     const joLink = await linkOf('jo@example.net');
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: db.cwd, env: { ...process.env, ...options.env, DATABASE_URL: options.env.DATABASE_URL ?? '' } });
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: db.cwd, env: childEnv(options.env) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -108,6 +108,7 @@ describe(`unsubscribing from the command line's side (${DATABASE_KIND} database)
         templates: {},
         verp: false,
         sentDate: new Date(),
+        messageIdVersion: 2,
       });
       await enqueueDeliveries(app.db, bulletin.id, listId);
       return bulletin.id;

@@ -130,6 +130,7 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
         templates: {},
         verp: false,
         sentDate: new Date(),
+        messageIdVersion: 2,
       });
       await enqueueDeliveries(app.db, created.id, listId(slug));
       return created.id;

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { openApp, type App } from '../src/app/context.js';
-import { signToken } from '../src/domain/token.js';
+import { installationKeys } from '../src/app/secret.js';
+import { signToken, type SigningKey } from '../src/domain/token.js';
 import { insertBulletin } from '../src/store/bulletins.js';
 import { enqueueDeliveries } from '../src/store/deliveries.js';
 import { startWebServer, type RunningWebServer } from '../src/web/server.js';
@@ -21,6 +22,8 @@ let server: RunningWebServer;
 const tokens = new Map<string, string>();
 let listIds: Record<string, number>;
 let subscriberIds: Record<string, number>;
+/** This installation's key under a secret. */
+let keyOf: (secret: string) => SigningKey;
 
 async function membership(address: string, slug = 'news'): Promise<{ status: string; status_source: string; status_changed_at: Date }> {
   const { rows } = await app.db.query<{ status: string; status_source: string; status_changed_at: Date }>(
@@ -45,6 +48,8 @@ before(async () => {
   app = await openApp(db.config({ BULLETIN_SECRET: SECRET, BULLETIN_SECRET_PREVIOUS: OLD_SECRET }), { notice: () => undefined });
   listIds = Object.fromEntries((await app.db.query<{ slug: string; id: number }>('SELECT slug, id FROM lists')).rows.map((row) => [row.slug, row.id]));
   subscriberIds = Object.fromEntries((await app.db.query<{ email: string; id: number }>('SELECT email, id FROM subscribers')).rows.map((row) => [row.email, row.id]));
+  const installationId = (await installationKeys(app)).signing.installationId;
+  keyOf = (secret) => ({ secret, installationId });
   server = await startWebServer(app, { host: '127.0.0.1', port: 0, postsPerMinute: 1000 });
 });
 after(async () => {
@@ -135,6 +140,7 @@ describe(`bulletin serve (${DATABASE_KIND} database)`, () => {
       templates: {},
       verp: false,
       sentDate: new Date(),
+      messageIdVersion: 2,
     });
     await enqueueDeliveries(app.db, bulletin.id, listIds.news as number);
     assert.equal((await oneClick(tokens.get('pending@example.net') as string)).status, 200);
@@ -155,10 +161,12 @@ describe(`bulletin serve (${DATABASE_KIND} database)`, () => {
       flipped,
       good.slice(0, -1),
       `${good}A`,
-      signToken('verp', { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number }, SECRET),
-      signToken('unsubscribe', { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number }, 'a-secret-of-some-other-installation-0123456789'),
-      signToken('unsubscribe', { listId: listIds.other as number, subscriberId: subscriberIds['quiet@example.net'] as number }, SECRET),
-      signToken('unsubscribe', { listId: 999, subscriberId: 1 }, SECRET),
+      signToken('verp', { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number }, keyOf(SECRET)),
+      signToken('unsubscribe', { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number }, keyOf('a-secret-of-some-other-installation-0123456789')),
+      // Another installation sharing this one's secret.
+      signToken('unsubscribe', { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number }, { secret: SECRET, installationId: '0d15ea5e-0000-4000-8000-000000000000' }),
+      signToken('unsubscribe', { listId: listIds.other as number, subscriberId: subscriberIds['quiet@example.net'] as number }, keyOf(SECRET)),
+      signToken('unsubscribe', { listId: 999, subscriberId: 1 }, keyOf(SECRET)),
       '%3Cscript%3E',
     ];
     const pages = new Set<string>();
@@ -179,7 +187,7 @@ describe(`bulletin serve (${DATABASE_KIND} database)`, () => {
   });
 
   test('a link signed with a previous secret still works after a rotation', async () => {
-    const token = signToken('unsubscribe', { listId: listIds.news as number, subscriberId: subscriberIds['rotated@example.net'] as number }, OLD_SECRET);
+    const token = signToken('unsubscribe', { listId: listIds.news as number, subscriberId: subscriberIds['rotated@example.net'] as number }, keyOf(OLD_SECRET));
     assert.equal((await fetch(url(token))).status, 200);
     assert.equal((await oneClick(token)).status, 200);
     assert.equal((await membership('rotated@example.net')).status, 'unsubscribed');

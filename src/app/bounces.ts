@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { splitMbox, looksLikeMbox } from '../bounce/mbox.js';
 import { readBounce, type BounceMessage, type DeliveryReport } from '../bounce/report.js';
 import { BulletinError } from '../domain/errors.js';
-import { verifyToken, type TokenSubject } from '../domain/token.js';
+import { verifyToken, type TokenKeyring, type TokenSubject } from '../domain/token.js';
 import type { Sql } from '../store/database.js';
 import { countBouncesSinceSubscribed, insertBounce } from '../store/bounces.js';
 import { failDeliveryByMessageId, skipPendingDeliveries, type BouncedDelivery } from '../store/deliveries.js';
 import { findListById } from '../store/lists.js';
 import { findMemberById, markBouncedAtThreshold } from '../store/memberships.js';
 import type { App } from './context.js';
-import { verificationSecrets } from './secret.js';
+import { installationKeys } from './secret.js';
 
 export interface ProcessBouncesOptions {
   /** Hard bounces that make a membership `bounced`; default: the configuration's (3). */
@@ -135,9 +135,9 @@ async function* messagesAt(path: string, label: string): AsyncGenerator<FoundMes
   }
 }
 
-function identify(bounce: BounceMessage, secrets: readonly string[]): { subject: TokenSubject | null; badToken: boolean } {
+function identify(bounce: BounceMessage, keyring: TokenKeyring): { subject: TokenSubject | null; badToken: boolean } {
   for (const token of bounce.verpTokens) {
-    const subject = verifyToken(token, 'verp', secrets);
+    const subject = verifyToken(token, 'verp', keyring);
     if (subject !== null) return { subject, badToken: false };
   }
   return { subject: null, badToken: bounce.verpTokens.length > 0 };
@@ -152,7 +152,7 @@ class DryRunRollback extends Error {}
 export async function processBounces(app: App, path: string, label: string, options: ProcessBouncesOptions = {}): Promise<BounceRunSummary> {
   const threshold = options.threshold ?? app.config.bounceThreshold;
   if (!Number.isInteger(threshold) || threshold < 1) throw new BulletinError('USAGE', `The bounce threshold must be a whole number of at least 1, not ${threshold}.`);
-  const secrets = await verificationSecrets(app.config);
+  const keyring = (await installationKeys(app)).keyring;
   const dryRun = options.dryRun ?? false;
   const listSlugs = new Map<number, string>();
 
@@ -166,7 +166,7 @@ export async function processBounces(app: App, path: string, label: string, opti
   };
 
   const hardBounce = async (tx: Sql, place: MessagePlace, bounce: BounceMessage, report: DeliveryReport): Promise<BounceOutcome> => {
-    const { subject, badToken } = identify(bounce, secrets);
+    const { subject, badToken } = identify(bounce, keyring);
     const reply = replyFor(report);
     let delivery: BouncedDelivery | null = null;
     for (const messageId of bounce.originalMessageIds) {

@@ -6,7 +6,7 @@ import dotenv from 'dotenv';
 import { z } from 'zod';
 import { BulletinError } from '../domain/errors.js';
 import { checkHeloName } from '../domain/helo.js';
-import type { DatabaseTarget } from '../store/database.js';
+import { databaseUrlProblem, type DatabaseTarget } from '../store/database.js';
 
 export interface Config {
   /** Where the data lives: a PostgreSQL server, or PGlite under `dataDir`. */
@@ -57,10 +57,10 @@ const optionalText = z
   .transform((value) => (value === '' ? undefined : value));
 
 const environmentSchema = z.object({
-  DATABASE_URL: optionalText.refine(
-    (value) => value === undefined || /^postgres(ql)?:\/\//.test(value),
-    'must start with postgres:// or postgresql://',
-  ),
+  DATABASE_URL: optionalText.superRefine((value, context) => {
+    const problem = value === undefined ? null : databaseUrlProblem(value);
+    if (problem !== null) context.addIssue({ code: 'custom', message: problem });
+  }),
   BULLETIN_DATA_DIR: optionalText,
   BULLETIN_SECRET: optionalText.refine(
     (value) => value === undefined || value.length >= 32,
@@ -116,6 +116,13 @@ export function loadConfig(options: {
   const merged = { ...readDotEnv(options.cwd), ...definedOnly(options.env) };
   if (options.overrides?.databaseUrl !== undefined) merged.DATABASE_URL = options.overrides.databaseUrl;
   if (options.overrides?.dataDir !== undefined) merged.BULLETIN_DATA_DIR = options.overrides.dataDir;
+  // Set but blank is a mistake (an unset variable substituted, a stray space), never "use the
+  // embedded database": that would quietly keep the data in the working directory.
+  if (merged.DATABASE_URL !== undefined && merged.DATABASE_URL.trim() === '') {
+    const where =
+      options.overrides?.databaseUrl !== undefined ? '--database-url' : options.env.DATABASE_URL !== undefined ? 'DATABASE_URL' : `DATABASE_URL in ${resolve(options.cwd, '.env')}`;
+    throw new BulletinError('CONFIG', `${where} is set but blank; give a postgres:// URL, or unset it to use the embedded database.`);
+  }
   const parsed = environmentSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

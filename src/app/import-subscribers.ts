@@ -1,7 +1,8 @@
 // Use case `subscribers import`: streams a CSV file (header row: email, name, any other column an
 // attribute) into a list in one transaction: all valid rows or none. Invalid rows are reported with
 // their line numbers (and optionally written to a rejects file); re-running changes nothing; an
-// unsubscribed member is only reactivated when `resubscribe` is asked for.
+// unsubscribed member is only reactivated when `resubscribe` is asked for. A connection lost midway
+// says so: nothing was imported (the transaction rolled back), and running it again is safe.
 import { createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -11,6 +12,7 @@ import { parse } from 'csv-parse';
 import { stringify, type Stringifier } from 'csv-stringify';
 import { normalizeAddress } from '../domain/address.js';
 import { BulletinError } from '../domain/errors.js';
+import { CommitUnknownError, isConnectionError, oneLine } from '../store/database.js';
 import { printable } from '../domain/printable.js';
 import { ATTRIBUTE_NAME, MAX_ATTRIBUTES, MAX_COLUMNS, MAX_FIELD_LENGTH, MAX_RECORD_BYTES } from '../domain/subscriber.js';
 import {
@@ -101,6 +103,7 @@ export async function importSubscribers(app: App, options: ImportOptions): Promi
   } catch (error) {
     if (!(error instanceof DryRunRollback)) {
       await rejects.close();
+      if (isConnectionError(error)) throw interrupted(app, error, rowsRead);
       throw error;
     }
   } finally {
@@ -116,6 +119,18 @@ export async function importSubscribers(app: App, options: ImportOptions): Promi
     rejects: rejects.kept,
     dryRun: options.dryRun ?? false,
   };
+}
+
+/** The one sentence for an import the database went away from. */
+function interrupted(app: App, error: unknown, rowsRead: number): BulletinError {
+  const lost = `Lost the connection to the ${app.db.description} after ${rowsRead.toLocaleString('en-US')} rows (${oneLine(error)})`;
+  return new BulletinError(
+    'DATABASE_UNAVAILABLE',
+    error instanceof CommitUnknownError
+      ? `${lost} just as the import was being saved, so it may or may not have been; running the import again is safe (it changes nothing twice).`
+      : `${lost}: nothing was imported, and running the import again is safe.`,
+    { cause: error },
+  );
 }
 
 function addCounts(totals: BatchCounts, counts: BatchCounts): void {

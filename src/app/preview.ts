@@ -8,7 +8,7 @@ import { compileBulletin, parseBulletinSource, renderBodyForArchive, SAMPLE_RECI
 import { findMember } from '../store/memberships.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
-import { resolveSecret } from './secret.js';
+import { installationKeys } from './secret.js';
 import { checkAddress } from './subscribers.js';
 
 export type PreviewFormat = 'eml' | 'html' | 'text';
@@ -51,7 +51,7 @@ export async function previewBulletin(app: App, request: PreviewRequest): Promis
     source,
     list,
     bulletinKey: 'preview',
-    secret: await resolveSecret(app.config),
+    signing: (await installationKeys(app)).signing,
     verp: request.verp ?? false,
     date: app.clock.now(),
     ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),

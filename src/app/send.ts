@@ -1,14 +1,24 @@
 // Use cases `send`, `resume`, `status` and `deliveries`: a bulletin becomes one tracked delivery per
 // active subscriber, sent by the dispatcher; a second `send` of the same unfinished bulletin resumes
 // it; after a crash, deliveries left in flight become `uncertain` and are re-sent with the same
-// Message-ID (or held, on request).
+// Message-ID (or held, on request). Every database step of a send rides out an outage (a pause and
+// a retry, see DatabaseOutage), and each is safe to repeat.
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { BulletinError } from '../domain/errors.js';
 import type { DeliveryState, RetryPolicy } from '../domain/delivery.js';
 import type { MailingList } from '../domain/list.js';
-import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT, type CompiledBulletin, type TemplateSet } from '../render/index.js';
+import {
+  compileBulletin,
+  MESSAGE_ID_VERSION,
+  parseBulletinSource,
+  SAMPLE_RECIPIENT,
+  type CompiledBulletin,
+  type MessageIdVersion,
+  type TemplateSet,
+} from '../render/index.js';
+import { DatabaseOutage } from '../send/database-outage.js';
 import type { AdaptivePace } from '../send/adaptive.js';
 import { SharedPacer } from '../send/shared-pacer.js';
 import { parseRate } from '../send/throttle.js';
@@ -42,13 +52,13 @@ import {
   type StateCounts,
 } from '../store/deliveries.js';
 import { countMembers, forEachMemberBatch, findMember, selectMembers } from '../store/memberships.js';
-import { findListById } from '../store/lists.js';
+import { findListById, lockList } from '../store/lists.js';
 import { isProcessAlive } from '../store/database.js';
 import type { App } from './context.js';
 import { recordSmtpBounces } from './bounces.js';
 import { requireList } from './lists.js';
 import { describeDkim, loadDkim } from './dkim-keys.js';
-import { resolveSecret } from './secret.js';
+import { installationKeys } from './secret.js';
 import { checkAddress } from './subscribers.js';
 
 export interface SendRequest {
@@ -57,6 +67,8 @@ export interface SendRequest {
   readonly list?: string;
   readonly templatesDir?: string;
   readonly verp?: boolean;
+  /** Waits out the database going away (default: an outage of its own, said nowhere). */
+  readonly outage?: DatabaseOutage;
 }
 
 /** Everything decided before the first message: shown to the user for confirmation. */
@@ -91,40 +103,44 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
   if (request.list && source.list && request.list !== source.list) {
     throw new BulletinError('BAD_INPUT', `${request.file} says it is for the list "${source.list}", but --list names "${request.list}".`);
   }
-  const list = await requireList(app.db, slug);
-  const resuming = await findUnfinishedBulletin(app.db, list.id, sourceText);
-  const secret = await resolveSecret(app.config);
-  const verp = resuming?.verp ?? request.verp ?? false;
-  const compiled = resuming
-    ? await compileStored(app, resuming, list)
-    : await compileBulletin({
-        source,
-        list,
-        bulletinKey: 'preview',
-        secret,
-        verp,
-        date: app.clock.now(),
-        dkim: await loadDkim(app.config),
-        inReplyToBulletinKey: await resolveInReplyTo(app, list, source.inReplyTo),
-        ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
-      });
-  const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countMembers(app.db, list.id, 'active');
-  const first = await firstActiveMember(app, list);
-  const sampleRecipient = first ?? SAMPLE_RECIPIENT;
-  const text = compiled.renderText(sampleRecipient);
-  const dkim = describeDkim(compiled.dkimSignatures, list.from.address);
-  return {
-    dkim: dkim.line,
-    warnings: [...compiled.emptyInArchive.map((place) => `archive copy: ${place}`), ...(dkim.warning === null ? [] : [dkim.warning])],
-    list,
-    sourceText,
-    sourceName,
-    compiled,
-    resuming,
-    recipients,
-    verp,
-    sample: { to: sampleRecipient.email, subject: compiled.subject, text: text.slice(0, 600) },
-  };
+  const outage = request.outage ?? new DatabaseOutage();
+  // Reads only: after an outage it all starts again.
+  return outage.ride(async () => {
+    const list = await requireList(app.db, slug);
+    const resuming = await findUnfinishedBulletin(app.db, list.id, sourceText);
+    const signing = (await installationKeys(app)).signing;
+    const verp = resuming?.verp ?? request.verp ?? false;
+    const compiled = resuming
+      ? await compileStored(app, resuming, list)
+      : await compileBulletin({
+          source,
+          list,
+          bulletinKey: 'preview',
+          signing,
+          verp,
+          date: app.clock.now(),
+          dkim: await loadDkim(app.config),
+          ...(await resolveInReplyTo(app, list, source.inReplyTo)),
+          ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
+        });
+    const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countMembers(app.db, list.id, 'active');
+    const first = await firstActiveMember(app, list);
+    const sampleRecipient = first ?? SAMPLE_RECIPIENT;
+    const text = compiled.renderText(sampleRecipient);
+    const dkim = describeDkim(compiled.dkimSignatures, list.from.address);
+    return {
+      dkim: dkim.line,
+      warnings: [...compiled.emptyInArchive.map((place) => `archive copy: ${place}`), ...(dkim.warning === null ? [] : [dkim.warning])],
+      list,
+      sourceText,
+      sourceName,
+      compiled,
+      resuming,
+      recipients,
+      verp,
+      sample: { to: sampleRecipient.email, subject: compiled.subject, text: text.slice(0, 600) },
+    };
+  });
 }
 
 function openDeliveries(counts: StateCounts): number {
@@ -138,25 +154,34 @@ async function firstActiveMember(app: App, list: MailingList) {
 
 /**
  * Front matter `in-reply-to` names an earlier bulletin of the list by id or by the file it was sent
- * from; the renderer threads to that bulletin's key (its id).
+ * from; the renderer threads to that bulletin's key (its id) and its Message-IDs' version.
  */
-async function resolveInReplyTo(app: App, list: MailingList, reference: string | null): Promise<string | null> {
-  if (reference === null) return null;
+async function resolveInReplyTo(
+  app: App,
+  list: MailingList,
+  reference: string | null,
+): Promise<{ inReplyToBulletinKey: string | null; inReplyToMessageIdVersion?: MessageIdVersion }> {
+  if (reference === null) return { inReplyToBulletinKey: null };
   const earlier = await findBulletinByReference(app.db, list.id, reference);
   if (!earlier) {
     throw new BulletinError('BAD_INPUT', `in-reply-to names "${reference}", but no bulletin of "${list.slug}" has that id or file name.`);
   }
-  return String(earlier.id);
+  return { inReplyToBulletinKey: String(earlier.id), inReplyToMessageIdVersion: messageIdVersionOf(earlier) };
+}
+
+function messageIdVersionOf(bulletin: StoredBulletin): MessageIdVersion {
+  return bulletin.messageIdVersion === 1 ? 1 : 2;
 }
 
 async function compileStored(app: App, bulletin: StoredBulletin, list: MailingList): Promise<CompiledBulletin> {
   const source = parseBulletinSource(bulletin.source, bulletin.sourceName);
   return compileBulletin({
     source,
-    inReplyToBulletinKey: await resolveInReplyTo(app, list, source.inReplyTo),
+    ...(await resolveInReplyTo(app, list, source.inReplyTo)),
     list,
     bulletinKey: String(bulletin.id),
-    secret: await resolveSecret(app.config),
+    signing: (await installationKeys(app)).signing,
+    messageIdVersion: messageIdVersionOf(bulletin),
     templates: bulletin.templates as unknown as TemplateSet,
     verp: bulletin.verp,
     date: bulletin.sentDate,
@@ -183,7 +208,21 @@ export interface RunOptions {
   readonly claimSize?: number;
   readonly clock?: Clock;
   /** Called once the dispatcher exists, so the caller can show progress and stop it. */
-  readonly onStart?: (dispatcher: Dispatcher, bulletin: StoredBulletin, total: number) => void;
+  readonly onStart?: (dispatcher: Dispatcher, bulletin: StoredBulletin, total: number, inDoubt: InDoubt) => void;
+  /** Waits out the database going away, at every step (default: an outage of its own, said nowhere). */
+  readonly outage?: DatabaseOutage;
+}
+
+/**
+ * Deliveries of a bulletin whose message may already have reached the receiver when its send
+ * resumes: in flight when a sender stopped (a crash, a kill), or cut off before the relay's answer.
+ */
+export interface InDoubt {
+  /** Uncertain ones now: re-sent under their first Message-ID (`resent`), or held. */
+  readonly uncertain: number;
+  /** Of those, how many this resume found still claimed by a sender that is gone. */
+  readonly leftInFlight: number;
+  readonly resent: boolean;
 }
 
 export interface SendSummary {
@@ -198,31 +237,43 @@ export interface SendSummary {
   readonly relay: string;
   /** Set when the send stopped by itself: an unusable relay, a message too big, or held (see DispatchHalt). */
   readonly halt: DispatchHalt | null;
+  /** What this run found in doubt when it began (see InDoubt). */
+  readonly inDoubt: InDoubt;
 }
 
 /** Stores the bulletin and enqueues its deliveries (or resumes it), then sends until done or stopped. */
 export async function runSend(app: App, plan: SendPlan, options: RunOptions): Promise<SendSummary> {
+  const outage = options.outage ?? new DatabaseOutage();
+  // One transaction, tried again after an outage. If its COMMIT went out and the answer was lost, it
+  // may be saved: the next try finds that bulletin (the list's row lock keeps two sends of one
+  // bulletin from both creating it) and goes on with it.
   const bulletin =
     plan.resuming ??
-    (await app.db.transaction(async (tx) => {
-      const stored = await insertBulletin(tx, {
-        listId: plan.list.id,
-        subject: plan.compiled.source.subject,
-        source: plan.sourceText,
-        sourceName: plan.sourceName,
-        templates: plan.compiled.templates as unknown as Record<string, string>,
-        verp: plan.verp,
-        sentDate: plan.compiled.date,
-      });
-      await enqueueDeliveries(tx, stored.id, plan.list.id);
-      // What the web archive will show, rendered now, once.
-      await storeArchiveBody(tx, stored.id, plan.compiled.archiveBody());
-      return stored;
-    }));
+    (await outage.ride(() =>
+      app.db.transaction(async (tx) => {
+        await lockList(tx, plan.list.id);
+        const existing = await findUnfinishedBulletin(tx, plan.list.id, plan.sourceText);
+        if (existing) return existing;
+        const stored = await insertBulletin(tx, {
+          listId: plan.list.id,
+          subject: plan.compiled.source.subject,
+          source: plan.sourceText,
+          sourceName: plan.sourceName,
+          templates: plan.compiled.templates as unknown as Record<string, string>,
+          verp: plan.verp,
+          sentDate: plan.compiled.date,
+          messageIdVersion: MESSAGE_ID_VERSION,
+        });
+        await enqueueDeliveries(tx, stored.id, plan.list.id);
+        // What the web archive will show, rendered now, once.
+        await storeArchiveBody(tx, stored.id, plan.compiled.archiveBody());
+        return stored;
+      }),
+    ));
   // The plan's bulletin was compiled from exactly what is stored (a resumed one from the store
   // itself): it is sent as compiled, a new one under its id; compiling the largest bulletin again
   // would double its memory.
-  return dispatchBulletin(app, bulletin, plan.list, options, plan.resuming ? plan.compiled : plan.compiled.withKey(String(bulletin.id)));
+  return dispatchBulletin(app, bulletin, plan.list, { ...options, outage }, plan.resuming ? plan.compiled : plan.compiled.withKey(String(bulletin.id)));
 }
 
 /** States `bulletin retry` may put back to work. */
@@ -242,29 +293,36 @@ export async function retryDeliveries(
   if (refused.length > 0) {
     throw new BulletinError('USAGE', `Only ${RETRYABLE_STATES.join(', ')} deliveries can be retried, not ${refused.join(', ')}.`);
   }
-  const bulletin = await findBulletin(app.db, bulletinId);
+  const outage = options.outage ?? new DatabaseOutage();
+  const bulletin = await outage.ride(() => findBulletin(app.db, bulletinId));
   if (!bulletin) throw new BulletinError('NOT_FOUND', `There is no bulletin ${bulletinId} (see \`bulletin status\`).`);
   const now = (options.clock ?? app.clock).now();
-  const requeued = await app.db.transaction(async (tx) => {
-    const count = await requeueDeliveries(tx, bulletinId, states, now);
-    if (count > 0) await reopenBulletin(tx, bulletinId);
-    return count;
-  });
-  return { requeued, summary: await resumeSend(app, bulletinId, options) };
+  // Repeating it after a lost answer puts back the same deliveries (then deferred, due now) again.
+  const requeued = await outage.ride(() =>
+    app.db.transaction(async (tx) => {
+      const count = await requeueDeliveries(tx, bulletinId, states, now);
+      if (count > 0) await reopenBulletin(tx, bulletinId);
+      return count;
+    }),
+  );
+  return { requeued, summary: await resumeSend(app, bulletinId, { ...options, outage }) };
 }
 
 /** Unfinished bulletins (of one list, or of all), oldest first: the work `bulletin worker` joins. */
-export async function unfinishedBulletins(app: App, listSlug?: string): Promise<number[]> {
-  const list = listSlug === undefined ? null : await requireList(app.db, listSlug);
-  return selectUnfinishedBulletinIds(app.db, list?.id ?? null);
+export async function unfinishedBulletins(app: App, listSlug?: string, outage = new DatabaseOutage()): Promise<number[]> {
+  return outage.ride(async () => {
+    const list = listSlug === undefined ? null : await requireList(app.db, listSlug);
+    return selectUnfinishedBulletinIds(app.db, list?.id ?? null);
+  });
 }
 
 /** `bulletin resume <id>`: picks up an unfinished bulletin (or its deferred deliveries) where it stopped. */
 export async function resumeSend(app: App, bulletinId: number, options: RunOptions): Promise<SendSummary> {
-  const bulletin = await findBulletin(app.db, bulletinId);
+  const outage = options.outage ?? new DatabaseOutage();
+  const bulletin = await outage.ride(() => findBulletin(app.db, bulletinId));
   if (!bulletin) throw new BulletinError('NOT_FOUND', `There is no bulletin ${bulletinId} (see \`bulletin status\`).`);
-  const list = await listOf(app, bulletin);
-  return dispatchBulletin(app, bulletin, list, options);
+  const list = await outage.ride(() => listOf(app, bulletin));
+  return dispatchBulletin(app, bulletin, list, { ...options, outage });
 }
 
 async function listOf(app: App, bulletin: StoredBulletin): Promise<MailingList> {
@@ -274,8 +332,10 @@ async function listOf(app: App, bulletin: StoredBulletin): Promise<MailingList> 
 }
 
 async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: MailingList, options: RunOptions, ready?: CompiledBulletin): Promise<SendSummary> {
-  await reclaimAbandoned(app, bulletin.id);
-  const compiled = ready ?? (await compileStored(app, bulletin, list));
+  const outage = options.outage ?? new DatabaseOutage();
+  const ride = <T>(step: () => Promise<T>) => outage.ride(step);
+  const leftInFlight = await ride(() => reclaimAbandoned(app, bulletin.id));
+  const compiled = ready ?? (await ride(() => compileStored(app, bulletin, list)));
   const pacer =
     options.pacer ??
     new SharedPacer((count, intervalMs) => reserveSlots(app.db, bulletin.id, count, intervalMs), {
@@ -290,6 +350,7 @@ async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: Mailin
       recordHardBounces: (bounces) => recordSmtpBounces(app, bounces.map((bounce) => ({ ...bounce, listId: list.id }))),
       ...(options.pace ? { pace: options.pace } : {}),
       clock: options.clock ?? app.clock,
+      outage,
     },
     {
       bulletinId: bulletin.id,
@@ -301,12 +362,14 @@ async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: Mailin
       ...(options.claimSize === undefined ? {} : { claimSize: options.claimSize }),
     },
   );
-  const before = await countByState(app.db, bulletin.id);
-  options.onStart?.(dispatcher, bulletin, openDeliveries(before));
+  const before = await ride(() => countByState(app.db, bulletin.id));
+  const inDoubt: InDoubt = { uncertain: before.uncertain, leftInFlight, resent: options.resendUncertain };
+  options.onStart?.(dispatcher, bulletin, openDeliveries(before), inDoubt);
   const end = await dispatcher.run();
-  const finished = await finishBulletinIfDone(app.db, bulletin.id);
-  const counts = await countByState(app.db, bulletin.id);
-  const due = await nextDueAt(app.db, bulletin.id);
+  // Each of these is safe to repeat: finishing sets the time once, the others only read.
+  const finished = await ride(() => finishBulletinIfDone(app.db, bulletin.id));
+  const counts = await ride(() => countByState(app.db, bulletin.id));
+  const due = await ride(() => nextDueAt(app.db, bulletin.id));
   return {
     bulletinId: bulletin.id,
     list: list.slug,
@@ -318,6 +381,7 @@ async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: Mailin
     nextAttemptAt: due?.toISOString() ?? null,
     relay: options.transport.description,
     halt: dispatcher.halt,
+    inDoubt,
   };
 }
 
@@ -341,27 +405,29 @@ export interface DryRunReport {
   readonly errors: { email: string; error: string }[];
 }
 
-/** Renders every active member's message and sends nothing. */
-export async function dryRunSend(app: App, plan: SendPlan): Promise<DryRunReport> {
-  let rendered = 0;
-  const errors: { email: string; error: string }[] = [];
-  await forEachMemberBatch(app.db, { listId: plan.list.id, status: 'active', batchSize: 1000 }, async (members) => {
-    for (const member of members) {
-      try {
-        plan.compiled.render(member);
-        rendered++;
-      } catch (error) {
-        errors.push({ email: member.email, error: (error as Error).message });
+/** Renders every active member's message and sends nothing (after an outage, it starts again). */
+export async function dryRunSend(app: App, plan: SendPlan, outage = new DatabaseOutage()): Promise<DryRunReport> {
+  return outage.ride(async () => {
+    let rendered = 0;
+    const errors: { email: string; error: string }[] = [];
+    await forEachMemberBatch(app.db, { listId: plan.list.id, status: 'active', batchSize: 1000 }, async (members) => {
+      for (const member of members) {
+        try {
+          plan.compiled.render(member);
+          rendered++;
+        } catch (error) {
+          errors.push({ email: member.email, error: (error as Error).message });
+        }
       }
-    }
+    });
+    return { list: plan.list.slug, subject: plan.compiled.subject, rendered, errors };
   });
-  return { list: plan.list.slug, subject: plan.compiled.subject, rendered, errors };
 }
 
 /** Sends one copy to `address` (the list's sample values if they are not a member); records nothing. */
-export async function sendTestCopy(app: App, plan: SendPlan, address: string, transport: Transport) {
+export async function sendTestCopy(app: App, plan: SendPlan, address: string, transport: Transport, outage = new DatabaseOutage()) {
   const email = checkAddress(address);
-  const member = await findMember(app.db, plan.list.id, email);
+  const member = await outage.ride(() => findMember(app.db, plan.list.id, email));
   const outcome = await transport.send(plan.compiled.render(member ?? { ...SAMPLE_RECIPIENT, email }));
   return { to: email, outcome };
 }
@@ -409,7 +475,7 @@ export async function bulletinStatus(app: App, bulletinId?: number): Promise<Bul
 export async function listDeliveries(
   app: App,
   bulletinId: number,
-  query: { states: DeliveryState[] | null; afterId: number; limit: number },
+  query: { states: DeliveryState[] | null; inDoubt?: boolean; afterId: number; limit: number },
 ): Promise<DeliveryRow[]> {
   if (!(await findBulletin(app.db, bulletinId))) throw new BulletinError('NOT_FOUND', `There is no bulletin ${bulletinId}.`);
   return selectDeliveries(app.db, { bulletinId, ...query });

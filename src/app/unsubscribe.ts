@@ -12,7 +12,7 @@ import { findListById } from '../store/lists.js';
 import { changeMembershipStatus, findMember, findMemberById, undoWebUnsubscribe } from '../store/memberships.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
-import { resolveSecret, verificationSecrets } from './secret.js';
+import { installationKeys } from './secret.js';
 import { checkAddress } from './subscribers.js';
 
 /** What a page may show about a link's owner: the list and a masked address, never the address. */
@@ -55,7 +55,7 @@ interface Resolved {
 }
 
 async function resolve(app: App, token: string): Promise<Resolved | null> {
-  const subject = verifyToken(token, 'unsubscribe', await verificationSecrets(app.config));
+  const subject = verifyToken(token, 'unsubscribe', (await installationKeys(app)).keyring);
   if (subject === null) return null;
   const list = await findListById(app.db, subject.listId);
   if (list === null) return null;
@@ -119,5 +119,5 @@ export async function unsubscribeLinkOf(app: App, slug: string, address: string)
   const list = await requireList(app.db, slug);
   const member = await findMember(app.db, list.id, email);
   if (member === null) throw new BulletinError('NOT_FOUND', `${email} is not on the list "${slug}".`);
-  return { email, list: slug, url: unsubscribeUrl(list, member.id, await resolveSecret(app.config)) };
+  return { email, list: slug, url: unsubscribeUrl(list, member.id, (await installationKeys(app)).signing) };
 }

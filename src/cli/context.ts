@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../app/config.js';
 import { withApp, type App } from '../app/context.js';
+import type { DatabaseOutage } from '../send/database-outage.js';
 import type { CliIo } from './io.js';
 
 export interface CliContext {
@@ -10,7 +11,8 @@ export interface CliContext {
   /** Exit status when the command returns normally (e.g. 130 after a graceful Ctrl-C). */
   exitCode: number;
   config(): Config;
-  run<T>(work: (app: App) => Promise<T>, options?: { skipMigrationCheck?: boolean }): Promise<T>;
+  /** Opens the app (waiting out an unreachable database when given an `outage`: sends), runs `work`, closes. */
+  run<T>(work: (app: App) => Promise<T>, options?: { skipMigrationCheck?: boolean; outage?: DatabaseOutage }): Promise<T>;
 }
 
 export function createContext(io: CliIo, program: Command): CliContext {
@@ -38,6 +40,7 @@ export function createContext(io: CliIo, program: Command): CliContext {
         {
           notice: (line) => io.stderr.write(`${line}\n`),
           skipMigrationCheck: options?.skipMigrationCheck ?? false,
+          ...(options?.outage ? { outage: options.outage } : {}),
           ...(io.clock ? { clock: io.clock } : {}),
         },
         work,

@@ -1,7 +1,9 @@
 // Runs the command line once and turns the outcome into an exit status: 0, 2 for usage errors, and
-// the status of each BulletinError code (see src/domain/errors.ts) for everything else.
+// the status of each BulletinError code (see src/domain/errors.ts) for everything else. A database
+// connection lost or a privilege refused is never an internal error, wherever it surfaces.
 import { CommanderError } from 'commander';
 import { ERROR_CODES, isBulletinError } from '../domain/errors.js';
+import { isConnectionError, isPermissionError, oneLine } from '../store/database.js';
 import { processIo, type CliIo } from './io.js';
 import { createProgram } from './program.js';
 
@@ -25,6 +27,14 @@ function reportError(error: unknown, io: CliIo): number {
   if (isBulletinError(error)) {
     io.stderr.write(`bulletin: ${error.message}\n`);
     return error.exitStatus;
+  }
+  if (isConnectionError(error)) {
+    io.stderr.write(`bulletin: Lost the connection to the database (${oneLine(error)}); run the command again once it answers.\n`);
+    return ERROR_CODES.DATABASE_UNAVAILABLE.exitStatus;
+  }
+  if (isPermissionError(error)) {
+    io.stderr.write(`bulletin: The database role was refused (${oneLine(error)}); grant it as "Least privilege" in bulletin's README shows.\n`);
+    return ERROR_CODES.PERMISSION_DENIED.exitStatus;
   }
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
   io.stderr.write(`bulletin: internal error (please report it): ${detail}\n`);

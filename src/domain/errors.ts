@@ -10,8 +10,10 @@ export const ERROR_CODES = Object.freeze({
   NOT_FOUND: { exitStatus: 66 },
   /** The thing to create already exists. */
   CONFLICT: { exitStatus: 65 },
-  /** The database cannot be reached or opened. EX_UNAVAILABLE. */
+  /** The database cannot be reached or opened, or went away. EX_UNAVAILABLE. */
   DATABASE_UNAVAILABLE: { exitStatus: 69 },
+  /** The database role lacks a privilege the command needs. EX_NOPERM. */
+  PERMISSION_DENIED: { exitStatus: 77 },
   /** The database schema is behind this version of bulletin. EX_CONFIG. */
   MIGRATIONS_PENDING: { exitStatus: 78 },
   /** Configuration (environment, .env, flags) is invalid, or the relay refuses it (login, TLS, sender). EX_CONFIG. */

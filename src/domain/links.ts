@@ -1,13 +1,13 @@
 // The public addresses of a list: its unsubscribe links (web and mail), archive, help page and List-Id.
 // One place decides their shape, so messages, `bulletin serve` and the archive agree. No I/O.
-import { signToken } from './token.js';
+import { signToken, type SigningKey } from './token.js';
 import type { MailingList } from './list.js';
 
 type ListLinks = Pick<MailingList, 'id' | 'slug' | 'baseUrl'>;
 
 /** `${baseUrl}/u/<token>`: the one-click (RFC 8058) and browser unsubscribe link of one subscriber. */
-export function unsubscribeUrl(list: ListLinks, subscriberId: number, secret: string): string {
-  return `${list.baseUrl}/u/${signToken('unsubscribe', { listId: list.id, subscriberId }, secret)}`;
+export function unsubscribeUrl(list: ListLinks, subscriberId: number, key: SigningKey): string {
+  return `${list.baseUrl}/u/${signToken('unsubscribe', { listId: list.id, subscriberId }, key)}`;
 }
 
 /** The list's web archive, `${baseUrl}/archive/<slug>/`. */

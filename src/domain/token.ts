@@ -1,14 +1,17 @@
-// Signed, opaque tokens naming one subscriber of one list (unsubscribe links, VERP bounce addresses).
-// A token is verified with the secret alone, no lookup table, and shows neither id nor address.
-// No I/O: the secret comes from the caller (BULLETIN_SECRET, then BULLETIN_SECRET_PREVIOUS ones).
+// Signed, opaque tokens naming one subscriber of one list of one installation (unsubscribe links,
+// VERP bounce addresses). A token is verified with the keys alone, no lookup table, and shows
+// neither id nor address. No I/O: the secret and installation id come from the caller.
 //
-// Format (version 1), deterministic synthetic-IV encryption (the SIV idea of RFC 5297, with HMAC):
+// Format (version 2), deterministic synthetic-IV encryption (the SIV idea of RFC 5297, with HMAC):
 //   payload    = version (1 byte) | purpose (1 byte) | listId (uint32 BE) | subscriberId (uint64 BE)
 //   iv         = first 16 bytes of HMAC-SHA256(macKey, payload)          (the authentication tag)
 //   ciphertext = AES-256-CTR(encKey, iv, payload)
 //   token      = base64url(iv | ciphertext)                               (30 bytes, 40 characters)
-// with encKey and macKey derived from the secret by HMAC-SHA256 under two fixed labels.
-// Verifying decrypts, recomputes the tag and compares it in constant time.
+// with encKey and macKey derived from the secret and the installation id by HMAC-SHA256 under two
+// fixed labels: another installation's token never verifies, even under the same secret.
+// Version 1 (bulletin 0.1) derived the keys from the secret alone; such tokens are in mail already
+// sent, and verify under the legacy secrets the caller names. Verifying decrypts, recomputes the
+// tag and compares it in constant time.
 import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:crypto';
 import { BulletinError } from './errors.js';
 
@@ -20,7 +23,21 @@ export interface TokenSubject {
   readonly subscriberId: number;
 }
 
-const FORMAT_VERSION = 1;
+/** What signs links (and keys Message-IDs): the secret, and the installation they belong to. */
+export interface SigningKey {
+  readonly secret: string;
+  readonly installationId: string;
+}
+
+/** Everything a token may verify under: signing keys (the current one first), and legacy secrets for version 1. */
+export interface TokenKeyring {
+  readonly keys: readonly SigningKey[];
+  /** Secrets whose version-1 tokens (made before installations had an id) still verify; none for a new installation. */
+  readonly legacySecrets: readonly string[];
+}
+
+const FORMAT_VERSION = 2;
+const LEGACY_VERSION = 1;
 const PURPOSE_CODES: Readonly<Record<TokenPurpose, number>> = { unsubscribe: 1, verp: 2 };
 const PAYLOAD_LENGTH = 14;
 const TAG_LENGTH = 16;
@@ -34,26 +51,30 @@ interface TokenKeys {
   readonly authentication: Buffer;
 }
 
-// Deriving keys costs two HMACs; a send signs one or two tokens per recipient with the same secret.
+// Deriving keys costs two HMACs; a send signs one or two tokens per recipient with the same key.
 const derivedKeys = new Map<string, TokenKeys>();
 const MAX_CACHED_SECRETS = 16;
 
-function keysFor(secret: string): TokenKeys {
-  let keys = derivedKeys.get(secret);
+/** Version 2 keys for (secret, installation id); version 1 keys when the id is null. */
+function keysFor(secret: string, installationId: string | null): TokenKeys {
+  const cacheKey = `${installationId ?? ''}\u0000${secret}`;
+  let keys = derivedKeys.get(cacheKey);
   if (keys === undefined) {
     if (secret === '') throw new BulletinError('CONFIG', 'The token secret is empty; set BULLETIN_SECRET.');
-    const encryptionKey = createHmac('sha256', secret).update('bulletin token v1: encryption key').digest();
+    const label = (what: string) =>
+      installationId === null ? `bulletin token v1: ${what}` : `bulletin token v2: ${what}\u0000${installationId}`;
+    const encryptionKey = createHmac('sha256', secret).update(label('encryption key')).digest();
     keys = {
       blockCipher: createCipheriv('aes-256-ecb', encryptionKey, null).setAutoPadding(false),
-      authentication: createHmac('sha256', secret).update('bulletin token v1: authentication key').digest(),
+      authentication: createHmac('sha256', secret).update(label('authentication key')).digest(),
     };
     if (derivedKeys.size >= MAX_CACHED_SECRETS) derivedKeys.clear();
-    derivedKeys.set(secret, keys);
+    derivedKeys.set(cacheKey, keys);
   }
   return keys;
 }
 
-function packPayload(purpose: TokenPurpose, subject: TokenSubject): Buffer {
+function packPayload(version: number, purpose: TokenPurpose, subject: TokenSubject): Buffer {
   const { listId, subscriberId } = subject;
   if (!Number.isInteger(listId) || listId < 0 || listId > MAX_LIST_ID) {
     throw new BulletinError('INTERNAL', `A token cannot carry list id ${listId}.`);
@@ -62,7 +83,7 @@ function packPayload(purpose: TokenPurpose, subject: TokenSubject): Buffer {
     throw new BulletinError('INTERNAL', `A token cannot carry subscriber id ${subscriberId}.`);
   }
   const payload = Buffer.allocUnsafe(PAYLOAD_LENGTH);
-  payload[0] = FORMAT_VERSION;
+  payload[0] = version;
   payload[1] = PURPOSE_CODES[purpose];
   payload.writeUInt32BE(listId, 2);
   payload.writeBigUInt64BE(BigInt(subscriberId), 6);
@@ -85,33 +106,50 @@ function aesCtr(keys: TokenKeys, iv: Buffer, input: Buffer): Buffer {
   return output;
 }
 
-/** The token for (purpose, list, subscriber) under `secret`. Same input, same token. */
-export function signToken(purpose: TokenPurpose, subject: TokenSubject, secret: string): string {
-  const keys = keysFor(secret);
-  const payload = packPayload(purpose, subject);
+function seal(version: number, keys: TokenKeys, purpose: TokenPurpose, subject: TokenSubject): string {
+  const payload = packPayload(version, purpose, subject);
   const tag = authenticationTag(keys, payload);
   return Buffer.concat([tag, aesCtr(keys, tag, payload)]).toString('base64url');
 }
 
+/** The token for (purpose, list, subscriber) of this installation. Same input, same token. */
+export function signToken(purpose: TokenPurpose, subject: TokenSubject, key: SigningKey): string {
+  return seal(FORMAT_VERSION, keysFor(key.secret, key.installationId), purpose, subject);
+}
+
+/** A version-1 token, as bulletin 0.1 made them (secret only): what mail sent before the upgrade holds. */
+export function signLegacyToken(purpose: TokenPurpose, subject: TokenSubject, secret: string): string {
+  return seal(LEGACY_VERSION, keysFor(secret, null), purpose, subject);
+}
+
+/** The subject, if the token opens under these keys as this version and purpose; null otherwise. */
+function open(tag: Buffer, ciphertext: Buffer, keys: TokenKeys, version: number, purpose: TokenPurpose): TokenSubject | null | 'no' {
+  const payload = aesCtr(keys, tag, ciphertext);
+  if (!timingSafeEqual(authenticationTag(keys, payload), tag)) return 'no';
+  if (payload[0] !== version || payload[1] !== PURPOSE_CODES[purpose]) return null;
+  const subscriberId = payload.readBigUInt64BE(6);
+  if (subscriberId > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  return { listId: payload.readUInt32BE(2), subscriberId: Number(subscriberId) };
+}
+
 /**
- * Who a token names, or null when it is not a valid token for `purpose` under any of `secrets`
- * (current secret first, then previous ones). Never throws on bad input: any tampering, truncation,
- * other secret or other purpose gives null.
+ * Who a token names, or null when it is not a valid token for `purpose` under the keyring (its
+ * signing keys as version 2, then its legacy secrets as version 1). Never throws on bad input: any
+ * tampering, truncation, other secret, other installation or other purpose gives null.
  */
-export function verifyToken(token: string, purpose: TokenPurpose, secrets: readonly string[]): TokenSubject | null {
+export function verifyToken(token: string, purpose: TokenPurpose, keyring: TokenKeyring): TokenSubject | null {
   if (token.length !== TOKEN_LENGTH || !TOKEN_PATTERN.test(token)) return null;
   const bytes = Buffer.from(token, 'base64url');
   const tag = bytes.subarray(0, TAG_LENGTH);
   const ciphertext = bytes.subarray(TAG_LENGTH);
-  for (const secret of secrets) {
+  const attempts: [string, string | null, number][] = [
+    ...keyring.keys.map((key): [string, string | null, number] => [key.secret, key.installationId, FORMAT_VERSION]),
+    ...keyring.legacySecrets.map((secret): [string, string | null, number] => [secret, null, LEGACY_VERSION]),
+  ];
+  for (const [secret, installationId, version] of attempts) {
     if (secret === '') continue;
-    const keys = keysFor(secret);
-    const payload = aesCtr(keys, tag, ciphertext);
-    if (!timingSafeEqual(authenticationTag(keys, payload), tag)) continue;
-    if (payload[0] !== FORMAT_VERSION || payload[1] !== PURPOSE_CODES[purpose]) return null;
-    const subscriberId = payload.readBigUInt64BE(6);
-    if (subscriberId > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-    return { listId: payload.readUInt32BE(2), subscriberId: Number(subscriberId) };
+    const opened = open(tag, ciphertext, keysFor(secret, installationId), version, purpose);
+    if (opened !== 'no') return opened;
   }
   return null;
 }

@@ -5,11 +5,11 @@ import { createHash } from 'node:crypto';
 import { BulletinError } from '../domain/errors.js';
 import { archiveUrl, helpUrl, listIdentifier, unsubscribeMailbox } from '../domain/links.js';
 import { effectiveBounceAddress, effectiveSubjectPrefix, MAX_BASE_URL_LENGTH, type MailingList } from '../domain/list.js';
-import { signToken } from '../domain/token.js';
+import { signToken, type SigningKey } from '../domain/token.js';
 import { recipientContext, sharedContext, type Recipient, type RecipientContext, type SharedContext } from './context.js';
 import { collapseWhitespace, DkimSigners, type DkimOptions } from './dkim.js';
 import { headerFor, planHeader, type HeaderField } from './headers.js';
-import { stableMessageId } from './message-id.js';
+import { MESSAGE_ID_VERSION, stableMessageId, type MessageIdVersion } from './message-id.js';
 import {
   asciiAddress,
   asciiDomain,
@@ -29,8 +29,10 @@ export interface CompileBulletinOptions {
   readonly list: MailingList;
   /** Identifies the bulletin for Message-IDs; the send engine passes the bulletin's database id. */
   readonly bulletinKey: string;
-  /** BULLETIN_SECRET: signs unsubscribe and VERP tokens and keys Message-IDs. */
-  readonly secret: string;
+  /** The installation's secret and id: sign unsubscribe and VERP tokens and key Message-IDs. */
+  readonly signing: SigningKey;
+  /** How this bulletin's Message-IDs are made (stored with it); default: the current way. */
+  readonly messageIdVersion?: MessageIdVersion;
   /** Overrides `templates/` file by file; default: the list's templatesDir, else the shipped layouts. */
   readonly templatesDir?: string | null;
   /** Exact layouts to use (e.g. stored with a bulletin when its send began); no files are read. */
@@ -43,6 +45,8 @@ export interface CompileBulletinOptions {
   readonly date?: Date;
   /** Key of the bulletin this one follows up; default: the front matter's `in-reply-to` as a key. */
   readonly inReplyToBulletinKey?: string | null;
+  /** How the Message-IDs of that earlier bulletin were made; default: the current way. */
+  readonly inReplyToMessageIdVersion?: MessageIdVersion;
 }
 
 /** One message, ready for nodemailer's `sendMail({ raw, envelope })`. */
@@ -206,7 +210,9 @@ class BulletinMessages implements CompiledBulletin {
   readonly emptyInArchive: readonly string[];
   readonly dkimSignatures: readonly { readonly domain: string; readonly selector: string; readonly algorithm: string }[];
 
-  private readonly secret: string;
+  private readonly signing: SigningKey;
+  private readonly messageIdVersion: MessageIdVersion;
+  private readonly parentMessageIdVersion: MessageIdVersion;
   private bulletinKey: string;
   private readonly parentKey: string | null;
   private readonly shared: SharedContext;
@@ -224,7 +230,7 @@ class BulletinMessages implements CompiledBulletin {
 
   constructor(options: CompileBulletinOptions, templates: TemplateSet) {
     const { source, list } = options;
-    if (options.secret === '') throw new BulletinError('CONFIG', 'The bulletin secret is empty; set BULLETIN_SECRET.');
+    if (options.signing.secret === '') throw new BulletinError('CONFIG', 'The bulletin secret is empty; set BULLETIN_SECRET.');
     if (options.bulletinKey === '') throw new BulletinError('INTERNAL', 'A bulletin needs a key to derive its Message-IDs.');
     if (!PRINTABLE_URL.test(list.baseUrl)) {
       throw new BulletinError('BAD_INPUT', `List ${list.slug} has base URL ${JSON.stringify(list.baseUrl)}; links need an ASCII http(s) URL.`);
@@ -238,7 +244,9 @@ class BulletinMessages implements CompiledBulletin {
     this.source = source;
     this.list = list;
     this.templates = templates;
-    this.secret = options.secret;
+    this.signing = options.signing;
+    this.messageIdVersion = options.messageIdVersion ?? MESSAGE_ID_VERSION;
+    this.parentMessageIdVersion = options.inReplyToMessageIdVersion ?? MESSAGE_ID_VERSION;
     this.bulletinKey = options.bulletinKey;
     this.parentKey = options.inReplyToBulletinKey ?? source.inReplyTo;
     this.date = options.date ?? new Date();
@@ -295,7 +303,7 @@ class BulletinMessages implements CompiledBulletin {
   }
 
   private unsubscribeToken(recipient: Recipient): string {
-    return signToken('unsubscribe', { listId: this.list.id, subscriberId: recipient.id }, this.secret);
+    return signToken('unsubscribe', { listId: this.list.id, subscriberId: recipient.id }, this.signing);
   }
 
   private contextFor(recipient: Recipient, token: string): RecipientContext {
@@ -306,7 +314,7 @@ class BulletinMessages implements CompiledBulletin {
     const address = asciiAddress(recipient.email, 'recipient');
     const token = this.unsubscribeToken(recipient);
     const context = this.contextFor(recipient, token);
-    const messageId = stableMessageId(this.bulletinKey, recipient.id, this.secret, this.messageDomain);
+    const messageId = stableMessageId(this.bulletinKey, recipient.id, this.signing, this.messageDomain, this.messageIdVersion);
 
     const chunks: BodyChunks = { raw: [], canonical: this.dkim === null ? null : [] };
     for (const part of this.parts) part.append(chunks, context);
@@ -320,7 +328,7 @@ class BulletinMessages implements CompiledBulletin {
       unsubscribeUrl: context.unsubscribeUrl,
       unsubscribeToken: token,
       parentMessageId:
-        this.parentKey === null ? null : stableMessageId(this.parentKey, recipient.id, this.secret, this.messageDomain),
+        this.parentKey === null ? null : stableMessageId(this.parentKey, recipient.id, this.signing, this.messageDomain, this.parentMessageIdVersion),
     });
     if (chunks.canonical !== null) fields.unshift(...this.dkim!.signatureFields(fields, chunks.canonical, this.date));
     fields.push(CRLF);
@@ -335,7 +343,7 @@ class BulletinMessages implements CompiledBulletin {
   private envelopeSender(recipient: Recipient): string {
     if (!this.verp) return this.bounceAddress;
     const { local, domain } = splitAddress(this.bounceAddress);
-    const token = signToken('verp', { listId: this.list.id, subscriberId: recipient.id }, this.secret);
+    const token = signToken('verp', { listId: this.list.id, subscriberId: recipient.id }, this.signing);
     return `${local}+${token}@${domain}`;
   }
 

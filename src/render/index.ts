@@ -4,7 +4,7 @@
 // ## Usage
 //
 //   const source = await readBulletinSource('2026-11.md');           // or parseBulletinSource(text, name)
-//   const bulletin = await compileBulletin({ source, list, bulletinKey: String(bulletinId), secret });
+//   const bulletin = await compileBulletin({ source, list, bulletinKey: String(bulletinId), signing: { secret, installationId } });
 //   for (const subscriber of subscribers) {
 //     const { raw, envelope, messageId } = bulletin.render(subscriber); // { id, email, name, attributes }
 //     await transport.sendMail({ raw, envelope });
@@ -64,8 +64,9 @@
 // List-Id, List-Unsubscribe, List-Archive, List-Help, List-Post: NO, List-Unsubscribe-Post,
 // Precedence: bulk, Auto-Submitted, Content-Type; DKIM-Signature first when `dkim` is given (one
 // key, or an RSA and an Ed25519 key: two signatures, RSA on top).
-// Message-ID: `<32 hex digits@list domain>`, an HMAC of (bulletinKey, subscriber id) under the
-// secret. Envelope sender: the list's bounce address, or `<local>+<verp token>@<domain>` with `verp`.
+// Message-ID: `<32 hex digits@list domain>`, an HMAC of (installation id, bulletinKey, subscriber id)
+// under the secret (without the installation id for `messageIdVersion` 1). Envelope sender: the
+// list's bounce address, or `<local>+<verp token>@<domain>` with `verp`.
 
 export { parseBulletinSource, readBulletinSource, type BulletinSource } from './source.js';
 export {
@@ -78,6 +79,7 @@ export {
   type RenderedMessage,
 } from './compose.js';
 export { renderBodyForArchive, type ArchiveBody } from './archive.js';
+export { MESSAGE_ID_VERSION, type MessageIdVersion } from './message-id.js';
 export type { Recipient } from './context.js';
 export { dkimAlignment, type DkimOptions } from './dkim.js';
 export { HEADER_PIPELINE } from './headers.js';

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { isPastDeadline, nextAttemptAt, type RetryPolicy } from '../domain/delivery.js';
 import { isConnectionError, type Database } from '../store/database.js';
+import { DatabaseOutage } from './database-outage.js';
 import {
   claimDue,
   claimQueued,
@@ -21,6 +22,7 @@ import {
   releaseClaims,
   reopenFailedDeliveries,
   renewLeases,
+  selectOwnClaims,
   type ClaimedDelivery,
   type DeliveryOutcome,
 } from '../store/deliveries.js';
@@ -66,6 +68,8 @@ export interface DispatchDependencies {
   readonly clock?: Clock;
   /** Records hard bounces seen at RCPT (after their deliveries' outcomes are written). */
   readonly recordHardBounces?: (bounces: readonly SmtpHardBounce[]) => Promise<void>;
+  /** Shared with the rest of the send, so every step reports the same outage (default: its own). */
+  readonly outage?: DatabaseOutage;
 }
 
 /** A 5xx at RCPT saying the mailbox does not exist (failure.ts row 11), to count like a reported bounce. */
@@ -126,12 +130,14 @@ export class Dispatcher {
   private readonly resends = new Map<number, number>();
   /** Messages handed to the transport, each with what aborts its wait for a relay. */
   private readonly sending = new Set<{ readonly claimed: ClaimedDelivery; readonly abort: AbortController }>();
+  private readonly outage: DatabaseOutage;
 
   constructor(
     private readonly deps: DispatchDependencies,
     private readonly options: DispatchOptions,
   ) {
     this.clock = deps.clock ?? realClock;
+    this.outage = deps.outage ?? new DatabaseOutage();
     this.leaseMs = options.leaseMs ?? 60_000;
   }
 
@@ -152,11 +158,8 @@ export class Dispatcher {
 
   /** Why the send goes slower than configured right now (relay pushback, fewer connections, relays down), if it does. */
   get note(): string | null {
-    const down = this.databaseDownSince;
     const notes = [
-      down
-        ? `database unreachable since ${down.toISOString().slice(11, 19)} (${this.databaseError.slice(0, 60)}); ${this.pending.length} outcomes kept, sending paused${this.databaseRetryAt ? `, retrying in ${Math.max(0, Math.ceil((this.databaseRetryAt.getTime() - Date.now()) / 1000))} s` : ''}`
-        : null,
+      this.outage.note(`${this.pending.length} outcomes kept, sending paused`),
       this.waitingForWorkers ? 'waiting for other workers to finish their messages' : null,
       this.deps.pace?.note ?? null,
       this.deps.transport.note?.() ?? null,
@@ -173,8 +176,29 @@ export class Dispatcher {
     let queue: ClaimedDelivery[] = [];
     let lowWater = 0;
     const common = { bulletinId: this.options.bulletinId, listId: this.options.listId, owner: this.owner, leaseMs: this.leaseMs };
+    /** Set when a claim failed with a connection error: it may have been made, its answer lost. */
+    let claimInDoubt = false;
     /** Claims the next batch: retries that are due first, then queued deliveries past the low-water mark. */
     const claimBatch = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
+      if (claimInDoubt) {
+        // A claim whose answer was lost with the connection may have been made: its deliveries are
+        // ours in `sending`, unknown to us. Once nothing is in flight and every outcome is written,
+        // whatever we still hold is exactly those: send them (they never left).
+        await Promise.all(inFlight);
+        await this.flush();
+        const adopted = await selectOwnClaims(db, this.options.bulletinId, this.owner);
+        claimInDoubt = false;
+        lowWater = adopted.reduce((max, row) => Math.max(max, row.id), lowWater);
+        if (adopted.length > 0) return { claimed: adopted, full: true };
+      }
+      try {
+        return await claimOnce();
+      } catch (error) {
+        if (isConnectionError(error)) claimInDoubt = true;
+        throw error;
+      }
+    };
+    const claimOnce = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
       const now = this.clock.now();
       let claimed = await claimDue(db, { ...common, limit: claimSize, now, includeUncertain: this.options.resendUncertain });
       if (claimed.length === 0) {
@@ -273,7 +297,10 @@ export class Dispatcher {
           if (queue.length === 0) continue; // a full batch of skips: claim again
         }
         if (prefetch === null && lastClaimFull && queue.length <= claimSize / 2) {
-          prefetch = claimBatch();
+          prefetch = claimOnce().catch((error: unknown) => {
+            if (isConnectionError(error)) claimInDoubt = true;
+            throw error;
+          });
           prefetch.catch(() => undefined); // awaited (and its error seen) when the queue runs dry
         }
         // A free connection first, then the pace's slot: a message must leave at its slot, not
@@ -289,7 +316,7 @@ export class Dispatcher {
         if (claimed === undefined) continue; // the deadline took the rest while we waited for the slot
         const attempt = this.attempt(claimed, sendAgain).then(async () => {
           inFlight.delete(attempt);
-          if (this.pending.length >= flushEvery.outcomes) await this.flush().catch(() => undefined);
+          if (this.pending.length >= flushEvery.outcomes) await this.flush().catch((error) => this.noticeDatabaseError(error));
         });
         inFlight.add(attempt);
       }
@@ -309,6 +336,13 @@ export class Dispatcher {
       clearInterval(deadlineTimer);
       await Promise.all(inFlight);
       await this.untilDatabase(() => this.flush(), { evenWhenStopping: true });
+      if (claimInDoubt) {
+        // Stopping with a claim in doubt: give back what it may have taken (none of it was sent).
+        await this.untilDatabase(
+          async () => releaseClaims(db, this.owner, (await selectOwnClaims(db, this.options.bulletinId, this.owner)).map((row) => row.id)),
+          { evenWhenStopping: true },
+        );
+      }
     }
     if (this.halt?.end === 'held') {
       // The list is not burnt: the refused messages go again once the send resumes.
@@ -428,13 +462,12 @@ export class Dispatcher {
   }
 
   /** Since when the database has been unreachable (null: it answers). */
-  databaseDownSince: Date | null = null;
-  private databaseError = '';
+  get databaseDownSince(): Date | null {
+    return this.outage.downSince;
+  }
 
   private noticeDatabaseError(error: unknown): void {
-    if (!isConnectionError(error)) return; // a failed statement is retried by the next flush or renewal
-    this.databaseDownSince ??= new Date();
-    this.databaseError = (error as Error).message;
+    this.outage.notice(error); // a failed statement is retried by the next flush or renewal
   }
 
   /**
@@ -442,27 +475,9 @@ export class Dispatcher {
    * tries again, so a restarted server costs a pause, never a crash or a lost outcome. Other errors
    * are thrown. Gives up only when stopping (unless `evenWhenStopping`: the last flush).
    */
-  private async untilDatabase<T>(step: () => Promise<T>, options: { evenWhenStopping?: boolean } = {}): Promise<T> {
-    for (let waitMs = 500; ; waitMs = Math.min(15_000, waitMs * 2)) {
-      try {
-        const result = await step();
-        if (this.databaseDownSince !== null) {
-          this.databaseDownSince = null;
-          this.databaseError = '';
-        }
-        return result;
-      } catch (error) {
-        if (!isConnectionError(error)) throw error;
-        this.noticeDatabaseError(error);
-        if (this.stopping && !options.evenWhenStopping) throw error;
-        this.databaseRetryAt = new Date(Date.now() + waitMs);
-        await realClock.sleep(waitMs, options.evenWhenStopping ? undefined : this.stopController.signal);
-        this.databaseRetryAt = null;
-      }
-    }
+  private untilDatabase<T>(step: () => Promise<T>, options: { evenWhenStopping?: boolean } = {}): Promise<T> {
+    return this.outage.ride(step, options.evenWhenStopping ? {} : { signal: this.stopController.signal });
   }
-
-  private databaseRetryAt: Date | null = null;
 
   /** Writes the outcomes gathered so far in one statement; flushes never overlap. */
   flush(): Promise<void> {

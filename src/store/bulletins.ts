@@ -13,6 +13,8 @@ export interface StoredBulletin {
   readonly sentDate: Date;
   readonly createdAt: Date;
   readonly finishedAt: Date | null;
+  /** How its Message-IDs are made (src/render/message-id.ts): 1 for bulletins begun before installations had an id. */
+  readonly messageIdVersion: number;
 }
 
 interface BulletinRow {
@@ -26,6 +28,7 @@ interface BulletinRow {
   sent_date: Date;
   created_at: Date;
   finished_at: Date | null;
+  message_id_version: number;
 }
 
 function toBulletin(row: BulletinRow): StoredBulletin {
@@ -40,17 +43,18 @@ function toBulletin(row: BulletinRow): StoredBulletin {
     sentDate: row.sent_date,
     createdAt: row.created_at,
     finishedAt: row.finished_at,
+    messageIdVersion: row.message_id_version,
   };
 }
 
 export async function insertBulletin(
   sql: Sql,
-  fields: Pick<StoredBulletin, 'listId' | 'subject' | 'source' | 'sourceName' | 'templates' | 'verp' | 'sentDate'>,
+  fields: Pick<StoredBulletin, 'listId' | 'subject' | 'source' | 'sourceName' | 'templates' | 'verp' | 'sentDate' | 'messageIdVersion'>,
 ): Promise<StoredBulletin> {
   const { rows } = await sql.query<BulletinRow>(
-    `INSERT INTO bulletins (list_id, subject, source, source_name, templates, verp, sent_date)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) RETURNING *`,
-    [fields.listId, fields.subject, fields.source, fields.sourceName, JSON.stringify(fields.templates), fields.verp, fields.sentDate],
+    `INSERT INTO bulletins (list_id, subject, source, source_name, templates, verp, sent_date, message_id_version)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8) RETURNING *`,
+    [fields.listId, fields.subject, fields.source, fields.sourceName, JSON.stringify(fields.templates), fields.verp, fields.sentDate, fields.messageIdVersion],
   );
   return toBulletin(rows[0] as BulletinRow);
 }

@@ -18,19 +18,85 @@ export interface Sql {
   ): Promise<{ rows: Row[]; rowCount: number | null }>;
 }
 
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENETRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+const CONNECTION_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)|server closed the connection unexpectedly/i;
+
 /**
- * Whether an error means the database could not be reached or went away (refused, reset, server
- * shutting down or starting up), as opposed to a statement that failed: the send waits and retries
- * the former, and stops on the latter.
+ * Whether an error means the database could not be reached or went away, as opposed to a statement
+ * that failed: refused, reset, a broken pipe, the Unix socket missing (ENOENT while connecting),
+ * timeouts, SQLSTATE class 08 (connection exception), 57P01–57P03 (shut down by the administrator
+ * or a crash, cannot connect now: starting up or shutting down), 53300 (no connection slot free).
+ * A send waits and retries the former and stops on the latter; any other command says the database
+ * is unavailable (exit 69). Looks through `cause` and AggregateError's `errors` (BulletinErrors
+ * wrapping a failed connection, Node trying several addresses).
  */
-export function isConnectionError(error: unknown): boolean {
-  const failure = error as { code?: unknown; message?: unknown } | null;
-  const code = typeof failure?.code === 'string' ? failure.code : '';
-  if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code)) return true;
-  // SQLSTATE class 08 (connection exception), 57P01–57P03 (admin/crash shutdown, cannot connect now).
-  if (/^08...$/.test(code) || /^57P0[123]$/.test(code)) return true;
-  const message = typeof failure?.message === 'string' ? failure.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(message);
+export function isConnectionError(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== 'object' || depth > 5) return false;
+  const failure = error as { code?: unknown; message?: unknown; syscall?: unknown; address?: unknown; cause?: unknown; errors?: unknown };
+  const code = typeof failure.code === 'string' ? failure.code : '';
+  if (CONNECTION_CODES.has(code)) return true;
+  // A Unix socket that is not there (the server restarting, a proxy or container moving).
+  if (code === 'ENOENT' && (failure.syscall === 'connect' || /\.s\.PGSQL\./.test(String(failure.address ?? failure.message ?? '')))) return true;
+  if (/^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code) || code === '53300') return true;
+  const message = typeof failure.message === 'string' ? failure.message : '';
+  if (CONNECTION_MESSAGES.test(message)) return true;
+  if (Array.isArray(failure.errors) && failure.errors.some((inner) => isConnectionError(inner, depth + 1))) return true;
+  return isConnectionError(failure.cause, depth + 1);
+}
+
+/** SQLSTATE 42501: the role lacks a privilege (on a table, sequence, schema, database). */
+export function isPermissionError(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '42501';
+}
+
+/**
+ * What is wrong with a DATABASE_URL, in a few words, or null when node-postgres can use it. The
+ * URL itself is never repeated (it may hold a password).
+ */
+export function databaseUrlProblem(url: string): string | null {
+  if (!/^postgres(ql)?:\/\//.test(url)) return 'must start with postgres:// or postgresql://';
+  let parsed: { host: string; port: number };
+  try {
+    // node-postgres parses the URL when a client is made, before connecting (and throws then).
+    parsed = new pg.Client({ connectionString: url }) as unknown as { host: string; port: number };
+  } catch {
+    return 'is not a valid URL (postgres://user:password@host:port/database; percent-encode special characters in the password)';
+  }
+  if (typeof parsed.host === 'string' && /\s/.test(parsed.host)) return 'names a host with a space in it';
+  if (!Number.isInteger(Number(parsed.port)) || Number(parsed.port) < 1 || Number(parsed.port) > 65535) return 'has a port that is not a number from 1 to 65535';
+  const timeout = new URLSearchParams(url.split('?')[1] ?? '').get('connect_timeout');
+  if (timeout !== null && !/^\d+$/.test(timeout)) return 'has a connect_timeout that is not a whole number of seconds';
+  return null;
+}
+
+/** Connecting gives up after this long (a host that drops packets), unless the URL says `connect_timeout`. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * A transaction whose COMMIT was sent but never answered (the connection broke): it may have been
+ * saved or not. A connection error (see isConnectionError), so it is retried or reported as one;
+ * work repeated after it must find out which (e.g. look for what it would have created).
+ */
+export class CommitUnknownError extends Error {
+  constructor(cause: unknown) {
+    super(`the connection broke while committing (${oneLine(cause)})`, { cause });
+    this.name = 'CommitUnknownError';
+  }
 }
 
 export type DatabaseTarget =
@@ -53,9 +119,9 @@ export interface Database extends Sql {
 export function describeTarget(target: DatabaseTarget): string {
   if (target.kind === 'embedded') return `embedded PostgreSQL in ${join(target.dataDir, 'pgdata')}`;
   try {
-    const url = new URL(target.url);
-    const database = url.pathname.replace(/^\//, '') || '(default database)';
-    return `PostgreSQL at ${url.hostname || 'localhost'}:${url.port || '5432'}/${database}`;
+    // As node-postgres reads the URL (a Unix socket directory in `?host=` too), without the password.
+    const parsed = new pg.Client({ connectionString: target.url }) as unknown as { host: string; port: number; database?: string };
+    return `PostgreSQL at ${parsed.host}:${parsed.port}/${parsed.database || '(default database)'}`;
   } catch {
     return 'PostgreSQL at DATABASE_URL';
   }
@@ -67,23 +133,34 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
 
 async function openServer(target: DatabaseTarget & { kind: 'server' }): Promise<Database> {
   const description = describeTarget(target);
-  let pool: pg.Pool;
-  try {
-    pool = new pg.Pool({ connectionString: target.url, max: 10, application_name: 'bulletin' });
-  } catch (error) {
-    throw new BulletinError('CONFIG', `DATABASE_URL is not a valid PostgreSQL URL: ${(error as Error).message}.`);
-  }
+  const problem = databaseUrlProblem(target.url);
+  if (problem !== null) throw new BulletinError('CONFIG', `DATABASE_URL ${problem}.`);
+  const timeout = new URLSearchParams(target.url.split('?')[1] ?? '').get('connect_timeout');
+  const pool = new pg.Pool({
+    connectionString: target.url,
+    max: 10,
+    application_name: 'bulletin',
+    connectionTimeoutMillis: timeout === null ? CONNECT_TIMEOUT_MS : Number(timeout) * 1000,
+    // A server that vanished without closing the connection (a host gone, a network cut) is noticed.
+    keepAlive: true,
+  });
   // An idle client losing its server (a restart) must not crash the process.
   pool.on('error', () => undefined);
   try {
     await pool.query('SELECT 1');
   } catch (error) {
     await pool.end().catch(() => undefined);
-    throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot connect to ${description}: ${(error as Error).message}.`, {
+    throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot connect to ${description}: ${oneLine(error)}.`, {
       cause: error,
     });
   }
   return wrapPool(pool, target, description, false, async () => pool.end());
+}
+
+/** An error's message as one line without a trailing full stop, for the end of a sentence. */
+export function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s+/g, ' ').trim().replace(/\.$/, '') || (error as { code?: string } | null)?.code || 'unknown error';
 }
 
 async function openEmbedded(target: DatabaseTarget & { kind: 'embedded' }): Promise<Database> {
@@ -115,6 +192,25 @@ async function openEmbedded(target: DatabaseTarget & { kind: 'embedded' }): Prom
   }
 }
 
+/**
+ * A client lent from the pool, with an error listener while it is out: a connection that breaks
+ * then fails the statement running on it, and must not also crash the process as an unhandled
+ * 'error' event (the pool listens only while a client is idle).
+ */
+async function lend(pool: pg.Pool): Promise<pg.PoolClient> {
+  const client = await pool.connect();
+  client.on('error', ignoreClientError);
+  return client;
+}
+
+function ignoreClientError(): void {}
+
+/** Returns a lent client; one whose connection broke is dropped from the pool, not lent again. */
+function giveBack(client: pg.PoolClient, failure: unknown): void {
+  client.off('error', ignoreClientError);
+  client.release(isConnectionError(failure) ? (failure as Error) : undefined);
+}
+
 function wrapPool(
   pool: pg.Pool,
   target: DatabaseTarget,
@@ -129,25 +225,37 @@ function wrapPool(
     created,
     query: (text, values) => pool.query(text, values as unknown[] | undefined) as never,
     async transaction(work) {
-      const client = await pool.connect();
+      const client = await lend(pool);
+      let failure: unknown;
       try {
         await client.query('BEGIN');
         const result = await work(client as unknown as Sql);
-        await client.query('COMMIT');
+        try {
+          await client.query('COMMIT');
+        } catch (error) {
+          // The COMMIT went out and no answer came back: the work may or may not be saved.
+          if (isConnectionError(error)) throw new CommitUnknownError(error);
+          throw error;
+        }
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        failure = error;
+        if (!(error instanceof CommitUnknownError)) await client.query('ROLLBACK').catch(() => undefined);
         throw error;
       } finally {
-        client.release();
+        giveBack(client, failure);
       }
     },
     async withConnection(work) {
-      const client = await pool.connect();
+      const client = await lend(pool);
+      let failure: unknown;
       try {
         return await work(client);
+      } catch (error) {
+        failure = error;
+        throw error;
       } finally {
-        client.release();
+        giveBack(client, failure);
       }
     },
     async close() {
@@ -202,4 +310,49 @@ export function isProcessAlive(pid: number): boolean {
 /** Whether the database answers a trivial statement (`bulletin serve`'s /healthz); throws if not. */
 export async function ping(sql: Sql): Promise<void> {
   await sql.query('SELECT 1');
+}
+
+/** What a role lacks, found after a "permission denied" (SQLSTATE 42501): for the one sentence that names it. */
+export interface MissingPrivilege {
+  readonly role: string;
+  /** `table deliveries`, `schema public`, `database bulletin`, `sequence subscribers_id_seq`. */
+  readonly object: string;
+  /** The privileges the role lacks on it (empty when they could not be found out). */
+  readonly lacks: readonly string[];
+}
+
+const PRIVILEGES_BY_KIND: Readonly<Record<string, { readonly check: string; readonly privileges: readonly string[] }>> = {
+  table: { check: 'has_table_privilege', privileges: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] },
+  sequence: { check: 'has_sequence_privilege', privileges: ['USAGE', 'SELECT', 'UPDATE'] },
+  schema: { check: 'has_schema_privilege', privileges: ['USAGE', 'CREATE'] },
+  database: { check: 'has_database_privilege', privileges: ['CONNECT', 'TEMPORARY', 'CREATE'] },
+};
+
+/**
+ * Which privilege a "permission denied" error was about: the object from PostgreSQL's message, and
+ * the rights on it the current role lacks (asked of the server, which still answers). Null for an
+ * error that is not one.
+ */
+export async function findMissingPrivilege(sql: Sql, error: unknown): Promise<MissingPrivilege | null> {
+  if (!isPermissionError(error)) return null;
+  const message = oneLine(error);
+  const owned = /must be owner of (table|sequence|schema|database|relation|type) "?([^"\s]+)"?/i.exec(message);
+  const named = /permission denied for (table|sequence|schema|database|relation) "?([^"\s]+)"?/i.exec(message);
+  const temporary = /permission denied to create temporary tables in database "?([^"\s]+)"?/i.exec(message);
+  const kind = temporary ? 'database' : named?.[1]?.toLowerCase() === 'relation' ? 'table' : (named?.[1]?.toLowerCase() ?? null);
+  const name = temporary?.[1] ?? named?.[2] ?? null;
+  const { rows } = await sql.query<{ role: string }>('SELECT current_user::text AS role');
+  const role = rows[0]?.role ?? '?';
+  if (owned) return { role, object: `${owned[1]!.toLowerCase() === 'relation' ? 'table' : owned[1]!.toLowerCase()} ${owned[2]}`, lacks: ['OWNERSHIP'] };
+  if (kind === null || name === null) return { role, object: message, lacks: [] };
+  const spec = PRIVILEGES_BY_KIND[kind] as (typeof PRIVILEGES_BY_KIND)[string];
+  const lacks: string[] = [];
+  for (const privilege of spec.privileges) {
+    // The function name comes from the table above, never from input.
+    const { rows: checked } = await sql
+      .query<{ granted: boolean }>(`SELECT ${spec.check}(current_user, $1, $2) AS granted`, [name, privilege])
+      .catch(() => ({ rows: [] as { granted: boolean }[] }));
+    if (checked[0]?.granted === false) lacks.push(privilege);
+  }
+  return { role, object: `${kind} ${name}`, lacks: temporary ? ['TEMPORARY'] : lacks };
 }

@@ -83,18 +83,20 @@ async function claim(
      RETURNING d.id, d.state, d.attempts, d.first_attempt_at, j.subscriber_id, j.email, j.name, j.attributes`,
     [common.bulletinId, common.limit, common.listId, common.owner, common.leaseMs, common.now, ...values],
   );
-  return rows
-    .sort((a, b) => a.id - b.id)
-    .map((row) => ({
-      id: row.id,
-      state: row.state,
-      attempts: row.attempts,
-      firstAttemptAt: row.first_attempt_at,
-      subscriber:
-        row.subscriber_id === null || row.email === null
-          ? null
-          : { id: row.subscriber_id, email: row.email, name: row.name, attributes: row.attributes ?? {} },
-    }));
+  return rows.sort((a, b) => a.id - b.id).map(toClaimed);
+}
+
+function toClaimed(row: ClaimRow): ClaimedDelivery {
+  return {
+    id: row.id,
+    state: row.state,
+    attempts: row.attempts,
+    firstAttemptAt: row.first_attempt_at,
+    subscriber:
+      row.subscriber_id === null || row.email === null
+        ? null
+        : { id: row.subscriber_id, email: row.email, name: row.name, attributes: row.attributes ?? {} },
+  };
 }
 
 export interface ClaimOptions {
@@ -126,6 +128,22 @@ export function claimDue(sql: Sql, options: ClaimOptions & { includeUncertain: b
   );
 }
 
+/**
+ * The deliveries of this bulletin this owner holds in `sending`, as a claim returns them. A worker
+ * whose claim lost its answer with the connection (the claim committed, the reply never came) looks
+ * here once nothing of its own is in flight or unwritten: what it finds was claimed and never sent.
+ */
+export async function selectOwnClaims(sql: Sql, bulletinId: number, owner: string): Promise<ClaimedDelivery[]> {
+  const { rows } = await sql.query<ClaimRow>(
+    `SELECT d.id, d.state, d.attempts, d.first_attempt_at, s.id AS subscriber_id, s.email, s.name, s.attributes
+       FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+      WHERE d.bulletin_id = $1 AND d.state = 'sending' AND d.owner = $2
+      ORDER BY d.id`,
+    [bulletinId, owner],
+  );
+  return rows.map(toClaimed);
+}
+
 /** Writes a batch of outcomes; only rows still `sending` under this owner change. Returns how many did. */
 export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly DeliveryOutcome[]): Promise<number> {
   if (outcomes.length === 0) return 0;
@@ -135,6 +153,7 @@ export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly
             message_id = COALESCE(NULLIF(o.message_id, ''), d.message_id),
             next_attempt_at = o.next_attempt_at::timestamptz,
             sent_at = CASE WHEN o.state = 'sent' THEN now() ELSE d.sent_at END,
+            in_doubt = d.in_doubt OR o.state = 'uncertain',
             owner = NULL, lease_until = NULL, updated_at = now()
        FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
             AS o (id, state, relay, reply, message_id, next_attempt_at)
@@ -214,7 +233,7 @@ export async function expireAbandonedClaims(
   // `exceptOwner`: a worker never expires its own claims (after an outage it renews them instead).
   const { rowCount } = await sql.query(
     `UPDATE deliveries
-        SET state = 'uncertain', owner = NULL, lease_until = NULL, next_attempt_at = now(),
+        SET state = 'uncertain', owner = NULL, lease_until = NULL, next_attempt_at = now(), in_doubt = true,
             last_reply = 'uncertain: the sender stopped while this message was in flight', updated_at = now()
       WHERE bulletin_id = $1 AND state = 'sending' AND (lease_until < now() OR owner = ANY($2::text[]))
         AND owner IS DISTINCT FROM $3`,
@@ -306,12 +325,17 @@ export interface DeliveryRow {
   readonly sentAt: Date | null;
   readonly nextAttemptAt: Date | null;
   readonly updatedAt: Date;
+  /** It was uncertain once (perhaps delivered): any later copy may be a second one. */
+  readonly inDoubt: boolean;
 }
 
-/** One page of a bulletin's deliveries by id, optionally in some states only. */
+/**
+ * One page of a bulletin's deliveries by id: those in one of `states` or (with `inDoubt`) ever in
+ * doubt; all of them when `states` is null and `inDoubt` false.
+ */
 export async function selectDeliveries(
   sql: Sql,
-  query: { bulletinId: number; states: readonly DeliveryState[] | null; afterId: number; limit: number },
+  query: { bulletinId: number; states: readonly DeliveryState[] | null; inDoubt?: boolean; afterId: number; limit: number },
 ): Promise<DeliveryRow[]> {
   const { rows } = await sql.query<{
     id: number;
@@ -324,12 +348,15 @@ export async function selectDeliveries(
     sent_at: Date | null;
     next_attempt_at: Date | null;
     updated_at: Date;
+    in_doubt: boolean;
   }>(
-    `SELECT d.id, s.email, d.state, d.attempts, d.message_id, d.relay, d.last_reply, d.sent_at, d.next_attempt_at, d.updated_at
+    `SELECT d.id, s.email, d.state, d.attempts, d.message_id, d.relay, d.last_reply, d.sent_at, d.next_attempt_at, d.updated_at, d.in_doubt
        FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-      WHERE d.bulletin_id = $1 AND ($2::delivery_state[] IS NULL OR d.state = ANY($2)) AND d.id > $3
+      WHERE d.bulletin_id = $1
+        AND (($2::delivery_state[] IS NULL AND NOT $5) OR d.state = ANY($2) OR ($5 AND d.in_doubt))
+        AND d.id > $3
       ORDER BY d.id LIMIT $4`,
-    [query.bulletinId, query.states, query.afterId, query.limit],
+    [query.bulletinId, query.states, query.afterId, query.limit, query.inDoubt ?? false],
   );
   return rows.map((row) => ({
     id: row.id,
@@ -342,6 +369,7 @@ export async function selectDeliveries(
     sentAt: row.sent_at,
     nextAttemptAt: row.next_attempt_at,
     updatedAt: row.updated_at,
+    inDoubt: row.in_doubt,
   }));
 }
 

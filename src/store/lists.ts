@@ -79,6 +79,14 @@ export interface ListWithCounts {
   readonly counts: MembershipCounts;
 }
 
+/**
+ * Locks the list's row until the transaction ends: sends of one list begin one after the other, so
+ * two of the same bulletin never both create it. Must run in a transaction.
+ */
+export async function lockList(tx: Sql, id: number): Promise<void> {
+  await tx.query('SELECT id FROM lists WHERE id = $1 FOR UPDATE', [id]);
+}
+
 /** Every list, by slug, with its members counted by status. */
 export async function selectListsWithCounts(sql: Sql, slug?: string): Promise<ListWithCounts[]> {
   const { rows } = await sql.query<ListRow & { active: number; unsubscribed: number; bounced: number }>(

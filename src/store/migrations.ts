@@ -52,7 +52,10 @@ export function refuseNewerSchema(description: string, state: MigrationState): v
  * added before 0003 and 0005, and a database migrated then upgrades by applying those two.
  */
 export async function applyMigrations(db: Database, dir = MIGRATIONS_DIR): Promise<string[]> {
-  refuseNewerSchema(db.description, await migrationState(db, dir));
+  const state = await migrationState(db, dir);
+  refuseNewerSchema(db.description, state);
+  // Up to date: nothing to create, so a role without DDL rights may run `db migrate` too.
+  if (state.pending.length === 0) return [];
   return db.withConnection(async (client) => {
     const applied = await runner({
       dbClient: client,
@@ -63,7 +66,19 @@ export async function applyMigrations(db: Database, dir = MIGRATIONS_DIR): Promi
       singleTransaction: true,
       advisoryLockMode: 'wait',
       logger: silentLogger,
+    }).catch((error: unknown) => {
+      throw refusal(error) ?? error;
     });
     return applied.map((migration) => migration.name);
   });
+}
+
+/**
+ * node-pg-migrate reports a refused CREATE as a new Error quoting PostgreSQL's message; this gives
+ * that message its SQLSTATE back (42501), so the role's missing right is named like any other.
+ */
+function refusal(error: unknown): Error | null {
+  if ((error as { code?: unknown } | null)?.code === '42501') return null;
+  const quoted = /\b(permission denied (?:for|to) [^\n]*|must be owner of [^\n]*)/.exec(String((error as Error | null)?.message ?? ''));
+  return quoted ? Object.assign(new Error(quoted[1]!.trim(), { cause: error }), { code: '42501' }) : null;
 }

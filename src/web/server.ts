@@ -10,6 +10,7 @@ import type { App } from '../app/context.js';
 import { checkHealth } from '../app/health.js';
 import { describeLink, leaveByLink, rejoinByLink } from '../app/unsubscribe.js';
 import { BulletinError } from '../domain/errors.js';
+import { isConnectionError } from '../store/database.js';
 import { parseFormData } from './form-data.js';
 import { cannotRejoinPage, errorPage, invalidLinkPage, leftPage, linkPage, notFoundPage, rejoinedPage, STYLESHEET, STYLESHEET_PATH } from './pages.js';
 
@@ -193,7 +194,7 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
 function errorStatus(error: Error & { statusCode?: number }): number {
   const status = error.statusCode;
   if (typeof status === 'number' && status >= 400 && status <= 599) return status;
-  if (error instanceof BulletinError && error.code === 'DATABASE_UNAVAILABLE') return 503;
+  if ((error instanceof BulletinError && error.code === 'DATABASE_UNAVAILABLE') || isConnectionError(error)) return 503;
   return 500;
 }
 

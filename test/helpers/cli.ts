@@ -46,3 +46,14 @@ export async function runOk(args: readonly string[], options: CliOptions) {
   }
   return args.includes('--json') ? (JSON.parse(result.stdout) as unknown) : result.stdout;
 }
+
+/**
+ * The environment for a `bulletin` child process on the test's database: this process's environment
+ * with the test's variables over it, and no DATABASE_URL unless the test's database is a server one
+ * (a blank DATABASE_URL is a configuration error, not "use the embedded database").
+ */
+export function childEnv(env: Record<string, string>, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const merged: NodeJS.ProcessEnv = { ...process.env, ...env, ...extra };
+  if (env.DATABASE_URL === undefined && extra.DATABASE_URL === undefined) delete merged.DATABASE_URL;
+  return merged;
+}

@@ -14,6 +14,8 @@ const run = promisify(execFile);
 export interface OwnPostgres {
   /** postgres://bulletin@127.0.0.1:<port>/<database> (trust authentication). */
   readonly url: string;
+  /** The same database through the server's Unix socket (its file is gone while the server is stopped). */
+  readonly socketUrl: string;
   stop(): Promise<void>;
   start(): Promise<void>;
   destroy(): Promise<void>;
@@ -60,6 +62,7 @@ export async function startOwnPostgres(database: string): Promise<OwnPostgres> {
   await run(join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'bulletin', '-d', 'postgres', '-c', `CREATE DATABASE ${database}`]);
   return {
     url: `postgres://bulletin@127.0.0.1:${port}/${database}`,
+    socketUrl: `postgres://bulletin@/${database}?host=${encodeURIComponent(dir)}&port=${port}`,
     stop: async () => {
       await exec('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
     },

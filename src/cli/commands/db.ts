@@ -9,7 +9,16 @@ export function registerDbCommands(program: Command, context: CliContext): void 
   db.command('migrate')
     .description('apply pending migrations (needed once per upgrade on a PostgreSQL server)')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExample:\n  DATABASE_URL=postgres://bulletin@db.example.net/bulletin bulletin db migrate')
+    .addHelpText(
+      'after',
+      `
+Only this command creates or changes tables: run it as the role that owns them. Every other
+command works with a role granted SELECT, INSERT, UPDATE and DELETE on them (see "Least privilege"
+in the README); with nothing pending, this one does too.
+
+Example:
+  DATABASE_URL=postgres://bulletin@db.example.net/bulletin bulletin db migrate`,
+    )
     .action(async (options: { json?: boolean }) => {
       const result = await context.run(migrateDatabase, { skipMigrationCheck: true });
       if (options.json) return printJson(context.io, result);

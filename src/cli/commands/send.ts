@@ -1,5 +1,6 @@
 // `bulletin send|resume|status|deliveries`: send a bulletin with a confirmation, a progress display
-// and graceful Ctrl-C; see what happened to every recipient.
+// and graceful Ctrl-C; see what happened to every recipient. A send waits out an unreachable
+// database at every step, saying so; `status` and `deliveries` say it in one sentence (exit 69).
 import { createInterface } from 'node:readline/promises';
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
@@ -16,6 +17,7 @@ import {
   retryDeliveries,
   RETRYABLE_STATES,
   unfinishedBulletins,
+  type InDoubt,
   type RunOptions,
   type SendPlan,
   type SendSummary,
@@ -34,6 +36,7 @@ import {
   MAX_TEMPLATE_TAGS,
 } from '../../render/limits.js';
 import { MESSAGE_REFUSALS_TO_HOLD, type Dispatcher } from '../../send/dispatcher.js';
+import { DatabaseOutage } from '../../send/database-outage.js';
 import { formatRate } from '../../send/adaptive.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
@@ -120,7 +123,8 @@ ${MAX_EMPHASIS_DELIMITERS} emphasis marks (* _ ~) in a paragraph. A list's base 
 
 Ctrl-C stops claiming, finishes the messages in flight and prints how to resume (exit 130);
 a second Ctrl-C quits at once, and the messages then in flight are re-sent on resume with
-their original Message-ID.
+their original Message-ID (the resume says how many; \`deliveries <id> --state in-doubt\` lists them).
+If the database goes away at any step, the send pauses, says so, waits for it and carries on.
 
 Examples:
   bulletin send outage.md --list news --test-to me@example.net
@@ -129,15 +133,18 @@ Examples:
   bulletin send outage.md --list news --outbox ./outbox --yes`,
     )
     .action(async (file: string, flags: SendFlags) => {
+      const watch = watchOutage(context);
+      const { outage } = watch;
       await context.run(async (app) => {
         const plan = await prepareSend(app, {
           file,
           ...(flags.list === undefined ? {} : { list: flags.list }),
           ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
           ...(flags.verp === undefined ? {} : { verp: flags.verp }),
+          outage,
         });
         if (flags.dryRun) {
-          const report = await dryRunSend(app, plan);
+          const report = await dryRunSend(app, plan, outage);
           if (flags.json) return printJson(context.io, report);
           printLines(context.io, `Dry run: rendered ${plural(report.rendered, 'message')} for "${report.list}" (${report.subject}); nothing sent.`);
           for (const error of report.errors.slice(0, 20)) printLines(context.io, `  ${error.email}: ${error.error}`);
@@ -147,7 +154,7 @@ Examples:
         const transport = await openTransport(app.config, flags);
         try {
           if (flags.testTo !== undefined) {
-            const result = await sendTestCopy(app, plan, flags.testTo, transport);
+            const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
             if (flags.json) printJson(context.io, result);
             if (result.outcome.kind === 'unusable') throw unusableError(result.outcome, null);
             if (flags.json) return;
@@ -157,13 +164,13 @@ Examples:
             return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
           }
           await confirm(context, plan, transport.description, flags);
-          const summary = await withProgress(context, flags, (onStart) => runSend(app, plan, runOptions(app, transport, flags, onStart)));
+          const summary = await withProgress(context, flags, (onStart) => runSend(app, plan, runOptions(app, transport, flags, onStart, outage)), watch);
           report(context, summary, flags);
-          await reexportArchive(context, app, summary.list, flags);
+          await reexportArchive(context, app, summary.list, flags, outage);
         } finally {
           await transport.close();
         }
-      });
+      }, { outage });
     });
 
   addRunOptions(
@@ -185,14 +192,19 @@ Examples:
   bulletin worker --once --json`,
     )
     .action(async (flags: SendFlags & { once?: boolean }) => {
+      const watch = watchOutage(context);
+      const { outage } = watch;
       await context.run(async (app) => {
         const transport = await openTransport(app.config, flags);
         try {
           for (;;) {
-            const ids = await unfinishedBulletins(app, flags.list);
+            const ids = await unfinishedBulletins(app, flags.list, outage);
             for (const id of ids) {
-              const summary = await withProgress(context, { ...flags, wait: false }, (onStart) =>
-                resumeSend(app, id, runOptions(app, transport, { ...flags, wait: false }, onStart)),
+              const summary = await withProgress(
+                context,
+                { ...flags, wait: false },
+                (onStart) => resumeSend(app, id, runOptions(app, transport, { ...flags, wait: false }, onStart, outage)),
+                watch,
               );
               report(context, summary, flags);
               if (context.exitCode !== 0) return;
@@ -207,7 +219,7 @@ Examples:
         } finally {
           await transport.close();
         }
-      });
+      }, { outage });
     });
 
   addRunOptions(
@@ -232,38 +244,55 @@ Examples:
       if (refused.length > 0) {
         throw new BulletinError('USAGE', `Only ${RETRYABLE_STATES.join(', ')} deliveries can be retried, not ${refused.join(', ')}.`);
       }
+      const watch = watchOutage(context);
+      const { outage } = watch;
       await context.run(async (app) => {
         const transport = await openTransport(app.config, flags);
         try {
           let requeued = 0;
-          const summary = await withProgress(context, flags, async (onStart) => {
-            const result = await retryDeliveries(app, parseId(id), states, runOptions(app, transport, flags, onStart));
-            requeued = result.requeued;
-            return result.summary;
-          });
+          const summary = await withProgress(
+            context,
+            flags,
+            async (onStart) => {
+              const result = await retryDeliveries(app, parseId(id), states, runOptions(app, transport, flags, onStart, outage));
+              requeued = result.requeued;
+              return result.summary;
+            },
+            watch,
+          );
           if (!flags.json && !flags.quiet) context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
           if (flags.json) return printJson(context.io, { requeued, ...summary });
           report(context, summary, flags);
         } finally {
           await transport.close();
         }
-      });
+      }, { outage });
     });
 
   addRunOptions(program.command('resume <bulletin-id>').description('continue an unfinished send, or retry its deferred deliveries now'))
-    .addHelpText('after', '\nExample:\n  bulletin resume 3 --uncertain hold')
+    .addHelpText(
+      'after',
+      `
+Deliveries that were in flight when a sender stopped (a crash, kill -9) are uncertain: perhaps
+sent. The resume says how many, and re-sends them under their original Message-IDs, so a receiver
+may get a second copy (\`--uncertain hold\` keeps them). \`bulletin deliveries <id> --state in-doubt\`
+lists every delivery that was ever uncertain.
+
+Example:
+  bulletin resume 3 --uncertain hold`,
+    )
     .action(async (id: string, flags: SendFlags) => {
+      const watch = watchOutage(context);
+      const { outage } = watch;
       await context.run(async (app) => {
         const transport = await openTransport(app.config, flags);
         try {
-          const summary = await withProgress(context, flags, (onStart) =>
-            resumeSend(app, parseId(id), runOptions(app, transport, flags, onStart)),
-          );
+          const summary = await withProgress(context, flags, (onStart) => resumeSend(app, parseId(id), runOptions(app, transport, flags, onStart, outage)), watch);
           report(context, summary, flags);
         } finally {
           await transport.close();
         }
-      });
+      }, { outage });
     });
 
   program
@@ -290,21 +319,24 @@ Examples:
   program
     .command('deliveries <bulletin-id>')
     .description("list a send's deliveries: address, state, attempts, last reply")
-    .option('--state <states>', `only these states, comma-separated (${DELIVERY_STATES.join(', ')})`)
+    .option('--state <states>', `only these states, comma-separated (${DELIVERY_STATES.join(', ')}), or in-doubt: every delivery that was uncertain once (perhaps delivered), so a later copy may be a second one`)
     .option('--limit <n>', 'at most this many (default 1000)', parsePositive, 1000)
     .option('--after <id>', 'start after this delivery id (next page)', parsePositive)
     .option('--csv', 'print CSV')
     .option('--json', 'print JSON')
     .action(async (id: string, flags: { state?: string; limit: number; after?: number; csv?: boolean; json?: boolean }) => {
-      const states = flags.state === undefined ? null : parseStates(flags.state);
-      const rows = await context.run((app) => listDeliveries(app, parseId(id), { states, afterId: flags.after ?? 0, limit: flags.limit }));
+      const chosen = flags.state?.split(',').map((state) => state.trim());
+      const inDoubt = chosen?.includes(IN_DOUBT) ?? false;
+      const named = chosen?.filter((state) => state !== IN_DOUBT) ?? [];
+      const states = flags.state === undefined || named.length === 0 ? null : parseStates(named.join(','), IN_DOUBT);
+      const rows = await context.run((app) => listDeliveries(app, parseId(id), { states, inDoubt, afterId: flags.after ?? 0, limit: flags.limit }));
       if (flags.json) return printJson(context.io, rows);
       if (flags.csv) {
         const { stringify } = await import('csv-stringify/sync');
         context.io.stdout.write(
           stringify(
             rows.map((row) => ({ ...row, sentAt: row.sentAt?.toISOString() ?? '', nextAttemptAt: row.nextAttemptAt?.toISOString() ?? '', updatedAt: row.updatedAt.toISOString() })),
-            { header: true, columns: ['id', 'email', 'state', 'attempts', 'messageId', 'relay', 'lastReply', 'sentAt', 'nextAttemptAt', 'updatedAt'], record_delimiter: 'unix' },
+            { header: true, columns: ['id', 'email', 'state', 'attempts', 'inDoubt', 'messageId', 'relay', 'lastReply', 'sentAt', 'nextAttemptAt', 'updatedAt'], record_delimiter: 'unix' },
           ),
         );
         return;
@@ -313,11 +345,31 @@ Examples:
       printLines(
         context.io,
         formatTable(
-          ['ID', 'EMAIL', 'STATE', 'ATTEMPTS', 'LAST REPLY'],
-          rows.map((row) => [row.id, row.email ?? '(erased)', row.state, row.attempts, (row.lastReply ?? '').slice(0, 80)]),
+          ['ID', 'EMAIL', 'STATE', 'ATTEMPTS', 'IN DOUBT', 'LAST REPLY'],
+          rows.map((row) => [row.id, row.email ?? '(erased)', row.state, row.attempts, row.inDoubt ? 'yes' : '', (row.lastReply ?? '').slice(0, 80)]),
         ),
       );
     });
+}
+
+/** `deliveries --state in-doubt`: not a state, the mark a delivery keeps once it was uncertain. */
+const IN_DOUBT = 'in-doubt';
+
+/** One outage per send command: the pause is said on stderr while no progress display shows it. */
+interface OutageWatch {
+  readonly outage: DatabaseOutage;
+  /** A progress display is showing the dispatcher's note (which includes the outage). */
+  showing: boolean;
+}
+
+function watchOutage(context: CliContext): OutageWatch {
+  const watch: { outage?: DatabaseOutage; showing: boolean } = { showing: false };
+  watch.outage = new DatabaseOutage({
+    onWait: (outage) => {
+      if (!watch.showing) context.io.stderr.write(`bulletin: ${outage.note('waiting for it before going on')}\n`);
+    },
+  });
+  return watch as OutageWatch;
 }
 
 function parseId(text: string): number {
@@ -326,14 +378,22 @@ function parseId(text: string): number {
   return id;
 }
 
-function parseStates(text: string): DeliveryState[] {
+function parseStates(text: string, alsoAllowed?: string): DeliveryState[] {
   const states = text.split(',').map((state) => state.trim());
   const unknown = states.filter((state) => !isDeliveryState(state));
-  if (unknown.length > 0) throw new BulletinError('USAGE', `Unknown state(s) ${unknown.join(', ')}: use ${DELIVERY_STATES.join(', ')}.`);
+  if (unknown.length > 0) {
+    throw new BulletinError('USAGE', `Unknown state(s) ${unknown.join(', ')}: use ${DELIVERY_STATES.join(', ')}${alsoAllowed ? `, or ${alsoAllowed}` : ''}.`);
+  }
   return states as DeliveryState[];
 }
 
-export function runOptions(app: App, transport: RunOptions['transport'], flags: SendFlags, onStart: RunOptions['onStart']): RunOptions {
+export function runOptions(
+  app: App,
+  transport: RunOptions['transport'],
+  flags: SendFlags,
+  onStart: RunOptions['onStart'],
+  outage?: DatabaseOutage,
+): RunOptions {
   let leaseMs: number | undefined;
   if (flags.lease !== undefined) {
     const parsed = parseDuration(flags.lease);
@@ -348,6 +408,7 @@ export function runOptions(app: App, transport: RunOptions['transport'], flags: 
     resendUncertain: flags.uncertain !== 'hold',
     waitForDeferred: flags.wait,
     ...(onStart ? { onStart } : {}),
+    ...(outage ? { outage } : {}),
   };
 }
 
@@ -385,6 +446,7 @@ export async function withProgress(
   context: CliContext,
   flags: SendFlags,
   run: (onStart: NonNullable<RunOptions['onStart']>) => Promise<SendSummary>,
+  watch?: OutageWatch,
 ): Promise<SendSummary> {
   let dispatcher: Dispatcher | undefined;
   let total = 0;
@@ -438,12 +500,16 @@ export async function withProgress(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    return await run((created, _bulletin, open) => {
+    return await run((created, bulletin, open, inDoubt) => {
       dispatcher = created;
       total = open;
+      if (watch) watch.showing = !flags.quiet;
+      const doubt = inDoubtLine(bulletin.id, inDoubt);
+      if (doubt !== null && !flags.quiet && !flags.json) context.io.stderr.write(`${doubt}\n`);
       bar?.start(total, 0, values());
     });
   } finally {
+    if (watch) watch.showing = false;
     clearInterval(timer);
     bar?.update(done(), values());
     bar?.stop();
@@ -485,6 +551,8 @@ export function report(context: CliContext, summary: SendSummary, flags: SendFla
     `  this run: ${summary.thisRun.sent} sent, ${summary.thisRun.deferred} deferred, ${summary.thisRun.failed} failed, ${summary.thisRun.uncertain} uncertain, ${summary.thisRun.skipped} skipped`,
     `  in all:   ${DELIVERY_STATES.map((state) => `${c[state]} ${state}`).join(', ')}`,
   ];
+  const doubt = inDoubtLine(summary.bulletinId, summary.inDoubt);
+  if (doubt !== null) lines.push(`  ${doubt}`);
   if (summary.halt !== null) lines.push(`  stopped by itself (${summary.halt.end}): ${summary.halt.reply}`);
   else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
   else if (summary.end === 'stopped') lines.push(`  stopped. Resume with: bulletin resume ${summary.bulletinId}`);
@@ -495,6 +563,24 @@ export function report(context: CliContext, summary: SendSummary, flags: SendFla
   }
   printLines(context.io, ...lines);
   if (halted) throw halted;
+}
+
+/**
+ * What a resume must say about deliveries perhaps delivered already: how many, that they are re-sent
+ * under their first Message-IDs (so a receiver may get a second copy), and how to list them.
+ */
+function inDoubtLine(bulletinId: number, inDoubt: InDoubt): string | null {
+  if (inDoubt.uncertain === 0) return null;
+  const count = plural(inDoubt.uncertain, 'delivery was', 'deliveries were');
+  const why =
+    inDoubt.leftInFlight === inDoubt.uncertain
+      ? 'in flight when an earlier run stopped'
+      : inDoubt.leftInFlight > 0
+        ? `uncertain, ${inDoubt.leftInFlight.toLocaleString('en-US')} of them in flight when an earlier run stopped`
+        : 'uncertain (in flight when a sender stopped, or cut off before the relay answered)';
+  return inDoubt.resent
+    ? `${count} ${why}: they are re-sent under their original Message-IDs, so those receivers may see a second copy (list them: bulletin deliveries ${bulletinId} --state in-doubt).`
+    : `${count} ${why}: held, not re-sent (--uncertain hold); list them with bulletin deliveries ${bulletinId} --state in-doubt.`;
 }
 
 /** Sleeps; resolves true at once if Ctrl-C or SIGTERM comes first. */
@@ -514,10 +600,11 @@ function interruptibleSleep(ms: number): Promise<boolean> {
 }
 
 /** After a send, with BULLETIN_ARCHIVE_DIR set, the list's archive is brought up to date. */
-async function reexportArchive(context: CliContext, app: App, slug: string, flags: SendFlags): Promise<void> {
+async function reexportArchive(context: CliContext, app: App, slug: string, flags: SendFlags, outage: DatabaseOutage): Promise<void> {
   const outDir = app.config.archiveDir;
   if (outDir === null) return;
-  const summary = await exportArchive(app, { slug, outDir });
+  // An export is safe to repeat: it rewrites only files that changed.
+  const summary = await outage.ride(() => exportArchive(app, { slug, outDir }));
   if (!flags.quiet && !flags.json) context.io.stderr.write(`Archive updated in ${summary.directory}/${slug}/ (${plural(summary.written, 'file')} written).\n`);
 }
 
