@@ -198,7 +198,8 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     assert.ok(longest < 700, `longest pause between two accepted messages: ${longest} ms (a renewal costs 1000 ms)`);
     assert.ok(relay.connections.opened >= 6, `${relay.connections.opened} sessions: they were renewed`);
     assert.ok(relay.connections.mostAtOnce <= 6, `${relay.connections.mostAtOnce} connections at once`);
-    const [first, second, third] = relay.perConnection.slice().sort((a, b) => a - b);
+    // The first three sessions to end: the spread renewals (successors opened ahead near the end may carry nothing).
+    const [first, second, third] = relay.perConnection.slice(0, 3).sort((a, b) => a - b);
     assert.ok(first !== undefined && second !== undefined && third !== undefined && first < second && second < third, `the first sessions carried different counts: ${relay.perConnection.join(', ')}`);
   });
 
