@@ -8,6 +8,7 @@
 // while it waits for a relay or for the pace.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { formatClaimOwner } from '../domain/claim-owner.js';
 import { isPastDeadline, nextAttemptAt, type RetryPolicy } from '../domain/delivery.js';
 import { isConnectionError, type Database } from '../store/database.js';
 import { DatabaseOutage } from './database-outage.js';
@@ -105,7 +106,7 @@ const MAX_RESENDS_PER_CLAIM = 3;
 
 /** A unique, human-readable claim owner: host and pid tell whether it is still alive. */
 export function newOwner(): string {
-  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  return formatClaimOwner({ host: hostname(), pid: process.pid, nonce: randomBytes(3).toString('hex') });
 }
 
 export class Dispatcher {
