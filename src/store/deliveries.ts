@@ -278,14 +278,17 @@ export async function requeueDeliveries(sql: Sql, bulletinId: number, states: re
   return rowCount ?? 0;
 }
 
-/** When the first lease of another worker's claims on this bulletin runs out (null: none held). */
-export async function nextLeaseEnd(sql: Sql, bulletinId: number, exceptOwner: string): Promise<Date | null> {
-  const { rows } = await sql.query<{ until: Date | null }>(
-    `SELECT min(lease_until) AS until FROM deliveries
+/**
+ * Milliseconds until the first lease of another worker's claims on this bulletin runs out (null:
+ * none held), by the database's clock, the one that set the leases.
+ */
+export async function msUntilNextLeaseEnd(sql: Sql, bulletinId: number, exceptOwner: string): Promise<number | null> {
+  const { rows } = await sql.query<{ ms: number | null }>(
+    `SELECT (extract(epoch FROM min(lease_until) - now()) * 1000)::float8 AS ms FROM deliveries
       WHERE bulletin_id = $1 AND state = 'sending' AND owner IS DISTINCT FROM $2`,
     [bulletinId, exceptOwner],
   );
-  return rows[0]?.until ?? null;
+  return rows[0]?.ms ?? null;
 }
 
 /** Messages sent in the last `seconds` seconds, for the current rate. */

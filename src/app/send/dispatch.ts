@@ -15,6 +15,7 @@ import { reserveSlots } from '../../store/send-pacing.js';
 import { recordSmtpBounces } from '../bounces.js';
 import type { App } from '../context.js';
 import { openDeliveries } from './bulletins.js';
+import { dispatchStoreOf } from './dispatch-store.js';
 import { compileStored } from './prepare.js';
 import type { InDoubt, RunOptions, SendSummary } from './run.js';
 
@@ -30,7 +31,7 @@ export async function dispatchBulletin(app: App, bulletin: StoredBulletin, list:
     });
   const dispatcher = new Dispatcher(
     {
-      db: app.db,
+      store: dispatchStoreOf(app.db),
       transport: options.transport,
       pacer,
       render: (recipient) => compiled.render(recipient),
