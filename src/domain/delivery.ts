@@ -26,6 +26,9 @@ export const TRANSITIONS: Readonly<Record<DeliveryState, readonly DeliveryState[
 });
 
 /** States in which a delivery still needs work. */
+/** States `bulletin retry` may put back to work (the store's requeue refuses any other in SQL). */
+export const RETRYABLE_STATES: readonly DeliveryState[] = ['failed', 'uncertain', 'deferred'];
+
 export const OPEN_STATES: readonly DeliveryState[] = ['queued', 'sending', 'deferred', 'uncertain'];
 
 export function isDeliveryState(value: string): value is DeliveryState {

@@ -267,12 +267,14 @@ export async function nextDueAt(sql: Sql, bulletinId: number, includeUncertain =
 /**
  * `bulletin retry`: deliveries of this bulletin in one of `states` become due again now, with a new
  * retry window (first_attempt_at cleared); attempts and the last reply are kept. Returns how many.
+ * Only a retryable state (RETRYABLE_STATES) ever moves, whatever `states` says: never a `sent`
+ * delivery, nor one `sending` (a worker's claim).
  */
 export async function requeueDeliveries(sql: Sql, bulletinId: number, states: readonly DeliveryState[], now: Date): Promise<number> {
   const { rowCount } = await sql.query(
     `UPDATE deliveries
         SET state = 'deferred', next_attempt_at = $3, first_attempt_at = NULL, updated_at = now()
-      WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[])`,
+      WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[]) AND state IN ('failed', 'uncertain', 'deferred')`,
     [bulletinId, states, now],
   );
   return rowCount ?? 0;

@@ -1,6 +1,6 @@
 // Use case `retry`: deliveries in retryable states become due now with a new retry window (same
 // Message-IDs), and the bulletin is resumed to send them. The retryable states are named here once.
-import type { DeliveryState } from '../../domain/delivery.js';
+import { RETRYABLE_STATES, type DeliveryState } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
 import { DatabaseOutage } from '../../send/database-outage.js';
 import { reopenBulletin } from '../../store/bulletins.js';
@@ -9,9 +9,6 @@ import type { App } from '../context.js';
 import { requireBulletin } from './bulletins.js';
 import { resumeSend } from './resume.js';
 import type { RunOptions, SendSummary } from './run.js';
-
-/** States `bulletin retry` may put back to work. */
-export const RETRYABLE_STATES: readonly DeliveryState[] = ['failed', 'uncertain', 'deferred'];
 
 /** Refuses (USAGE) states `retry` may not put back, in one sentence naming the ones it may. */
 export function checkRetryable(states: readonly DeliveryState[]): void {

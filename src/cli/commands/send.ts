@@ -12,13 +12,13 @@ import { dryRunSend } from '../../app/send/dry-run.js';
 import { runOptions } from '../../app/send/options.js';
 import { prepareSend, type SendPlan } from '../../app/send/prepare.js';
 import { resumeSend } from '../../app/send/resume.js';
-import { checkRetryable, retryDeliveries, RETRYABLE_STATES } from '../../app/send/retry.js';
+import { checkRetryable, retryDeliveries } from '../../app/send/retry.js';
 import { runSend, type RunOptions } from '../../app/send/run.js';
 import { bulletinStatus } from '../../app/send/status.js';
 import { sendTestCopy } from '../../app/send/test-copy.js';
 import { runWorker } from '../../app/send/worker.js';
 import { openTransport } from '../../app/transports.js';
-import { DELIVERY_STATES } from '../../domain/delivery.js';
+import { DELIVERY_STATES, RETRYABLE_STATES } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
 import { MAX_BASE_URL_LENGTH } from '../../domain/list.js';
 import {
