@@ -110,7 +110,7 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<TestPo
   } catch (error) {
     const log = await readFile(join(dir, 'maillog'), 'utf8').catch(() => '');
     await rm(dir, { recursive: true, force: true });
-    throw new Error(`postfix did not start: ${(error as Error).message}\n${log}`);
+    throw new Error(`postfix did not start: ${(error as Error).message}\n${log}`, { cause: error });
   }
   // Ready once smtpd answers.
   for (let waited = 0; ; waited += 100) {
