@@ -5,7 +5,8 @@ import { createServer } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { nextAttemptAt, DEFAULT_RETRY_POLICY, parseDuration } from '../src/domain/delivery.js';
 import { classifyFailure, classifySuccess } from '../src/send/failure.js';
-import { createSmtpTransport, parseRelayUrl } from '../src/send/smtp-transport.js';
+import { parseRelayUrl } from '../src/send/relay-url.js';
+import { createSmtpTransport } from '../src/send/smtp-transport.js';
 import { parseRate, Throttle, type ThrottleClock } from '../src/send/throttle.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 

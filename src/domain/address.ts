@@ -90,7 +90,7 @@ export function parseMailbox(input: string): MailboxCheck {
 /** `Name <address>` as a person would write it (no MIME encoding: that is the renderer's job). */
 export function formatMailbox(mailbox: Mailbox): string {
   if (mailbox.name === '') return mailbox.address;
-  const needsQuotes = /[()<>\[\]:;@\\,."]/.test(mailbox.name);
+  const needsQuotes = /[()<>[\]:;@\\,."]/.test(mailbox.name);
   const name = needsQuotes ? `"${mailbox.name.replace(/(["\\])/g, '\\$1')}"` : mailbox.name;
   return `${name} <${mailbox.address}>`;
 }

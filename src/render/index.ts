@@ -72,16 +72,12 @@ export { parseBulletinSource, readBulletinSource, type BulletinSource } from './
 export {
   compileBulletin,
   SAMPLE_RECIPIENT,
-  type ArchiveRendering,
   type CompileBulletinOptions,
   type CompiledBulletin,
-  type PartEncoding,
-  type RenderedMessage,
 } from './compose.js';
-export { renderBodyForArchive, type ArchiveBody } from './archive.js';
+export { renderBodyForArchive } from './archive.js';
 export { MESSAGE_ID_VERSION, type MessageIdVersion } from './message-id.js';
 export type { Recipient } from './context.js';
 export { dkimAlignment, type DkimOptions } from './dkim.js';
 export { HEADER_PIPELINE } from './headers.js';
-export { loadTemplateSet, DEFAULT_TEMPLATES_DIR, type TemplateFile, type TemplateSet } from './template-files.js';
-export { unsubscribeUrl, archiveUrl } from '../domain/links.js';
+export { loadTemplateSet, type TemplateSet } from './template-files.js';
