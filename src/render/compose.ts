@@ -49,21 +49,13 @@ export interface CompileBulletinOptions {
   readonly inReplyToMessageIdVersion?: MessageIdVersion;
 }
 
-/** One message, ready for nodemailer's `sendMail({ raw, envelope })`. */
+/** One message, ready for the transport's `send()`: raw bytes in SMTP DATA form and the envelope. */
 export interface RenderedMessage {
   /** The whole message: CRLF line endings, no line over 998 octets, 7-bit clean. */
   readonly raw: Buffer;
   readonly envelope: { readonly from: string; readonly to: string[] };
   /** With angle brackets, as in the header: `<…@domain>`. Same for every retry. */
   readonly messageId: string;
-}
-
-export interface ArchiveRendering {
-  /** The body as HTML without the e-mail layout, with no recipient in it. */
-  readonly bodyHtml: string;
-  /** The whole HTML part with neutral recipient values (no address, no token). */
-  readonly html: string;
-  readonly text: string;
 }
 
 export interface CompiledBulletin {
@@ -82,14 +74,6 @@ export interface CompiledBulletin {
   renderHtml(recipient: Recipient): string;
   /** The plain-text part as that recipient gets it (preview). */
   renderText(recipient: Recipient): string;
-  /**
-   * The bulletin with no recipient in it, for the web archive: subscriber fields are empty (so
-   * `{{default subscriber.name "…"}}` shows its fallback), unsubscribeUrl is the list's help page,
-   * and no token or address appears.
-   */
-  renderForArchive(): ArchiveRendering;
-  /** A made-up recipient for previews when there are no subscribers. */
-  sampleRecipient(): Recipient;
   /**
    * The same bulletin under another key (Message-IDs follow the key), sharing everything compiled:
    * a send checks and shows a bulletin before it has an id, then sends it without compiling twice.
@@ -353,15 +337,6 @@ class BulletinMessages implements CompiledBulletin {
 
   renderText(recipient: Recipient): string {
     return this.text.render(this.contextFor(recipient, this.unsubscribeToken(recipient)));
-  }
-
-  renderForArchive(): ArchiveRendering {
-    const neutral = recipientContext(this.shared, { id: 0, email: '', name: '', attributes: {} }, this.shared.list.helpUrl);
-    return { bodyHtml: this.htmlBodyOnly(neutral), html: this.html.render(neutral), text: this.text.render(neutral) };
-  }
-
-  sampleRecipient(): Recipient {
-    return SAMPLE_RECIPIENT;
   }
 
   withKey(bulletinKey: string): CompiledBulletin {
