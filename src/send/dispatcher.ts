@@ -15,6 +15,7 @@ import type { ClaimedDelivery, DeliveryOutcome, DispatchStore } from './dispatch
 import { realClock, type Clock } from '../domain/clock.js';
 import type { AdaptivePace } from './adaptive.js';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
+import { outcomeOf } from './failure.js';
 
 /** What the dispatcher needs of a rate limiter. */
 export interface Pacer {
@@ -426,7 +427,7 @@ export class Dispatcher {
     try {
       message = this.deps.render(subscriber);
     } catch (error) {
-      this.settle(claimed, '', { kind: 'failed', reply: `render error: ${(error as Error).message}`, relay: '' });
+      this.settle(claimed, '', outcomeOf.unrenderable(error as Error));
       return;
     }
     // A wait for a relay ends when we stop or at the delivery's deadline (the deadline timer aborts
@@ -441,7 +442,7 @@ export class Dispatcher {
       outcome = await this.deps.transport.send(message, abort.signal);
     } catch (error) {
       // A transport must classify its failures; an exception is a bug, and the message may have left.
-      outcome = { kind: 'uncertain', reply: `transport error: ${(error as Error).message}`, relay: this.deps.transport.description };
+      outcome = outcomeOf.transportThrew(error as Error, this.deps.transport.description);
     } finally {
       this.sending.delete(sending);
     }

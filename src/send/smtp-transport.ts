@@ -25,7 +25,7 @@
 // SIZE is read: a larger message is refused before anything is sent (failure.ts row 23), and MAIL
 // FROM carries SIZE=.
 import { BulletinError } from '../domain/errors.js';
-import { classifyFailure, classifySuccess, type SmtpErrorLike } from './failure.js';
+import { classifyFailure, classifySuccess, outcomeOf, type SmtpErrorLike } from './failure.js';
 import { OneBufferStream, PreparedSmtpConnection, smtpDataOf } from './nodemailer-fast-path.js';
 import { parseRelayUrl, type RelayAddress } from './relay-url.js';
 import { Slots } from './slots.js';
@@ -296,7 +296,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
     },
     note: () => [connectionNote, sessionNote].filter((note) => note !== null).join('; ') || null,
     async send(message: OutgoingMessage): Promise<SendOutcome> {
-      if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description, resend: 'next-slot' };
+      if (closed) return outcomeOf.notSent('the SMTP transport was closed', relay.description);
       let refusals = 0;
       let freshSessions = 0;
       for (;;) {
@@ -305,7 +305,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
           let session = idle.pop();
           while (session?.broken) session = idle.pop();
           if (session === undefined) {
-            if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description, resend: 'next-slot' };
+            if (closed) return outcomeOf.notSent('the SMTP transport was closed', relay.description);
             try {
               session = await openSession();
             } catch (error) {
@@ -322,12 +322,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
           }
           if (session.maxSize > 0 && message.raw.length > session.maxSize) {
             idle.push(session);
-            return {
-              kind: 'unusable',
-              why: 'size',
-              reply: `the message is ${message.raw.length.toLocaleString('en-US')} bytes; ${relay.description} takes at most ${session.maxSize.toLocaleString('en-US')} (its EHLO SIZE)`,
-              relay: relay.description,
-            };
+            return outcomeOf.overSize(message.raw.length, session.maxSize, relay.description);
           }
           const outcome = await transmit(session, message);
           // A session spent or broken before the message went: at once on a fresh one (a few times).
