@@ -94,3 +94,9 @@ export function formatMailbox(mailbox: Mailbox): string {
   const name = needsQuotes ? `"${mailbox.name.replace(/(["\\])/g, '\\$1')}"` : mailbox.name;
   return `${name} <${mailbox.address}>`;
 }
+
+/** An address already checked, split at its last @ into local part and domain. */
+export function splitAddress(address: string): { local: string; domain: string } {
+  const at = address.lastIndexOf('@');
+  return { local: address.slice(0, at), domain: address.slice(at + 1) };
+}

@@ -3,7 +3,7 @@
 // only the personal pieces rendered and encoded per message. Sends and stores nothing.
 import { createHash } from 'node:crypto';
 import { BulletinError } from '../domain/errors.js';
-import { archiveUrl, helpUrl, listIdentifier, unsubscribeMailbox } from '../domain/links.js';
+import { archiveUrl, helpUrl, listIdentifier, unsubscribeMailbox, unsubscribeUrlOf } from '../domain/links.js';
 import { effectiveBounceAddress, effectiveSubjectPrefix, MAX_BASE_URL_LENGTH, type MailingList } from '../domain/list.js';
 import { signToken, type SigningKey } from '../domain/token.js';
 import { recipientContext, sharedContext, type Recipient, type RecipientContext, type SharedContext } from './context.js';
@@ -23,6 +23,7 @@ import {
 import type { BulletinSource } from './source.js';
 import { assembleTemplates, type AssembledTemplate } from './template-assembly.js';
 import { loadTemplateSet, type TemplateSet } from './template-files.js';
+import { splitAddress } from '../domain/address.js';
 
 export interface CompileBulletinOptions {
   readonly source: BulletinSource;
@@ -173,11 +174,6 @@ function chooseEncoding(template: AssembledTemplate): PartEncoding {
   return nonAsciiShare(fixedText) > BASE64_THRESHOLD ? 'base64' : 'quoted-printable';
 }
 
-function splitAddress(address: string): { local: string; domain: string } {
-  const at = address.lastIndexOf('@');
-  return { local: address.slice(0, at), domain: address.slice(at + 1) };
-}
-
 function prefixedSubject(list: MailingList, subject: string): string {
   const prefix = effectiveSubjectPrefix(list).trim();
   if (prefix === '' || subject.includes(prefix)) return subject;
@@ -291,7 +287,7 @@ class BulletinMessages implements CompiledBulletin {
   }
 
   private contextFor(recipient: Recipient, token: string): RecipientContext {
-    return recipientContext(this.shared, recipient, `${this.list.baseUrl}/u/${token}`);
+    return recipientContext(this.shared, recipient, unsubscribeUrlOf(this.list, token));
   }
 
   render(recipient: Recipient): RenderedMessage {
