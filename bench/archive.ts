@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { openDatabase } from '../src/store/database.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({ options: { n: { type: 'string', default: '10000' }, backfill: { type: 'boolean', default: false } } });
@@ -66,9 +67,8 @@ try {
     await client.query(copies);
     await client.end();
   } else {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const db = await PGlite.create(join(dir, 'data', 'pgdata'));
-    await db.exec(copies);
+    const db = await openDatabase({ kind: 'embedded', dataDir: join(dir, 'data') });
+    await db.query(copies);
     await db.close();
   }
   const out = join(dir, 'site');
@@ -88,9 +88,8 @@ try {
       await client.query(forget);
       await client.end();
     } else {
-      const { PGlite } = await import('@electric-sql/pglite');
-      const db = await PGlite.create(join(dir, 'data', 'pgdata'));
-      await db.exec(forget);
+      const db = await openDatabase({ kind: 'embedded', dataDir: join(dir, 'data') });
+      await db.query(forget);
       await db.close();
     }
     const backfill = await bulletin(['archive', 'export', '--list', 'bench', '--out', out, '--json'], env);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { openDatabase } from '../src/store/database.js';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -128,9 +129,8 @@ export async function prepareDatabase(dir: string, subscribers: { n: number; nam
     await client.query(members);
     await client.end();
   } else {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const db = await PGlite.create(join(dir, 'data', 'pgdata'));
-    await db.exec(members);
+    const db = await openDatabase({ kind: 'embedded', dataDir: join(dir, 'data') });
+    await db.query(members);
     await db.close();
   }
   return env;
