@@ -9,7 +9,7 @@ import { checkHeloName } from '../domain/helo.js';
 import { databaseUrlProblem, type DatabaseTarget } from '../store/database.js';
 
 export interface Config {
-  /** Where the data lives: a PostgreSQL server, or PGlite under `dataDir`. */
+  /** Where the data lives: a PostgreSQL server, or the embedded PostgreSQL under `dataDir`. */
   readonly database: DatabaseTarget;
   /** Embedded database, generated secret, demo outbox. Absolute path. */
   readonly dataDir: string;
