@@ -251,7 +251,11 @@ describe('the embedded PostgreSQL shared by several bulletin processes', () => {
 describe('who runs it', () => {
   test('as root the server runs as the `postgres` user; as an ordinary user (nobody) as that user, in a folder only it may enter', async () => {
     const cwd = await emptyFolder();
+    // What an initdb killed midway leaves (its process gone) is cleared by the next one.
+    const abandoned = join(cwd, '.bulletin', 'postgres.init-4194000');
+    await mkdir(join(abandoned, 'base'), { recursive: true });
     await runOk(['list', 'create', 'news', ...LIST_FLAGS], cli(cwd));
+    assert.equal(existsSync(abandoned), false, 'the abandoned initdb directory was removed');
     const cluster = embeddedCluster(join(cwd, '.bulletin')).clusterDir;
     const owner = (await stat(cluster)).uid;
     if (process.getuid?.() === 0) {

@@ -3,7 +3,7 @@
 // Created, started and stopped here; shared by every bulletin process on the same data directory.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { arch, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -116,6 +116,7 @@ export async function createClusterIfMissing(dataDir: string): Promise<boolean> 
   await mkdir(dataDir, { recursive: true });
   const building = `${clusterDir}.init-${process.pid}`;
   await rm(building, { recursive: true, force: true });
+  await removeAbandonedInits(dataDir);
   await mkdir(building, { mode: 0o700 });
   if (user) {
     await chown(building, user.uid, user.gid);
@@ -171,6 +172,24 @@ export async function createClusterIfMissing(dataDir: string): Promise<boolean> 
     throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot create the embedded PostgreSQL in ${clusterDir}: ${oneLine(error)}.`, { cause: error });
   } finally {
     await rm(building, { recursive: true, force: true });
+  }
+}
+
+/** What a process killed during initdb left behind (postgres.init-<pid> of a pid that is gone). */
+async function removeAbandonedInits(dataDir: string): Promise<void> {
+  for (const name of await readdir(dataDir).catch(() => [] as string[])) {
+    const pid = Number(/^postgres\.init-(\d+)$/.exec(name)?.[1] ?? NaN);
+    if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+    await rm(join(dataDir, name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -267,13 +286,7 @@ export async function ensureServerRunning(dataDir: string): Promise<void> {
 export async function postmasterPid(dataDir: string): Promise<number | null> {
   const text = await readFile(join(embeddedCluster(dataDir).clusterDir, 'postmaster.pid'), 'utf8').catch(() => '');
   const pid = Number(text.split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return null;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
-  }
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
 }
 
 /**
