@@ -47,7 +47,9 @@ try {
     env = { ...process.env, DATABASE_URL: url.href };
     await bulletin(['db', 'migrate'], env);
   } else {
-    env = { ...process.env, DATABASE_URL: '', BULLETIN_DATA_DIR: join(dir, 'data') };
+    // Unset, not blank: a blank DATABASE_URL is a configuration error.
+    env = { ...process.env, BULLETIN_DATA_DIR: join(dir, 'data') };
+    delete env.DATABASE_URL;
   }
   await bulletin(['list', 'create', 'bench', '--name', 'Bench', '--address', 'bench@lists.example.net', '--from', 'ExampleNet <noreply@example.net>', '--base-url', 'https://lists.example.net'], env);
   await bulletin(['subscribers', 'add', 'reader@example.net', '--list', 'bench'], env);

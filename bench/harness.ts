@@ -115,7 +115,9 @@ export async function prepareDatabase(dir: string, subscribers: { n: number; nam
     url.pathname = `/${BENCH_DATABASE}`;
     env = { ...process.env, DATABASE_URL: url.href };
   } else {
-    env = { ...process.env, DATABASE_URL: '', BULLETIN_DATA_DIR: join(dir, 'data') };
+    // Unset, not blank: a blank DATABASE_URL is a configuration error.
+    env = { ...process.env, BULLETIN_DATA_DIR: join(dir, 'data') };
+    delete env.DATABASE_URL;
   }
   const bulletin = (args: string[]) => measure([process.execPath, 'bin/bulletin.js', ...args], env);
   if (serverUrl) await bulletin(['db', 'migrate']);
