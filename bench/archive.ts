@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { openDatabase } from '../src/store/database.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({ options: { n: { type: 'string', default: '10000' }, backfill: { type: 'boolean', default: false } } });
@@ -46,7 +47,9 @@ try {
     env = { ...process.env, DATABASE_URL: url.href };
     await bulletin(['db', 'migrate'], env);
   } else {
-    env = { ...process.env, DATABASE_URL: '', BULLETIN_DATA_DIR: join(dir, 'data') };
+    // Unset, not blank: a blank DATABASE_URL is a configuration error.
+    env = { ...process.env, BULLETIN_DATA_DIR: join(dir, 'data') };
+    delete env.DATABASE_URL;
   }
   await bulletin(['list', 'create', 'bench', '--name', 'Bench', '--address', 'bench@lists.example.net', '--from', 'ExampleNet <noreply@example.net>', '--base-url', 'https://lists.example.net'], env);
   await bulletin(['subscribers', 'add', 'reader@example.net', '--list', 'bench'], env);
@@ -66,9 +69,8 @@ try {
     await client.query(copies);
     await client.end();
   } else {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const db = await PGlite.create(join(dir, 'data', 'pgdata'));
-    await db.exec(copies);
+    const db = await openDatabase({ kind: 'embedded', dataDir: join(dir, 'data') });
+    await db.query(copies);
     await db.close();
   }
   const out = join(dir, 'site');
@@ -88,9 +90,8 @@ try {
       await client.query(forget);
       await client.end();
     } else {
-      const { PGlite } = await import('@electric-sql/pglite');
-      const db = await PGlite.create(join(dir, 'data', 'pgdata'));
-      await db.exec(forget);
+      const db = await openDatabase({ kind: 'embedded', dataDir: join(dir, 'data') });
+      await db.query(forget);
       await db.close();
     }
     const backfill = await bulletin(['archive', 'export', '--list', 'bench', '--out', out, '--json'], env);

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freePort } from '../test/helpers/ports.js';
+import { openDatabase } from '../src/store/database.js';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -106,7 +107,9 @@ export async function prepareDatabase(dir: string, subscribers: { n: number; nam
     url.pathname = `/${BENCH_DATABASE}`;
     env = { ...process.env, DATABASE_URL: url.href };
   } else {
-    env = { ...process.env, DATABASE_URL: '', BULLETIN_DATA_DIR: join(dir, 'data') };
+    // Unset, not blank: a blank DATABASE_URL is a configuration error.
+    env = { ...process.env, BULLETIN_DATA_DIR: join(dir, 'data') };
+    delete env.DATABASE_URL;
   }
   const bulletin = (args: string[]) => measure([process.execPath, 'bin/bulletin.js', ...args], env);
   if (serverUrl) await bulletin(['db', 'migrate']);
@@ -120,9 +123,8 @@ export async function prepareDatabase(dir: string, subscribers: { n: number; nam
     await client.query(members);
     await client.end();
   } else {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const db = await PGlite.create(join(dir, 'data', 'pgdata'));
-    await db.exec(members);
+    const db = await openDatabase({ kind: 'embedded', dataDir: join(dir, 'data') });
+    await db.query(members);
     await db.close();
   }
   return env;

@@ -47,7 +47,7 @@ test('not connection errors: a statement that failed, a file that is missing, a 
     failure("ENOENT: no such file or directory, open 'notice.md'", { code: 'ENOENT', syscall: 'open' }),
     failure('password authentication failed for user "bulletin"', { code: '28P01' }),
     new TypeError("Cannot read properties of undefined (reading 'id')"),
-    new BulletinError('DATABASE_UNAVAILABLE', 'The embedded database in /x is in use by another bulletin process (pid 7).'),
+    new BulletinError('DATABASE_UNAVAILABLE', 'The embedded database in /x is being set up by another bulletin process (pid 7); run the command again when it has finished.'),
   ];
   for (const error of failed) assert.equal(isConnectionError(error), false, error.message);
   assert.equal(isConnectionError(null), false);

@@ -22,7 +22,7 @@ import { startWebServer } from '../src/web/server.js';
 import { LIST_FLAGS } from './helpers/app.js';
 import { loadTemplateSet } from '../src/render/index.js';
 import { childEnv, runOk } from './helpers/cli.js';
-import { createTestDatabase, DATABASE_KIND, serverOnly, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 
 const BIN = fileURLToPath(new URL('../bin/bulletin.js', import.meta.url));
 const dropped: (() => Promise<void>)[] = [];
@@ -95,7 +95,7 @@ async function outboxIds(dir: string): Promise<Map<string, string>> {
 }
 
 describe(`one installation per database (${DATABASE_KIND} database)`, () => {
-  test('two processes from two working directories on one server make the same link, and `serve` from a third accepts it', { skip: serverOnly('the embedded database admits one process at a time') }, async () => {
+  test('two processes from two working directories on one server make the same link, and `serve` from a third accepts it', async () => {
     const db = await testDatabase();
     await runOk(['list', 'create', 'news', ...LIST_FLAGS], db);
     await runOk(['subscribers', 'add', 'jo@example.net', '--list', 'news'], db);
@@ -118,7 +118,7 @@ describe(`one installation per database (${DATABASE_KIND} database)`, () => {
     assert.equal(await status(db, 'jo@example.net'), 'unsubscribed');
   });
 
-  test('processes racing to fill in the installation all get the first one’s id and secret', { skip: serverOnly('the embedded database admits one process at a time') }, async () => {
+  test('processes racing to fill in the installation all get the first one’s id and secret', async () => {
     const db = await testDatabase();
     const databases = await Promise.all(Array.from({ length: 6 }, () => openDatabase(db.config().database)));
     try {

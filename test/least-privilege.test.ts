@@ -13,7 +13,6 @@ import { loadConfig } from '../src/app/config.js';
 import { startWebServer } from '../src/web/server.js';
 import { LIST_FLAGS } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';
-import { serverOnly } from './helpers/database.js';
 import { startOwnPostgres, type OwnPostgres } from './helpers/own-postgres.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 
@@ -42,9 +41,7 @@ async function asOwner(text: string): Promise<void> {
   }
 }
 
-const SKIP = serverOnly('roles and grants are a PostgreSQL server’s');
-
-describe('least privilege: a role that may only read and write the tables', { skip: SKIP }, () => {
+describe('least privilege: a role that may only read and write the tables', () => {
   before(async () => {
     postgres = await startOwnPostgres('bulletin_lp');
     relay = await startSmtpServer();

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig } from '../src/app/config.js';
-import { openDatabase, type Database } from '../src/store/database.js';
+import { describeTarget, openDatabase, type Database } from '../src/store/database.js';
 import { applyMigrations, MIGRATIONS_DIR } from '../src/store/migrations.js';
 import { LIST_FLAGS } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';
-import { createTestDatabase, DATABASE_KIND, serverOnly, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 
 /**
  * Every migration that has shipped, with the SHA-256 of its bytes. 0001–0006 as they are at release
@@ -76,23 +76,24 @@ test('a fresh embedded database is created and migrated by any command, and says
   }
 });
 
-test('on a server, commands refuse an unmigrated database and name `bulletin db migrate`', { skip: serverOnly('the embedded database migrates itself') }, async () => {
+test(`on a server, commands refuse an unmigrated database and name \`bulletin db migrate\` (${DATABASE_KIND} database: the embedded one through its socket)`, async () => {
   const db = await createTestDatabase({ migrated: false });
-  const url = new URL(db.env.DATABASE_URL as string);
   const names = (await readdir(MIGRATIONS_DIR)).filter((name) => name.endsWith('.sql')).sort().map((name) => name.replace(/\.sql$/, ''));
   try {
-    const refused = await runCli(['list', 'ls'], db);
+    const server = { env: { DATABASE_URL: await db.url() }, cwd: db.cwd };
+    const refused = await runCli(['list', 'ls'], server);
     assert.equal(refused.code, 78);
     assert.equal(
       refused.stderr,
-      `bulletin: The PostgreSQL at ${url.hostname}:${url.port || '5432'}${url.pathname} is missing ${names.length} migration(s) (${names.join(', ')}); run \`bulletin db migrate\` first.\n`,
+      `bulletin: The ${describeTarget({ kind: 'server', url: server.env.DATABASE_URL })} is missing ${names.length} migration(s) (${names.join(', ')}); run \`bulletin db migrate\` first.\n`,
     );
-    const migrated = await runCli(['db', 'migrate'], db);
+    assert.match(refused.stderr, /The PostgreSQL at \S+:5432\/(bulletin_empty_\w+|postgres) is missing/);
+    const migrated = await runCli(['db', 'migrate'], server);
     assert.equal(migrated.code, 0, migrated.stderr);
     assert.match(migrated.stdout, new RegExp(`Applied ${names.length} migration\\(s\\) .*${names.at(-1)}`));
-    const again = await runCli(['db', 'migrate'], db);
+    const again = await runCli(['db', 'migrate'], server);
     assert.match(again.stdout, /is up to date/);
-    const works = await runCli(['list', 'ls', '--json'], db);
+    const works = await runCli(['list', 'ls', '--json'], server);
     assert.equal(works.code, 0, works.stderr);
   } finally {
     await db.drop();

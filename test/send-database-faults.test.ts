@@ -15,11 +15,10 @@ import { openApp } from '../src/app/context.js';
 import { startWebServer } from '../src/web/server.js';
 import { LIST_FLAGS } from './helpers/app.js';
 import { runCli, runOk, type CliResult } from './helpers/cli.js';
-import { createTestDatabase, serverOnly, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { startDatabaseProxy, type DatabaseProxy, type StatementFault } from './helpers/db-proxy.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 
-const SKIP = serverOnly('the embedded database runs inside the bulletin process: there is no connection to cut');
 const RECIPIENTS = 240;
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
@@ -42,7 +41,7 @@ async function setUp(options: { unixSocket?: boolean } = {}): Promise<Setup> {
   cleanups.push(() => db.drop());
   const relay = await startSmtpServer();
   cleanups.push(() => relay.close());
-  const proxy = await startDatabaseProxy(db.env.DATABASE_URL as string, options);
+  const proxy = await startDatabaseProxy(await db.url(), options);
   cleanups.push(() => proxy.close());
   await runOk(['list', 'create', 'news', ...LIST_FLAGS], db);
   const addresses = Array.from({ length: RECIPIENTS }, (_, index) => `reader${index}@example.net`);
@@ -54,7 +53,7 @@ async function setUp(options: { unixSocket?: boolean } = {}): Promise<Setup> {
 }
 
 async function query<Row extends object>(db: TestDatabase, text: string): Promise<Row[]> {
-  const client = new pg.Client({ connectionString: db.env.DATABASE_URL });
+  const client = new pg.Client({ connectionString: await db.url() });
   await client.connect();
   try {
     return (await client.query<Row>(text)).rows;
@@ -108,7 +107,7 @@ const STEP = {
   counts: 'GROUP BY state',
 } as const;
 
-describe('a database fault at every step of a send: pause, retry, carry on (proxy between bulletin and PostgreSQL)', { skip: SKIP }, () => {
+describe(`a database fault at every step of a send: pause, retry, carry on (proxy between bulletin and PostgreSQL; ${DATABASE_KIND} database)`, () => {
   test('opening: the database unreachable when the send starts (connection refused), back 1.5 s later', async () => {
     const setup = await setUp();
     await setup.proxy.cut('refuse');
@@ -179,11 +178,11 @@ describe('a database fault at every step of a send: pause, retry, carry on (prox
   });
 });
 
-describe('commands that are not sends: one sentence, exit 69, and nothing half done', { skip: SKIP }, () => {
+describe(`commands that are not sends: one sentence, exit 69, and nothing half done (${DATABASE_KIND} database)`, () => {
   test('list ls, subscribers ls, status, deliveries: a connection lost mid-command is one sentence (exit 69), never an internal error', async () => {
     const setup = await setUp();
     await runOk(['send', setup.file, '--list', 'news', '--yes', '--quiet', '--outbox', join(setup.db.cwd, 'outbox')], setup.db);
-    const description = /PostgreSQL at 127\.0\.0\.1:\d+\/bulletin_test_\w+/.source;
+    const description = /PostgreSQL at 127\.0\.0\.1:\d+\/(?:bulletin_test_\w+|postgres)/.source;
     for (const [args, text] of [
       [['list', 'ls'], 'FROM lists'],
       [['subscribers', 'ls', '--list', 'news'], 'FROM memberships'],
@@ -202,7 +201,7 @@ describe('commands that are not sends: one sentence, exit 69, and nothing half d
     assert.equal(refused.code, 69);
     assert.match(refused.stderr, /^bulletin: Cannot connect to PostgreSQL at 127\.0\.0\.1:\d+\/\S+: connect ECONNREFUSED [^\n]+\.\n$/);
     await setup.proxy.restore();
-    const socket = await startDatabaseProxy(setup.db.env.DATABASE_URL as string, { unixSocket: true });
+    const socket = await startDatabaseProxy(await setup.db.url(), { unixSocket: true });
     cleanups.push(() => socket.close());
     await socket.cut('refuse');
     const missing = await runCli(['list', 'ls'], { env: { DATABASE_URL: socket.url }, cwd: setup.db.cwd });

@@ -56,7 +56,7 @@ describe(`unsubscribing from the command line's side (${DATABASE_KIND} database)
   });
 
   test('`bulletin serve` runs as a process, answers one-click and stops cleanly on SIGTERM; ls and list show say who left how', async () => {
-    // Asked before the server starts: the embedded database admits one process at a time.
+    // Asked before the server starts (the same works while it runs: test/embedded-server.test.ts).
     const joLink = await linkOf('jo@example.net');
     const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: db.cwd, env: childEnv(options.env) });
     let stdout = '';

@@ -11,7 +11,7 @@ import { parseRate } from '../send/throttle.js';
 import { databaseUrlProblem, type DatabaseTarget } from '../store/database.js';
 
 export interface Config {
-  /** Where the data lives: a PostgreSQL server, or PGlite under `dataDir`. */
+  /** Where the data lives: a PostgreSQL server, or the embedded PostgreSQL under `dataDir`. */
   readonly database: DatabaseTarget;
   /** Embedded database, generated secret, demo outbox. Absolute path. */
   readonly dataDir: string;

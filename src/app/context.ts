@@ -2,6 +2,7 @@
 // to be up to date (server). Says once on stderr, when it creates it, that the embedded database is used.
 // A connection lost or a privilege missing while a use case runs becomes one sentence (exit 69 or
 // 77), never an internal error; a send waits the database out instead (OpenOptions.outage).
+import { join } from 'node:path';
 import { realClock, type Clock } from '../domain/clock.js';
 import { BulletinError, isBulletinError } from '../domain/errors.js';
 import type { DatabaseOutage } from '../send/database-outage.js';
@@ -35,6 +36,11 @@ export async function openApp(config: Config, options: OpenOptions): Promise<App
     if (config.database.kind === 'embedded') {
       if (db.created) {
         options.notice(`bulletin: created an embedded PostgreSQL database in ${config.dataDir} (set DATABASE_URL to use a PostgreSQL server)`);
+      }
+      if (db.upgraded) {
+        options.notice(
+          `bulletin: moved the embedded database in ${config.dataDir} from PGlite into PostgreSQL 18; the PGlite files are kept in ${join(config.dataDir, 'pgdata-pglite')} (delete them once you are satisfied)`,
+        );
       }
       if (!options.skipMigrationCheck) await applyMigrations(db);
     } else if (!options.skipMigrationCheck) {

@@ -39,7 +39,8 @@ Examples:
   bulletin subscribers count --list bulletins
   DATABASE_URL=postgres://bulletin@db.example.net/bulletin bulletin db migrate
 
-Without DATABASE_URL, data is kept in an embedded PostgreSQL under ./.bulletin/.
+Without DATABASE_URL, data is kept in an embedded PostgreSQL under ./.bulletin/, shared by every
+bulletin process there and stopped after the last one (\`bulletin db status\`, \`db stop\`).
 Every command takes --json; see \`bulletin <command> --help\`.`,
     );
   // The top-level help lists every command (`list create`, `subscribers import`, …), not just groups.

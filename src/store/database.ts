@@ -1,11 +1,12 @@
-// Opens the one database bulletin keeps its state in: a PostgreSQL server (DATABASE_URL) through `pg`,
-// or the embedded PGlite under the data directory through PGlite's node-postgres adapter, so every
-// store function runs the same `pg` code on both. Also transactions and the embedded-directory lock.
+// Opens the one database bulletin keeps its state in through `pg`: a PostgreSQL server (DATABASE_URL),
+// or the embedded PostgreSQL under the data directory (embedded-server.ts), which every bulletin process
+// on that directory shares. Also transactions, and the lock under which a data directory is set up.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { BulletinError } from '../domain/errors.js';
+import { createClusterIfMissing, embeddedCluster, embeddedConnection, ensureServerRunning, holdPresence, releasePresence } from './embedded-server.js';
 
 // bigint columns (ids, counts) as JavaScript numbers: bulletin never comes near 2^53 rows.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
@@ -109,6 +110,8 @@ export interface Database extends Sql {
   readonly description: string;
   /** True when this open created the embedded database (first run in this data directory). */
   readonly created: boolean;
+  /** True when this open moved the PGlite data of release 0.1.0 into the embedded PostgreSQL. */
+  readonly upgraded?: boolean;
   /** Runs `work` in one transaction on one connection; rolls back if it throws. */
   transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
   /** Lends one connection (for cursors and migrations). */
@@ -117,7 +120,7 @@ export interface Database extends Sql {
 }
 
 export function describeTarget(target: DatabaseTarget): string {
-  if (target.kind === 'embedded') return `embedded PostgreSQL in ${join(target.dataDir, 'pgdata')}`;
+  if (target.kind === 'embedded') return `embedded PostgreSQL in ${embeddedCluster(target.dataDir).clusterDir}`;
   try {
     // As node-postgres reads the URL (a Unix socket directory in `?host=` too), without the password.
     const parsed = new pg.Client({ connectionString: target.url }) as unknown as { host: string; port: number; database?: string };
@@ -165,31 +168,82 @@ export function oneLine(error: unknown): string {
 
 async function openEmbedded(target: DatabaseTarget & { kind: 'embedded' }): Promise<Database> {
   const description = describeTarget(target);
+  const { dataDir } = target;
   try {
-    await mkdir(target.dataDir, { recursive: true });
+    await mkdir(dataDir, { recursive: true });
   } catch (error) {
-    throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot create the data directory ${target.dataDir}: ${(error as Error).message}.`);
+    throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot create the data directory ${dataDir}: ${(error as Error).message}.`);
   }
-  const releaseLock = await lockDataDir(target.dataDir);
+  let created = false;
+  let upgraded = false;
   try {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
-    const created = !existsSync(join(target.dataDir, 'pgdata', 'PG_VERSION'));
-    const pglite = await PGlite.create(join(target.dataDir, 'pgdata'));
-    // PGlite has one backend: one client at a time, so transactions never interleave.
-    const pool = new pg.Pool({ ...createPgConfig(pglite), max: 1 } as pg.PoolConfig);
-    pool.on('error', () => undefined);
-    return wrapPool(pool, target, description, created, async () => {
-      await pool.end();
-      await pglite.close();
-      await releaseLock();
-    });
+    // Made once (or moved over from the PGlite of release 0.1.0), by one process: the others wait.
+    if (needsSetup(dataDir)) {
+      const releaseLock = await lockDataDir(dataDir);
+      try {
+        if (needsSetup(dataDir)) {
+          created = await createClusterIfMissing(dataDir);
+          if (existsSync(join(dataDir, 'pgdata', 'PG_VERSION'))) {
+            await ensureServerRunning(dataDir);
+            const presence = await holdPresence(dataDir);
+            try {
+              const { upgradeFromPglite } = await import('./pglite-upgrade.js');
+              await upgradeFromPglite(dataDir, wrapEmbeddedPool(target, description, false));
+              upgraded = true;
+            } finally {
+              await releasePresence(dataDir, presence);
+            }
+          }
+        }
+      } finally {
+        await releaseLock();
+      }
+    }
+    const presence = await joinServer(dataDir);
+    const database = wrapEmbeddedPool(target, description, created, upgraded, presence);
+    return database;
   } catch (error) {
-    await releaseLock();
-    throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot open the ${description}: ${(error as Error).message}.`, {
-      cause: error,
-    });
+    if (error instanceof BulletinError) throw error;
+    throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot open the ${description}: ${oneLine(error)}.`, { cause: error });
   }
+}
+
+/** No cluster yet, or the PGlite directory of release 0.1.0 still to move over. */
+function needsSetup(dataDir: string): boolean {
+  return !existsSync(join(embeddedCluster(dataDir).clusterDir, 'PG_VERSION')) || existsSync(join(dataDir, 'pgdata', 'PG_VERSION'));
+}
+
+/**
+ * Starts the server if needed and takes this process's presence on it. A server stopped by the
+ * last process just as this one arrived is started again.
+ */
+async function joinServer(dataDir: string): Promise<pg.Client> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await ensureServerRunning(dataDir);
+      return await holdPresence(dataDir);
+    } catch (error) {
+      if (!isConnectionError(error) || Date.now() > deadline) throw error;
+    }
+  }
+}
+
+/** A pool on the embedded server's socket; closing it ends this process's presence (the last one stops the server). */
+function wrapEmbeddedPool(
+  target: DatabaseTarget & { kind: 'embedded' },
+  description: string,
+  created: boolean,
+  upgraded = false,
+  presence?: pg.Client,
+): Database {
+  const pool = new pg.Pool({ ...embeddedConnection(target.dataDir), max: 10, application_name: 'bulletin' });
+  pool.on('error', () => undefined);
+  const database = wrapPool(pool, target, description, created, async () => {
+    await pool.end();
+    if (presence) await releasePresence(target.dataDir, presence);
+  });
+  return Object.assign(database, { upgraded });
 }
 
 /**
@@ -211,7 +265,7 @@ function giveBack(client: pg.PoolClient, failure: unknown): void {
   client.release(isConnectionError(failure) ? (failure as Error) : undefined);
 }
 
-function wrapPool(
+export function wrapPool(
   pool: pg.Pool,
   target: DatabaseTarget,
   description: string,
@@ -267,13 +321,14 @@ function wrapPool(
 }
 
 /**
- * PGlite is a single process's database: two bulletin processes on one data directory would corrupt
- * it. A lock file holding the owner's pid keeps the second one out; a lock left by a dead process
- * is taken over.
+ * One process at a time sets the data directory up (creates the cluster, moves PGlite data over):
+ * a lock file holding the owner's pid; the others wait for it, and a lock left by a dead process
+ * is taken over. (Release 0.1.0 held the same file while it had PGlite open.)
  */
 async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const lockPath = join(dataDir, 'bulletin.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
     try {
       const handle = await open(lockPath, 'wx');
       await handle.writeFile(String(process.pid));
@@ -282,18 +337,22 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(owner) && owner > 0 && isProcessAlive(owner)) {
-        throw new BulletinError(
-          'DATABASE_UNAVAILABLE',
-          owner === process.pid
-            ? `The embedded database in ${dataDir} is already open in this process.`
-            : `The embedded database in ${dataDir} is in use by another bulletin process (pid ${owner}); wait for it to finish or stop it.`,
-        );
+      if (!(Number.isInteger(owner) && owner > 0 && isProcessAlive(owner))) {
+        // Written a moment ago and not yet filled in, or left by a dead process.
+        if (owner > 0 || Date.now() - (await mtimeMs(lockPath)) > 2_000) await rm(lockPath, { force: true });
+      } else if (Date.now() > deadline) {
+        throw new BulletinError('DATABASE_UNAVAILABLE', `The embedded database in ${dataDir} is being set up by another bulletin process (pid ${owner}); run the command again when it has finished.`);
       }
-      await rm(lockPath, { force: true });
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
-  throw new BulletinError('DATABASE_UNAVAILABLE', `Cannot lock the embedded database in ${dataDir}.`);
+}
+
+async function mtimeMs(path: string): Promise<number> {
+  return stat(path).then(
+    (info) => info.mtimeMs,
+    () => 0,
+  );
 }
 
 /** Whether a process with this pid runs on this machine (lock files and claim owners name pids). */

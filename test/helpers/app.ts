@@ -1,5 +1,5 @@
 // Opens the test's database for a moment to look at rows the CLI wrote, then closes it again
-// (the embedded database admits one opener at a time).
+// (so the test's own process holds no connection while the commands under test run).
 import { withApp, type App } from '../../src/app/context.js';
 import type { TestDatabase } from './database.js';
 

@@ -1,13 +1,15 @@
 // Gives each test file a database of its own, already migrated: on the PostgreSQL server named by
 // DATABASE_URL, a copy of a migrated template database; otherwise a copy of a migrated embedded
-// (PGlite) data directory. Templates are keyed by a hash of migrations/, so a new migration rebuilds them.
+// PostgreSQL cluster (stopped). Templates are keyed by a hash of migrations/, so a new migration rebuilds them.
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/app/config.js';
-import { openDatabase } from '../../src/store/database.js';
+import { openDatabase, type Database } from '../../src/store/database.js';
+import { embeddedCluster, embeddedUrl, stopEmbeddedServer } from '../../src/store/embedded-server.js';
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/store/migrations.js';
 
 export const SERVER_URL = process.env.DATABASE_URL?.trim() || undefined;
@@ -19,6 +21,11 @@ export interface TestDatabase {
   /** A working directory of the test's own (no .env in it). */
   readonly cwd: string;
   config(extraEnv?: Record<string, string>): Config;
+  /**
+   * A postgres:// URL of this database, for tests that talk to it as a server (through a proxy, as
+   * other roles): DATABASE_URL's, or the embedded PostgreSQL's socket (kept running until drop).
+   */
+  url(): Promise<string>;
   drop(): Promise<void>;
 }
 
@@ -30,16 +37,10 @@ async function migrationsHash(): Promise<string> {
   return hash.digest('hex').slice(0, 12);
 }
 
-/**
- * For tests that run only on a PostgreSQL server: `test(name, { skip: serverOnly('why') }, …)` skips
- * on the embedded database with that reason, and runs when DATABASE_URL is set.
- */
-export function serverOnly(why: string): string | false {
-  return SERVER_URL ? false : `runs on a PostgreSQL server only (set DATABASE_URL): ${why}`;
-}
-
 export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
   const cwd = await mkdtemp(join(tmpdir(), 'bulletin-test-'));
+  // Run as root, the embedded PostgreSQL runs as `postgres`, which must be able to enter the directory.
+  await chmod(cwd, 0o755);
   const migrated = options.migrated ?? true;
   const env = SERVER_URL
     ? migrated
@@ -48,12 +49,22 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
     : migrated
       ? await createEmbeddedDatabase(cwd)
       : { BULLETIN_DATA_DIR: join(cwd, 'data') };
+  let held: Database | null = null;
   return {
     env,
     cwd,
     config: (extraEnv = {}) => loadConfig({ env: { ...env, ...extraEnv }, cwd }),
+    async url() {
+      if (env.DATABASE_URL) return env.DATABASE_URL;
+      held ??= await openDatabase({ kind: 'embedded', dataDir: env.BULLETIN_DATA_DIR as string });
+      return embeddedUrl(env.BULLETIN_DATA_DIR as string);
+    },
     async drop() {
       if (SERVER_URL && env.DATABASE_URL) await dropServerDatabase(SERVER_URL, env.DATABASE_URL);
+      await held?.close();
+      // A bulletin process killed by the test leaves the embedded server running: stop it.
+      if (env.BULLETIN_DATA_DIR) await stopEmbeddedServer(env.BULLETIN_DATA_DIR);
+      await stopEmbeddedServer(join(cwd, '.bulletin'));
       await rm(cwd, { recursive: true, force: true });
     },
   };
@@ -122,9 +133,9 @@ async function dropServerDatabase(serverUrl: string, url: string): Promise<void>
   });
 }
 
-/** A migrated PGlite data directory is built once per migrations hash and copied for each test file. */
+/** A migrated embedded cluster is built once per migrations hash and copied (stopped) for each test file. */
 async function createEmbeddedDatabase(cwd: string): Promise<Record<string, string>> {
-  const templateDir = join(tmpdir(), `bulletin-test-template-${await migrationsHash()}`);
+  const templateDir = join(tmpdir(), `bulletin-test-template-pg18-${await migrationsHash()}`);
   const ready = join(templateDir, 'ready');
   if (!(await exists(ready))) {
     const lockDir = `${templateDir}.lock`;
@@ -139,10 +150,12 @@ async function createEmbeddedDatabase(cwd: string): Promise<Record<string, strin
       try {
         if (!(await exists(ready))) {
           await rm(templateDir, { recursive: true, force: true });
+          await mkdir(templateDir, { mode: 0o755 });
           const db = await openDatabase({ kind: 'embedded', dataDir: templateDir });
           try {
             await applyMigrations(db);
           } finally {
+            // The last (only) process on it: closing stops its server.
             await db.close();
           }
           await mkdir(ready);
@@ -153,7 +166,11 @@ async function createEmbeddedDatabase(cwd: string): Promise<Record<string, strin
     }
   }
   const dataDir = join(cwd, 'data');
-  await cp(join(templateDir, 'pgdata'), join(dataDir, 'pgdata'), { recursive: true });
+  await mkdir(dataDir);
+  // cp -a keeps the owner (the `postgres` user when the suite runs as root) and the modes.
+  await new Promise<void>((resolve, reject) =>
+    execFile('cp', ['-a', embeddedCluster(templateDir).clusterDir, embeddedCluster(dataDir).clusterDir], (error) => (error ? reject(error) : resolve())),
+  );
   return { BULLETIN_DATA_DIR: dataDir };
 }
 

@@ -69,13 +69,15 @@ function statementsIn(text: string): string[] {
 }
 
 /**
- * Starts a proxy to the server of `targetUrl` (a postgres:// URL on TCP). `unixSocket`: listen on
+ * Starts a proxy to the server of `targetUrl` (a postgres:// URL on TCP, or on a Unix socket with
+ * `?host=<dir>`, as the embedded PostgreSQL's). `unixSocket`: listen on
  * `<dir>/.s.PGSQL.5432` instead, and give a URL with `?host=<dir>`.
  */
 export async function startDatabaseProxy(targetUrl: string, options: { unixSocket?: boolean } = {}): Promise<DatabaseProxy> {
   const target = new URL(targetUrl);
   const targetHost = target.hostname || '127.0.0.1';
   const targetPort = Number(target.port || 5432);
+  const targetSocketDir = target.searchParams.get('host');
   const dir = options.unixSocket ? await mkdtemp(join(tmpdir(), 'bulletin-proxy-')) : null;
   const socketPath = dir === null ? null : join(dir, '.s.PGSQL.5432');
   const pairs = new Set<Pair>();
@@ -101,7 +103,9 @@ export async function startDatabaseProxy(targetUrl: string, options: { unixSocke
     client.on('close', () => drop(pair));
     if (cutMode === 'reset') return drop(pair);
     if (cutMode === 'hang') return; // accepted, never answered
-    const upstream = createConnection({ host: targetHost, port: targetPort });
+    const upstream = targetSocketDir
+      ? createConnection({ path: join(targetSocketDir, `.s.PGSQL.${targetPort}`) })
+      : createConnection({ host: targetHost, port: targetPort });
     pair.upstream = upstream;
     upstream.on('error', () => drop(pair));
     upstream.on('close', () => drop(pair));
@@ -182,6 +186,7 @@ export async function startDatabaseProxy(targetUrl: string, options: { unixSocke
   } else {
     url.hostname = '127.0.0.1';
     url.port = String(port);
+    url.searchParams.delete('host');
     proxyUrl = url.href;
   }
 
