@@ -41,7 +41,6 @@ import {
 import {
   countByState,
   countSentSince,
-  enqueueDeliveries,
   expireAbandonedClaims,
   nextDueAt,
   requeueDeliveries,
@@ -51,7 +50,7 @@ import {
   type DeliveryRow,
   type StateCounts,
 } from '../store/deliveries.js';
-import { countMembers, forEachMemberBatch, findMember, selectMembers } from '../store/memberships.js';
+import { findMember, selectMembers } from '../store/memberships.js';
 import { findListById, lockList } from '../store/lists.js';
 import { isProcessAlive } from '../store/database.js';
 import type { App } from './context.js';
@@ -60,6 +59,8 @@ import { requireList } from './lists.js';
 import { describeDkim, loadDkim } from './dkim-keys.js';
 import { installationKeys } from './secret.js';
 import { checkAddress } from './subscribers.js';
+import { resolveAudience, storedAudience, type Audience, type AudienceRequest } from './audience.js';
+import { countAudience, enqueueAudience, forEachAudienceBatch, sampleAudience } from '../store/audience.js';
 
 export interface SendRequest {
   readonly file: string;
@@ -67,6 +68,10 @@ export interface SendRequest {
   readonly list?: string;
   readonly templatesDir?: string;
   readonly verp?: boolean;
+  /** Who gets it (default: every active member): `--where` or `--segment`. */
+  readonly audience?: AudienceRequest;
+  /** Schedules the send for this moment instead of sending now (src/app/schedule.ts). */
+  readonly at?: Date;
   /** Waits out the database going away (default: an outage of its own, said nowhere). */
   readonly outage?: DatabaseOutage;
 }
@@ -87,6 +92,12 @@ export interface SendPlan {
   readonly dkim: string;
   /** What the author should see before sending: empty subscriber fields in the archive copy, DKIM alignment. */
   readonly warnings: readonly string[];
+  /** Who it goes to: frozen with the bulletin when its send starts. */
+  readonly audience: Audience;
+  /** The first few addresses of the audience, by address. */
+  readonly audienceSample: readonly string[];
+  /** Set for a scheduled send: when it is to start (its audience is chosen then). */
+  readonly scheduledFor: Date | null;
 }
 
 export async function prepareSend(app: App, request: SendRequest): Promise<SendPlan> {
@@ -108,6 +119,13 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
   return outage.ride(async () => {
     const list = await requireList(app.db, slug);
     const resuming = await findUnfinishedBulletin(app.db, list.id, sourceText);
+    const audience = await planAudience(app, list, resuming, request);
+    if (resuming && request.at !== undefined) {
+      throw new BulletinError('BAD_INPUT', `Bulletin ${resuming.id} was sent from this file and is not finished: resume it (bulletin resume ${resuming.id}) rather than scheduling it again.`);
+    }
+    if (request.at !== undefined && request.at.getTime() <= app.clock.now().getTime()) {
+      throw new BulletinError('BAD_INPUT', `--at ${request.at.toISOString()} is not in the future; send now without --at, or name a later time.`);
+    }
     const signing = (await installationKeys(app)).signing;
     const verp = resuming?.verp ?? request.verp ?? false;
     const compiled = resuming
@@ -118,13 +136,17 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
           bulletinKey: 'preview',
           signing,
           verp,
-          date: app.clock.now(),
+          date: request.at ?? app.clock.now(),
           dkim: await loadDkim(app.config),
           ...(await resolveInReplyTo(app, list, source.inReplyTo)),
           ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
         });
-    const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countMembers(app.db, list.id, 'active');
-    const first = await firstActiveMember(app, list);
+    const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countAudience(app.db, list.id, audience.filter);
+    if (!resuming && audience.filter !== null && recipients === 0 && request.at === undefined) {
+      throw new BulletinError('BAD_INPUT', `The filter matches no active member of "${list.slug}": nothing to send (try it with bulletin subscribers count --list ${list.slug} --where …).`);
+    }
+    const audienceSample = (await sampleAudience(app.db, list.id, audience.filter, 5)).map((member) => member.email);
+    const first = audience.filter === null ? await firstActiveMember(app, list) : ((await sampleAudience(app.db, list.id, audience.filter, 1))[0] ?? null);
     const sampleRecipient = first ?? SAMPLE_RECIPIENT;
     const text = compiled.renderText(sampleRecipient);
     const dkim = describeDkim(compiled.dkimSignatures, list.from.address);
@@ -139,8 +161,29 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
       recipients,
       verp,
       sample: { to: sampleRecipient.email, subject: compiled.subject, text: text.slice(0, 600) },
+      audience,
+      audienceSample,
+      scheduledFor: request.at ?? null,
     };
   });
+}
+
+/**
+ * A new send's audience comes from --where / --segment; a resumed one keeps the audience it was
+ * started with, and naming another is refused (its deliveries were chosen then).
+ */
+async function planAudience(app: App, list: MailingList, resuming: StoredBulletin | null, request: SendRequest): Promise<Audience> {
+  const asked = request.audience ?? {};
+  if (!resuming) return resolveAudience(app.db, list, asked);
+  const kept = storedAudience(resuming.audienceFilter, resuming.audienceSegment);
+  const wanted = asked.where ?? (asked.segment === undefined ? undefined : (await resolveAudience(app.db, list, asked)).filterText);
+  if ((asked.where !== undefined || asked.segment !== undefined) && wanted !== kept.filterText) {
+    throw new BulletinError(
+      'BAD_INPUT',
+      `Bulletin ${resuming.id} was started from this file for ${kept.filterText === null ? 'every active member' : `the members matching ${kept.filterText}`}; it resumes with that audience, so send it without --where/--segment (or finish it first).`,
+    );
+  }
+  return kept;
 }
 
 function openDeliveries(counts: StateCounts): number {
@@ -263,8 +306,10 @@ export async function runSend(app: App, plan: SendPlan, options: RunOptions): Pr
           verp: plan.verp,
           sentDate: plan.compiled.date,
           messageIdVersion: MESSAGE_ID_VERSION,
+          audienceFilter: plan.audience.filterText,
+          audienceSegment: plan.audience.segment,
         });
-        await enqueueDeliveries(tx, stored.id, plan.list.id);
+        await enqueueAudience(tx, stored.id, plan.list.id, plan.audience.filter);
         // What the web archive will show, rendered now, once.
         await storeArchiveBody(tx, stored.id, plan.compiled.archiveBody());
         return stored;
@@ -410,7 +455,7 @@ export async function dryRunSend(app: App, plan: SendPlan, outage = new Database
   return outage.ride(async () => {
     let rendered = 0;
     const errors: { email: string; error: string }[] = [];
-    await forEachMemberBatch(app.db, { listId: plan.list.id, status: 'active', batchSize: 1000 }, async (members) => {
+    await forEachAudienceBatch(app.db, { listId: plan.list.id, filter: plan.audience.filter, batchSize: 1000 }, async (members) => {
       for (const member of members) {
         try {
           plan.compiled.render(member);
@@ -445,6 +490,11 @@ export interface BulletinStatus {
   readonly etaSeconds: number | null;
   readonly nextAttemptAt: string | null;
   readonly commonReplies: { state: DeliveryState; reply: string; count: number }[];
+  /** scheduled, started or unscheduled (src/domain/bulletin.ts), and when it is or was due. */
+  readonly state: StoredBulletin['state'];
+  readonly scheduledFor: string | null;
+  /** Who it goes to: the filter as written (null: every active member) and its segment. */
+  readonly audience: { readonly filter: string | null; readonly segment: string | null };
 }
 
 export async function bulletinStatus(app: App, bulletinId?: number): Promise<BulletinStatus> {
@@ -469,6 +519,9 @@ export async function bulletinStatus(app: App, bulletinId?: number): Promise<Bul
     etaSeconds: open === 0 ? 0 : rate > 0 ? Math.ceil(open / rate) : null,
     nextAttemptAt: due?.toISOString() ?? null,
     commonReplies: await topReplies(app.db, bulletin.id, ['deferred', 'failed', 'uncertain'], 5),
+    state: bulletin.state,
+    scheduledFor: bulletin.scheduledFor?.toISOString() ?? null,
+    audience: { filter: bulletin.audienceFilter, segment: bulletin.audienceSegment },
   };
 }
 
