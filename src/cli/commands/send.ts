@@ -225,7 +225,7 @@ Examples:
         try {
           for (;;) {
             for (const started of await startDueSends(app, outage)) {
-              if (!flags.quiet && !flags.json) context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
+              if (!flags.quiet) context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
             }
             const ids = await unfinishedBulletins(app, flags.list, outage);
             for (const id of ids) {
