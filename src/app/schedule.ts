@@ -18,6 +18,7 @@ import {
 import { findListById, lockList } from '../store/lists.js';
 import type { App } from './context.js';
 import { storedAudience } from './audience.js';
+import { requireList } from './lists.js';
 import type { SendPlan } from './send.js';
 
 /** Stores a planned send as scheduled for `plan.scheduledFor`; nothing is enqueued until it starts. */
@@ -48,16 +49,17 @@ export async function scheduleSend(app: App, plan: SendPlan, outage = new Databa
 }
 
 /**
- * Starts every scheduled send due at the app's clock, each in one transaction: the bulletin becomes
+ * Starts every scheduled send (of one list, or of all) due at the app's clock, each in one transaction: the bulletin becomes
  * `started` (only if it still is `scheduled`: a second worker finds nothing to do) and its audience is
  * enqueued as it is now. Returns the bulletins this process started.
  */
-export async function startDueSends(app: App, outage = new DatabaseOutage()): Promise<StoredBulletin[]> {
+export async function startDueSends(app: App, listSlug?: string, outage = new DatabaseOutage()): Promise<StoredBulletin[]> {
   const started: StoredBulletin[] = [];
+  const listId = listSlug === undefined ? null : (await outage.ride(() => requireList(app.db, listSlug))).id;
   for (;;) {
     const bulletin = await outage.ride(() =>
       app.db.transaction(async (tx) => {
-        const due = await startDueScheduledBulletin(tx, app.clock.now());
+        const due = await startDueScheduledBulletin(tx, app.clock.now(), listId);
         if (due) await enqueueAudience(tx, due.id, due.listId, storedAudience(due.audienceFilter, due.audienceSegment).filter);
         return due;
       }),
@@ -67,9 +69,9 @@ export async function startDueSends(app: App, outage = new DatabaseOutage()): Pr
   }
 }
 
-/** How long until the next scheduled send is due (0 if one is due now), or null when none is scheduled. */
-export async function msUntilNextScheduled(app: App, outage = new DatabaseOutage()): Promise<number | null> {
-  const at = await outage.ride(() => nextScheduledAt(app.db));
+/** How long until the next scheduled send (of one list, or of all) is due (0 if one is due now), or null when none is scheduled. */
+export async function msUntilNextScheduled(app: App, listSlug?: string, outage = new DatabaseOutage()): Promise<number | null> {
+  const at = await outage.ride(async () => nextScheduledAt(app.db, listSlug === undefined ? null : (await requireList(app.db, listSlug)).id));
   return at === null ? null : Math.max(0, at.getTime() - app.clock.now().getTime());
 }
 

@@ -224,14 +224,15 @@ export async function selectArchiveEntries(sql: Sql, listId: number): Promise<Ar
  * `started`. FOR UPDATE SKIP LOCKED and the state check mean two workers never start one twice.
  * Run it in the transaction that enqueues the bulletin's deliveries.
  */
-export async function startDueScheduledBulletin(tx: Sql, now: Date): Promise<StoredBulletin | null> {
+export async function startDueScheduledBulletin(tx: Sql, now: Date, listId: number | null): Promise<StoredBulletin | null> {
   const { rows } = await tx.query<BulletinRow>(
     `UPDATE bulletins SET state = 'started', started_at = $1
       WHERE id = (SELECT id FROM bulletins WHERE state = 'scheduled' AND scheduled_for <= $1
+                     AND ($2::int IS NULL OR list_id = $2)
                    ORDER BY scheduled_for, id LIMIT 1 FOR UPDATE SKIP LOCKED)
         AND state = 'scheduled'
       RETURNING *`,
-    [now],
+    [now, listId],
   );
   return rows[0] ? toBulletin(rows[0]) : null;
 }
@@ -248,8 +249,11 @@ export async function selectScheduledBulletins(sql: Sql): Promise<StoredBulletin
   return rows.map(toBulletin);
 }
 
-/** When the soonest scheduled bulletin is due, or null when none is. */
-export async function nextScheduledAt(sql: Sql): Promise<Date | null> {
-  const { rows } = await sql.query<{ at: Date | null }>(`SELECT min(scheduled_for) AS at FROM bulletins WHERE state = 'scheduled'`);
+/** When the soonest scheduled bulletin (of one list, or of all) is due, or null when none is. */
+export async function nextScheduledAt(sql: Sql, listId: number | null): Promise<Date | null> {
+  const { rows } = await sql.query<{ at: Date | null }>(
+    `SELECT min(scheduled_for) AS at FROM bulletins WHERE state = 'scheduled' AND ($1::int IS NULL OR list_id = $1)`,
+    [listId],
+  );
   return rows[0]?.at ?? null;
 }

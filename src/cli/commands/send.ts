@@ -144,7 +144,9 @@ Examples:
   bulletin send outage.md --list news --test-to me@example.net
   bulletin send outage.md --list news --dry-run
   SMTP_URL=smtp://relay.example.net:587 bulletin send outage.md --list news --rate 20/s
-  bulletin send outage.md --list news --outbox ./outbox --yes`,
+  bulletin send outage.md --list news --outbox ./outbox --yes
+  bulletin send outage.md --list news --where 'attributes.platform = "mail" and attributes.state in ("SA", "NT")'
+  bulletin send maintenance.md --list news --segment mail-customers --at 2026-12-02T09:00+10:30`,
     )
     .action(async (file: string, flags: SendFlags) => {
       const watch = watchOutage(context);
@@ -224,7 +226,7 @@ Examples:
         const transport = await openTransport(app.config, flags);
         try {
           for (;;) {
-            for (const started of await startDueSends(app, outage)) {
+            for (const started of await startDueSends(app, flags.list, outage)) {
               if (!flags.quiet) context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
             }
             const ids = await unfinishedBulletins(app, flags.list, outage);
@@ -241,7 +243,7 @@ Examples:
             if (flags.once) return;
             if (ids.length === 0 && !flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
             // A scheduled send due sooner than that is started on time.
-            const untilScheduled = await msUntilNextScheduled(app, outage);
+            const untilScheduled = await msUntilNextScheduled(app, flags.list, outage);
             if (await interruptibleSleep(Math.max(50, Math.min(5_000, untilScheduled ?? 5_000)))) {
               context.exitCode = 130;
               return;
