@@ -166,3 +166,16 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
     assert.deepEqual(await rows(db, `SELECT 1 FROM subscribers WHERE email LIKE 'other%' LIMIT 1`), []);
   });
 });
+
+test('a member removed by a sync comes back with subscribers add, and subscribers remove makes them unsubscribed', async () => {
+  const slug = await listWith(20);
+  const file = await writeCsv(`email,name,plan\n${Array.from({ length: 19 }, (_, index) => `person${index + 1}@example.net,Person ${index + 1},basic`).join('\n')}\n`);
+  await runOk(['subscribers', 'sync', file, '--list', slug], db);
+  const status = async (email: string) => (await members(slug)).find((member) => member.email === email)!.status;
+  assert.equal(await status('person0@example.net'), 'removed');
+  assert.match(String(await runOk(['subscribers', 'add', 'person0@example.net', '--list', slug], db)), /^Resubscribed person0@example\.net/);
+  assert.equal(await status('person0@example.net'), 'active');
+  await runOk(['subscribers', 'sync', file, '--list', slug], db);
+  await runOk(['subscribers', 'remove', 'person0@example.net', '--list', slug], db);
+  assert.equal(await status('person0@example.net'), 'unsubscribed');
+});
