@@ -31,6 +31,14 @@ before(async () => {
   await runOk(['subscribers', 'add', 'gone@example.net', '--list', 'news', '--attr', 'platform=mail'], db);
   await runOk(['subscribers', 'remove', 'gone@example.net', '--list', 'news'], db);
   listId = (await rows<{ id: number }>(db, `SELECT id FROM lists WHERE slug = 'news'`))[0]!.id;
+  // Fixed subscription times, a few around midnight UTC of 2026-01-01.
+  await rows(
+    db,
+    `UPDATE memberships m SET subscribed_at = t.at::timestamptz FROM subscribers s,
+       (VALUES ('ann', '2025-12-31T23:30:00Z'), ('bob', '2026-01-01T00:30:00Z'), ('cat', '2024-06-01T00:00:00Z'),
+               ('dan', '2027-01-01T00:00:00Z'), ('eve', '2026-06-01T00:00:00Z')) AS t (who, at)
+      WHERE s.id = m.subscriber_id AND s.email LIKE t.who || '@%'`,
+  );
 });
 after(async () => {
   await db?.drop();
@@ -74,6 +82,10 @@ const TABLE: [string, string[]][] = [
   ['attributes.platform = "nothing"', []],
   ['subscribed > 2000-01-01', ['ann', 'bob', 'cat', 'dan', 'eve']],
   ['subscribed < 2000-01-01T00:00+10:30', []],
+  ['subscribed < 2026-01-01', ['ann', 'cat']],
+  ['subscribed >= 2026-01-01 and subscribed < 2026-12-31', ['bob', 'eve']],
+  ['subscribed >= 2026-01-01T00:00+10:30', ['ann', 'bob', 'dan', 'eve']],
+  ['subscribed > 2026-01-01T00:30:00Z', ['dan', 'eve']],
   [`${'('.repeat(MAX_FILTER_NESTING - 1)}attributes.state = "SA"${')'.repeat(MAX_FILTER_NESTING - 1)}`, ['ann']],
   [`${'not '.repeat(MAX_FILTER_NESTING)}attributes.state = "SA"`, ['ann']],
 ];

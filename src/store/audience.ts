@@ -74,7 +74,9 @@ export function audienceCondition(filter: FilterNode | null, first: number): Sql
         const field = fieldSql(node.field);
         let test: string;
         if (node.field.kind === 'subscribed') {
-          test = never(`${field} ${op} ${param(node.value.value, 'timestamptz')}`);
+          // A plain date is midnight UTC, whatever the session's time zone.
+          const instant = node.value.type === 'date' && !node.value.withTime ? `${node.value.value}T00:00:00Z` : node.value.value;
+          test = never(`${field} ${op} ${param(instant, 'timestamptz')}`);
         } else if (node.value.type === 'number') {
           test = never(`(CASE WHEN ${field} ~ ${NUMBER_TEXT} THEN ${field}::numeric END) ${op} ${param(node.value.value, 'numeric')}`);
         } else if (node.value.type === 'date') {
