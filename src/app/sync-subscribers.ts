@@ -9,7 +9,7 @@ import { isConnectionError } from '../store/database.js';
 import { lockList } from '../store/lists.js';
 import { countMembers } from '../store/memberships.js';
 import { createImportStaging, emptyCounts, mergeBatch, selectSuppressedRows, type BatchCounts, type StagedRow } from '../store/subscriber-import.js';
-import { countMissingMembers, removeMissingMembers, sampleJoinedNow, stageSeenAddresses } from '../store/subscriber-sync.js';
+import { removeMissingMembers, sampleJoinedNow, stageSeenAddresses } from '../store/subscriber-sync.js';
 import type { App } from './context.js';
 import { interrupted, openInput, readRows, RejectCollector, type ImportOptions, type RejectedRow } from './import-subscribers.js';
 import { requireList } from './lists.js';
@@ -102,13 +102,13 @@ export async function syncSubscribers(app: App, options: SyncOptions): Promise<S
       for (const row of await selectSuppressedRows(tx)) {
         await rejects.add({ ...row, reason: 'was erased on request and must not be imported again' }, null);
       }
-      const missing = await countMissingMembers(tx, list.id, SAMPLE_SIZE);
+      // Removed at once, in this transaction: refused (rolled back) if it is too many.
+      const missing = await removeMissingMembers(tx, list.id, SAMPLE_SIZE);
       const refusal =
         missing.count > 0 && missing.count > maxRemoval * activeBefore
           ? `The sync would remove ${missing.count.toLocaleString('en-US')} of the ${activeBefore.toLocaleString('en-US')} active members of "${list.slug}" (${percent(missing.count / activeBefore)}), more than the ${percent(maxRemoval)} allowed (a truncated export?); nothing was changed — if it is right, run it again with --max-removal ${Math.ceil((100 * missing.count) / activeBefore)}%.`
           : null;
       if (refusal !== null && !options.dryRun) throw new BulletinError('BAD_INPUT', refusal);
-      const removed = refusal === null ? await removeMissingMembers(tx, list.id) : missing.count;
       report = {
         list: list.slug,
         rowsRead,
@@ -118,11 +118,11 @@ export async function syncSubscribers(app: App, options: SyncOptions): Promise<S
         added: totals.membershipsAdded,
         back: totals.resubscribed,
         updated: totals.subscribersUpdated,
-        removed,
+        removed: missing.count,
         keptInactive: totals.keptInactive,
         suppressed: totals.suppressed,
         duplicates: totals.duplicates,
-        activeAfter: refusal === null ? await countMembers(tx, list.id, 'active') : activeBefore + totals.membershipsAdded + totals.resubscribed - missing.count,
+        activeAfter: activeBefore + totals.membershipsAdded + totals.resubscribed - missing.count,
         sample: { added: await sampleJoinedNow(tx, list.id, SAMPLE_SIZE), removed: missing.sample },
         dryRun: options.dryRun ?? false,
         refusal,
