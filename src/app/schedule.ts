@@ -19,7 +19,7 @@ import { findListById, lockList } from '../store/lists.js';
 import type { App } from './context.js';
 import { storedAudience } from './audience.js';
 import { requireList } from './lists.js';
-import type { SendPlan } from './send.js';
+import type { SendPlan } from './send/prepare.js';
 
 /** Stores a planned send as scheduled for `plan.scheduledFor`; nothing is enqueued until it starts. */
 export async function scheduleSend(app: App, plan: SendPlan, outage = new DatabaseOutage()): Promise<StoredBulletin> {

@@ -136,17 +136,16 @@ export function parseFilter(text: string): FilterNode {
 function checkParenthesesDepth(text: string): void {
   let depth = 0;
   let quote: string | null = null;
-  let column = 0;
   for (let index = 0; index < text.length; index++) {
     const char = text[index]!;
-    column = text.lastIndexOf('\n', index - 1) < 0 ? index + 1 : index - text.lastIndexOf('\n', index - 1);
     if (quote !== null) {
       if (char === '\\') index++;
       else if (char === quote) quote = null;
     } else if (char === '"' || char === "'") quote = char;
     else if (char === '(') {
       depth++;
-      if (depth > MAX_FILTER_NESTING) throw filterError(column, `parentheses and "not" nest at most ${MAX_FILTER_NESTING} deep`);
+      const lineStart = text.lastIndexOf('\n', index - 1);
+      if (depth > MAX_FILTER_NESTING) throw filterError(index - lineStart, `parentheses and "not" nest at most ${MAX_FILTER_NESTING} deep`);
     } else if (char === ')') depth = Math.max(0, depth - 1);
   }
 }

@@ -2,12 +2,18 @@
 // One place decides their shape, so messages, `bulletin serve` and the archive agree. No I/O.
 import { signToken, type SigningKey } from './token.js';
 import type { MailingList } from './list.js';
+import { splitAddress } from './address.js';
 
 type ListLinks = Pick<MailingList, 'id' | 'slug' | 'baseUrl'>;
 
 /** `${baseUrl}/u/<token>`: the one-click (RFC 8058) and browser unsubscribe link of one subscriber. */
 export function unsubscribeUrl(list: ListLinks, subscriberId: number, key: SigningKey): string {
-  return `${list.baseUrl}/u/${signToken('unsubscribe', { listId: list.id, subscriberId }, key)}`;
+  return unsubscribeUrlOf(list, signToken('unsubscribe', { listId: list.id, subscriberId }, key));
+}
+
+/** The same link for a token already signed (a renderer signs once and uses the token twice). */
+export function unsubscribeUrlOf(list: Pick<MailingList, 'baseUrl'>, token: string): string {
+  return `${list.baseUrl}/u/${token}`;
 }
 
 /** The list's web archive, `${baseUrl}/archive/<slug>/`. */
@@ -18,11 +24,6 @@ export function archiveUrl(list: Pick<MailingList, 'slug' | 'baseUrl'>): string 
 /** The page that says what the list is and how to leave it (List-Help); the archive index for now. */
 export function helpUrl(list: Pick<MailingList, 'slug' | 'baseUrl'>): string {
   return archiveUrl(list);
-}
-
-function splitAddress(address: string): { local: string; domain: string } {
-  const at = address.lastIndexOf('@');
-  return { local: address.slice(0, at), domain: address.slice(at + 1) };
 }
 
 /** `<local>-unsubscribe@<domain>`, the mailto: target of List-Unsubscribe (RFC 2369). */
