@@ -72,7 +72,7 @@ describe(`bulletin CLI (${DATABASE_KIND} database)`, () => {
     assert.equal(shown.from, 'ExampleNet <noreply@example.net>');
     assert.equal(shown.subjectPrefix, '[ExampleNet-Bulletins]');
     assert.equal(shown.bounceAddress, 'bulletins-bounces@lists.example.net');
-    assert.deepEqual(shown.counts, { active: 0, unsubscribed: 0, bounced: 0 });
+    assert.deepEqual(shown.counts, { active: 0, unsubscribed: 0, bounced: 0, removed: 0 });
 
     await runOk(['list', 'update', 'news', '--subject-prefix', '[News]', '--base-url', 'https://news.example.net/'], db);
     const updated = (await runOk(['list', 'show', 'news', '--json'], db)) as Record<string, unknown>;
@@ -82,8 +82,8 @@ describe(`bulletin CLI (${DATABASE_KIND} database)`, () => {
     assert.equal(nothing.code, 2);
 
     const table = (await runOk(['list', 'ls'], db)) as string;
-    assert.match(table, /^SLUG\s+NAME\s+ADDRESS\s+ACTIVE\s+UNSUBSCRIBED\s+BOUNCED$/m);
-    assert.match(table, /^news\s+ExampleNet-Bulletins\s+bulletins@lists\.example\.net\s+0\s+0\s+0$/m);
+    assert.match(table, /^SLUG\s+NAME\s+ADDRESS\s+ACTIVE\s+UNSUBSCRIBED\s+BOUNCED\s+REMOVED$/m);
+    assert.match(table, /^news\s+ExampleNet-Bulletins\s+bulletins@lists\.example\.net\s+0\s+0\s+0\s+0$/m);
   });
 
   test('subscribers add, remove, ls, count and show the status, time and source of each change', async () => {
@@ -124,7 +124,7 @@ describe(`bulletin CLI (${DATABASE_KIND} database)`, () => {
     assert.match(resubscribeRefused.stderr, /is unsubscribed on "people".*--resubscribe/);
 
     const shown = (await runOk(['list', 'show', 'people', '--json'], db)) as { counts: Record<string, number> };
-    assert.deepEqual(shown.counts, { active: 2, unsubscribed: 1, bounced: 0 });
+    assert.deepEqual(shown.counts, { active: 2, unsubscribed: 1, bounced: 0, removed: 0 });
 
     const page = (await runOk(['subscribers', 'ls', '--list', 'people', '--limit', '1'], db)) as string;
     assert.match(page, /\(more: add --after xu@example\.net\)/);

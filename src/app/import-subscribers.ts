@@ -122,13 +122,13 @@ export async function importSubscribers(app: App, options: ImportOptions): Promi
 }
 
 /** The one sentence for an import the database went away from. */
-function interrupted(app: App, error: unknown, rowsRead: number): BulletinError {
+export function interrupted(app: App, error: unknown, rowsRead: number, what = 'import'): BulletinError {
   const lost = `Lost the connection to the ${app.db.description} after ${rowsRead.toLocaleString('en-US')} rows (${oneLine(error)})`;
   return new BulletinError(
     'DATABASE_UNAVAILABLE',
     error instanceof CommitUnknownError
-      ? `${lost} just as the import was being saved, so it may or may not have been; running the import again is safe (it changes nothing twice).`
-      : `${lost}: nothing was imported, and running the import again is safe.`,
+      ? `${lost} just as the ${what} was being saved, so it may or may not have been; running the ${what} again is safe (it changes nothing twice).`
+      : `${lost}: nothing was ${what === 'import' ? 'imported' : 'changed'}, and running the ${what} again is safe.`,
     { cause: error },
   );
 }
@@ -139,7 +139,7 @@ function addCounts(totals: BatchCounts, counts: BatchCounts): void {
 
 class DryRunRollback extends Error {}
 
-async function openInput(options: ImportOptions): Promise<Readable> {
+export async function openInput(options: Pick<ImportOptions, 'file' | 'stdin'>): Promise<Readable> {
   if (options.file === '-') {
     if (!options.stdin) throw new BulletinError('USAGE', 'Reading from standard input (-) is not available here.');
     return options.stdin;
@@ -157,13 +157,13 @@ async function openInput(options: ImportOptions): Promise<Readable> {
   }
 }
 
-type ParsedRow = StagedRow | (RejectedRow & { fields: string[] });
+export type ParsedRow = StagedRow | (RejectedRow & { fields: string[] });
 
 /**
  * Yields one checked row per CSV record. Line numbers are where the record starts in the file, so a
  * quoted field spanning lines still points at the right place.
  */
-async function* readRows(
+export async function* readRows(
   input: Readable,
   fileName: string,
   onHeader: (names: string[]) => void,
@@ -300,7 +300,7 @@ function crlfToLf(): Transform {
 }
 
 /** Keeps the first rejects for the report and streams all of them to the rejects file, if any. */
-class RejectCollector {
+export class RejectCollector {
   readonly kept: RejectedRow[] = [];
   total = 0;
   private csv: Stringifier | undefined;

@@ -82,6 +82,11 @@ export async function addSubscriber(
     if (await insertMembership(tx, list.id, subscriber.id, 'command line')) return { email, list: slug, outcome: 'added' };
     const member = await findMember(tx, list.id, email);
     if (member?.status === 'active') return { email, list: slug, outcome: 'already active' };
+    // A sync took them off (they had not left): adding them brings them back, like a later import.
+    if (member?.status === 'removed') {
+      await changeMembershipStatus(tx, { listId: list.id, subscriberId: subscriber.id, from: ['removed'], to: 'active', source: 'command line' });
+      return { email, list: slug, outcome: 'resubscribed' };
+    }
     if (!input.resubscribe) {
       throw new BulletinError(
         'CONFLICT',
@@ -121,7 +126,7 @@ export async function removeSubscriber(
     const changed = await changeMembershipStatus(tx, {
       listId: list.id,
       subscriberId: member.id,
-      from: ['active', 'bounced'],
+      from: ['active', 'bounced', 'removed'],
       to: 'unsubscribed',
       source: 'command line',
     });

@@ -9,6 +9,8 @@ import { registerListCommands } from './commands/list.js';
 import { registerSubscriberCommands } from './commands/subscribers.js';
 import { createContext, type CliContext } from './context.js';
 import { registerSendCommands } from './commands/send.js';
+import { registerAudienceCommands } from './commands/audience.js';
+import { registerSyncCommand } from './commands/sync.js';
 import { registerPreviewCommand } from './commands/preview.js';
 import { registerServeCommand } from './commands/serve.js';
 import type { CliIo } from './io.js';
@@ -55,6 +57,8 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   registerSubscriberCommands(program, context);
   registerPreviewCommand(program, context);
   registerSendCommands(program, context);
+  registerAudienceCommands(program, context);
+  registerSyncCommand(program, context);
   registerServeCommand(program, context);
   registerArchiveCommands(program, context);
   registerBounceCommands(program, context);

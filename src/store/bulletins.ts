@@ -1,5 +1,7 @@
 // SQL for the `bulletins` table: a bulletin as it was sent (source and templates frozen at the
-// start of the send), found by id or by (list, source) to resume an unfinished send.
+// start of the send), found by id or by (list, source) to resume an unfinished send; scheduled
+// ones started by whichever worker claims them first.
+import type { BulletinState } from '../domain/bulletin.js';
 import type { Sql } from './database.js';
 
 export interface StoredBulletin {
@@ -15,6 +17,13 @@ export interface StoredBulletin {
   readonly finishedAt: Date | null;
   /** How its Message-IDs are made (src/render/message-id.ts): 1 for bulletins begun before installations had an id. */
   readonly messageIdVersion: number;
+  readonly state: BulletinState;
+  /** When a scheduled send is (or was) due to start. */
+  readonly scheduledFor: Date | null;
+  readonly startedAt: Date | null;
+  /** The audience filter as written (null: every active member), and the segment it came from. */
+  readonly audienceFilter: string | null;
+  readonly audienceSegment: string | null;
 }
 
 interface BulletinRow {
@@ -29,6 +38,11 @@ interface BulletinRow {
   created_at: Date;
   finished_at: Date | null;
   message_id_version: number;
+  state: BulletinState;
+  scheduled_for: Date | null;
+  started_at: Date | null;
+  audience_filter: string | null;
+  audience_segment: string | null;
 }
 
 function toBulletin(row: BulletinRow): StoredBulletin {
@@ -44,17 +58,39 @@ function toBulletin(row: BulletinRow): StoredBulletin {
     createdAt: row.created_at,
     finishedAt: row.finished_at,
     messageIdVersion: row.message_id_version,
+    state: row.state,
+    scheduledFor: row.scheduled_for,
+    startedAt: row.started_at,
+    audienceFilter: row.audience_filter,
+    audienceSegment: row.audience_segment,
   };
 }
 
 export async function insertBulletin(
   sql: Sql,
-  fields: Pick<StoredBulletin, 'listId' | 'subject' | 'source' | 'sourceName' | 'templates' | 'verp' | 'sentDate' | 'messageIdVersion'>,
+  fields: Pick<StoredBulletin, 'listId' | 'subject' | 'source' | 'sourceName' | 'templates' | 'verp' | 'sentDate' | 'messageIdVersion'> &
+    Partial<Pick<StoredBulletin, 'scheduledFor' | 'audienceFilter' | 'audienceSegment'>>,
 ): Promise<StoredBulletin> {
+  // With scheduledFor it is stored as scheduled (no deliveries yet); else it starts now.
   const { rows } = await sql.query<BulletinRow>(
-    `INSERT INTO bulletins (list_id, subject, source, source_name, templates, verp, sent_date, message_id_version)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8) RETURNING *`,
-    [fields.listId, fields.subject, fields.source, fields.sourceName, JSON.stringify(fields.templates), fields.verp, fields.sentDate, fields.messageIdVersion],
+    `INSERT INTO bulletins (list_id, subject, source, source_name, templates, verp, sent_date, message_id_version,
+                            scheduled_for, state, started_at, audience_filter, audience_segment)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::timestamptz,
+             CASE WHEN $9::timestamptz IS NULL THEN 'started' ELSE 'scheduled' END::bulletin_state,
+             CASE WHEN $9::timestamptz IS NULL THEN now() END, $10, $11) RETURNING *`,
+    [
+      fields.listId,
+      fields.subject,
+      fields.source,
+      fields.sourceName,
+      JSON.stringify(fields.templates),
+      fields.verp,
+      fields.sentDate,
+      fields.messageIdVersion,
+      fields.scheduledFor ?? null,
+      fields.audienceFilter ?? null,
+      fields.audienceSegment ?? null,
+    ],
   );
   return toBulletin(rows[0] as BulletinRow);
 }
@@ -67,7 +103,7 @@ export async function findBulletin(sql: Sql, id: number): Promise<StoredBulletin
 /** The unfinished bulletin of this list with exactly this source, if any: sending it again resumes it. */
 export async function findUnfinishedBulletin(sql: Sql, listId: number, source: string): Promise<StoredBulletin | null> {
   const { rows } = await sql.query<BulletinRow>(
-    `SELECT * FROM bulletins WHERE list_id = $1 AND source = $2 AND finished_at IS NULL ORDER BY id DESC LIMIT 1`,
+    `SELECT * FROM bulletins WHERE list_id = $1 AND source = $2 AND finished_at IS NULL AND state = 'started' ORDER BY id DESC LIMIT 1`,
     [listId, source],
   );
   return rows[0] ? toBulletin(rows[0]) : null;
@@ -87,7 +123,7 @@ export async function findBulletinByReference(sql: Sql, listId: number, referenc
 /** Ids of unfinished bulletins (of one list, or all), oldest first: what `bulletin worker` joins. */
 export async function selectUnfinishedBulletinIds(sql: Sql, listId: number | null): Promise<number[]> {
   const { rows } = await sql.query<{ id: number }>(
-    `SELECT id FROM bulletins WHERE finished_at IS NULL AND ($1::int IS NULL OR list_id = $1) ORDER BY id`,
+    `SELECT id FROM bulletins WHERE finished_at IS NULL AND state = 'started' AND ($1::int IS NULL OR list_id = $1) ORDER BY id`,
     [listId],
   );
   return rows.map((row) => row.id);
@@ -127,7 +163,7 @@ export async function assignArchiveNumbers(tx: Sql, listId: number): Promise<num
     `UPDATE bulletins b SET archive_number = n.number
        FROM (SELECT id, (SELECT coalesce(max(archive_number), -1) FROM bulletins WHERE list_id = $1)
                         + row_number() OVER (ORDER BY sent_date, id) AS number
-               FROM bulletins WHERE list_id = $1 AND archive_number IS NULL) n
+               FROM bulletins WHERE list_id = $1 AND archive_number IS NULL AND state = 'started') n
       WHERE b.id = n.id`,
     [listId],
   );
@@ -181,4 +217,43 @@ export async function selectArchiveEntries(sql: Sql, listId: number): Promise<Ar
     archiveBody: row.archive_html === null ? null : { html: row.archive_html, text: row.archive_text ?? '' },
     templates: row.templates,
   }));
+}
+
+/**
+ * Starts the earliest scheduled bulletin due at `now`, if any, in one statement: `scheduled` to
+ * `started`. FOR UPDATE SKIP LOCKED and the state check mean two workers never start one twice.
+ * Run it in the transaction that enqueues the bulletin's deliveries.
+ */
+export async function startDueScheduledBulletin(tx: Sql, now: Date, listId: number | null): Promise<StoredBulletin | null> {
+  const { rows } = await tx.query<BulletinRow>(
+    `UPDATE bulletins SET state = 'started', started_at = $1
+      WHERE id = (SELECT id FROM bulletins WHERE state = 'scheduled' AND scheduled_for <= $1
+                     AND ($2::int IS NULL OR list_id = $2)
+                   ORDER BY scheduled_for, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+        AND state = 'scheduled'
+      RETURNING *`,
+    [now, listId],
+  );
+  return rows[0] ? toBulletin(rows[0]) : null;
+}
+
+/** `scheduled` to `unscheduled`, only before its start; returns whether it changed. */
+export async function unscheduleBulletin(sql: Sql, id: number): Promise<boolean> {
+  const { rowCount } = await sql.query(`UPDATE bulletins SET state = 'unscheduled' WHERE id = $1 AND state = 'scheduled'`, [id]);
+  return rowCount === 1;
+}
+
+/** Scheduled bulletins not yet started, soonest first. */
+export async function selectScheduledBulletins(sql: Sql): Promise<StoredBulletin[]> {
+  const { rows } = await sql.query<BulletinRow>(`SELECT * FROM bulletins WHERE state = 'scheduled' ORDER BY scheduled_for, id`);
+  return rows.map(toBulletin);
+}
+
+/** When the soonest scheduled bulletin (of one list, or of all) is due, or null when none is. */
+export async function nextScheduledAt(sql: Sql, listId: number | null): Promise<Date | null> {
+  const { rows } = await sql.query<{ at: Date | null }>(
+    `SELECT min(scheduled_for) AS at FROM bulletins WHERE state = 'scheduled' AND ($1::int IS NULL OR list_id = $1)`,
+    [listId],
+  );
+  return rows[0]?.at ?? null;
 }

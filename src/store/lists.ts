@@ -89,11 +89,12 @@ export async function lockList(tx: Sql, id: number): Promise<void> {
 
 /** Every list, by slug, with its members counted by status. */
 export async function selectListsWithCounts(sql: Sql, slug?: string): Promise<ListWithCounts[]> {
-  const { rows } = await sql.query<ListRow & { active: number; unsubscribed: number; bounced: number }>(
+  const { rows } = await sql.query<ListRow & { active: number; unsubscribed: number; bounced: number; removed: number }>(
     `SELECT l.*,
             count(*) FILTER (WHERE m.status = 'active')::int       AS active,
             count(*) FILTER (WHERE m.status = 'unsubscribed')::int AS unsubscribed,
-            count(*) FILTER (WHERE m.status = 'bounced')::int      AS bounced
+            count(*) FILTER (WHERE m.status = 'bounced')::int      AS bounced,
+            count(*) FILTER (WHERE m.status = 'removed')::int      AS removed
        FROM lists l
        LEFT JOIN memberships m ON m.list_id = l.id
       WHERE $1::text IS NULL OR l.slug = $1
@@ -103,7 +104,7 @@ export async function selectListsWithCounts(sql: Sql, slug?: string): Promise<Li
   );
   return rows.map((row) => ({
     list: toList(row),
-    counts: { active: row.active, unsubscribed: row.unsubscribed, bounced: row.bounced },
+    counts: { active: row.active, unsubscribed: row.unsubscribed, bounced: row.bounced, removed: row.removed },
   }));
 }
 

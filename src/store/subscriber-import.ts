@@ -41,7 +41,14 @@ export interface BatchCounts {
 export async function mergeBatch(
   tx: Sql,
   rows: readonly StagedRow[],
-  options: { listId: number; resubscribe: boolean },
+  options: {
+    listId: number;
+    resubscribe: boolean;
+    /** Where new and returning memberships come from (default 'import'). */
+    source?: 'import' | 'sync';
+    /** Attributes the file has columns for: a sync makes them match the file (an empty cell removes one). */
+    replaceAttributes?: readonly string[];
+  },
 ): Promise<BatchCounts> {
   if (rows.length === 0) return emptyCounts();
   const { rows: staged } = await tx.query<{ unique: number; suppressed: number; created: number; updated: number }>(
@@ -58,9 +65,9 @@ export async function mergeBatch(
          FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[]) AS b (line, email, name, attributes)
          JOIN staged ON staged.email = b.email AND staged.line = b.line AND NOT staged.suppressed
        ON CONFLICT (email) DO UPDATE
-          SET name = COALESCE(EXCLUDED.name, s.name), attributes = s.attributes || EXCLUDED.attributes,
+          SET name = COALESCE(EXCLUDED.name, s.name), attributes = (s.attributes - $5::text[]) || EXCLUDED.attributes,
               updated_at = now()
-        WHERE s.name IS DISTINCT FROM COALESCE(EXCLUDED.name, s.name) OR NOT s.attributes @> EXCLUDED.attributes
+        WHERE s.name IS DISTINCT FROM COALESCE(EXCLUDED.name, s.name) OR s.attributes <> ((s.attributes - $5::text[]) || EXCLUDED.attributes)
        RETURNING (xmax = 0) AS inserted
      )
      SELECT (SELECT count(*) FROM staged)::int AS unique,
@@ -72,6 +79,7 @@ export async function mergeBatch(
       rows.map((row) => row.email),
       rows.map((row) => row.name),
       rows.map((row) => JSON.stringify(row.attributes)),
+      options.replaceAttributes ?? [],
     ],
   );
   const first = staged[0];
@@ -95,22 +103,24 @@ export async function mergeBatch(
          FROM people
      ), added AS (
        INSERT INTO memberships (list_id, subscriber_id, status, subscribed_source, status_source)
-       SELECT $1, id, 'active', 'import', 'import' FROM batch WHERE status IS NULL ORDER BY id
+       SELECT $1, id, 'active', $5, $5 FROM batch WHERE status IS NULL ORDER BY id
        ON CONFLICT (list_id, subscriber_id) DO NOTHING
        RETURNING 1
      ), resubscribed AS (
+       -- Someone a sync removed comes back with any import or sync that has them; someone who
+       -- unsubscribed or bounced only when asked (--resubscribe).
        UPDATE memberships m
-          SET status = 'active', status_source = 'import', status_changed_at = now(),
-              subscribed_at = now(), subscribed_source = 'import'
-        WHERE $4 AND m.list_id = $1 AND m.status IN ('unsubscribed', 'bounced')
-          AND m.subscriber_id = ANY (ARRAY(SELECT id FROM batch WHERE status IN ('unsubscribed', 'bounced')))
+          SET status = 'active', status_source = $5, status_changed_at = now(),
+              subscribed_at = now(), subscribed_source = $5
+        WHERE m.list_id = $1 AND (m.status = 'removed' OR ($4 AND m.status IN ('unsubscribed', 'bounced')))
+          AND m.subscriber_id = ANY (ARRAY(SELECT id FROM batch WHERE status IN ('unsubscribed', 'bounced', 'removed')))
        RETURNING 1
      )
      SELECT (SELECT count(*) FROM batch WHERE status = 'active')::int AS active,
             (SELECT count(*) FROM batch WHERE status <> 'active')::int AS inactive,
             (SELECT count(*) FROM added)::int AS added,
             (SELECT count(*) FROM resubscribed)::int AS resubscribed`,
-    [options.listId, rows.map((row) => row.line), rows.map((row) => row.email), options.resubscribe],
+    [options.listId, rows.map((row) => row.line), rows.map((row) => row.email), options.resubscribe, options.source ?? 'import'],
   );
   const second = members[0];
   counts.membershipsAdded = second?.added ?? 0;

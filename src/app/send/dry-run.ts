@@ -1,7 +1,7 @@
-// Use case `send --dry-run`: renders every active member's message, reports the ones that cannot
+// Use case `send --dry-run`: renders the message of every member of the audience, reports the ones that cannot
 // render, sends nothing.
 import { DatabaseOutage } from '../../send/database-outage.js';
-import { forEachMemberBatch } from '../../store/memberships.js';
+import { forEachAudienceBatch } from '../../store/audience.js';
 import type { App } from '../context.js';
 import type { SendPlan } from './prepare.js';
 
@@ -17,7 +17,7 @@ export async function dryRunSend(app: App, plan: SendPlan, outage = new Database
   return outage.ride(async () => {
     let rendered = 0;
     const errors: { email: string; error: string }[] = [];
-    await forEachMemberBatch(app.db, { listId: plan.list.id, status: 'active', batchSize: 1000 }, async (members) => {
+    await forEachAudienceBatch(app.db, { listId: plan.list.id, filter: plan.audience.filter, batchSize: 1000 }, async (members) => {
       for (const member of members) {
         try {
           plan.compiled.render(member);

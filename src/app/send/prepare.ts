@@ -16,11 +16,13 @@ import {
 import { DatabaseOutage } from '../../send/database-outage.js';
 import { findBulletinByReference, findUnfinishedBulletin, type StoredBulletin } from '../../store/bulletins.js';
 import { countByState } from '../../store/deliveries.js';
-import { countMembers, selectMembers } from '../../store/memberships.js';
+import { selectMembers } from '../../store/memberships.js';
 import type { App } from '../context.js';
 import { describeDkim, loadDkim } from '../dkim-keys.js';
 import { requireList } from '../lists.js';
 import { installationKeys } from '../secret.js';
+import { resolveAudience, storedAudience, type Audience, type AudienceRequest } from '../audience.js';
+import { countAudience, sampleAudience } from '../../store/audience.js';
 import { openDeliveries } from './bulletins.js';
 
 export interface SendRequest {
@@ -29,6 +31,10 @@ export interface SendRequest {
   readonly list?: string;
   readonly templatesDir?: string;
   readonly verp?: boolean;
+  /** Who gets it (default: every active member): `--where` or `--segment`. */
+  readonly audience?: AudienceRequest;
+  /** Schedules the send for this moment instead of sending now (src/app/schedule.ts). */
+  readonly at?: Date;
   /** Waits out the database going away (default: an outage of its own, said nowhere). */
   readonly outage?: DatabaseOutage;
 }
@@ -49,6 +55,12 @@ export interface SendPlan {
   readonly dkim: string;
   /** What the author should see before sending: empty subscriber fields in the archive copy, DKIM alignment. */
   readonly warnings: readonly string[];
+  /** Who it goes to: frozen with the bulletin when its send starts. */
+  readonly audience: Audience;
+  /** The first few addresses of the audience, by address. */
+  readonly audienceSample: readonly string[];
+  /** Set for a scheduled send: when it is to start (its audience is chosen then). */
+  readonly scheduledFor: Date | null;
 }
 
 export async function prepareSend(app: App, request: SendRequest): Promise<SendPlan> {
@@ -70,6 +82,13 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
   return outage.ride(async () => {
     const list = await requireList(app.db, slug);
     const resuming = await findUnfinishedBulletin(app.db, list.id, sourceText);
+    const audience = await planAudience(app, list, resuming, request);
+    if (resuming && request.at !== undefined) {
+      throw new BulletinError('BAD_INPUT', `Bulletin ${resuming.id} was sent from this file and is not finished: resume it (bulletin resume ${resuming.id}) rather than scheduling it again.`);
+    }
+    if (request.at !== undefined && request.at.getTime() <= app.clock.now().getTime()) {
+      throw new BulletinError('BAD_INPUT', `--at ${request.at.toISOString()} is not in the future; send now without --at, or name a later time.`);
+    }
     const signing = (await installationKeys(app)).signing;
     const verp = resuming?.verp ?? request.verp ?? false;
     const compiled = resuming
@@ -80,13 +99,17 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
           bulletinKey: 'preview',
           signing,
           verp,
-          date: app.clock.now(),
+          date: request.at ?? app.clock.now(),
           dkim: await loadDkim(app.config),
           ...(await resolveInReplyTo(app, list, source.inReplyTo)),
           ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
         });
-    const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countMembers(app.db, list.id, 'active');
-    const first = await firstActiveMember(app, list);
+    const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countAudience(app.db, list.id, audience.filter);
+    if (!resuming && audience.filter !== null && recipients === 0 && request.at === undefined) {
+      throw new BulletinError('BAD_INPUT', `The filter matches no active member of "${list.slug}": nothing to send (try it with bulletin subscribers count --list ${list.slug} --where …).`);
+    }
+    const audienceSample = (await sampleAudience(app.db, list.id, audience.filter, 5)).map((member) => member.email);
+    const first = audience.filter === null ? await firstActiveMember(app, list) : ((await sampleAudience(app.db, list.id, audience.filter, 1))[0] ?? null);
     const sampleRecipient = first ?? SAMPLE_RECIPIENT;
     const text = compiled.renderText(sampleRecipient);
     const dkim = describeDkim(compiled.dkimSignatures, list.from.address);
@@ -101,8 +124,29 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
       recipients,
       verp,
       sample: { to: sampleRecipient.email, subject: compiled.subject, text: text.slice(0, 600) },
+      audience,
+      audienceSample,
+      scheduledFor: request.at ?? null,
     };
   });
+}
+
+/**
+ * A new send's audience comes from --where / --segment; a resumed one keeps the audience it was
+ * started with, and naming another is refused (its deliveries were chosen then).
+ */
+async function planAudience(app: App, list: MailingList, resuming: StoredBulletin | null, request: SendRequest): Promise<Audience> {
+  const asked = request.audience ?? {};
+  if (!resuming) return resolveAudience(app.db, list, asked);
+  const kept = storedAudience(resuming.audienceFilter, resuming.audienceSegment);
+  const wanted = asked.where ?? (asked.segment === undefined ? undefined : (await resolveAudience(app.db, list, asked)).filterText);
+  if ((asked.where !== undefined || asked.segment !== undefined) && wanted !== kept.filterText) {
+    throw new BulletinError(
+      'BAD_INPUT',
+      `Bulletin ${resuming.id} was started from this file for ${kept.filterText === null ? 'every active member' : `the members matching ${kept.filterText}`}; it resumes with that audience, so send it without --where/--segment (or finish it first).`,
+    );
+  }
+  return kept;
 }
 
 async function firstActiveMember(app: App, list: MailingList) {

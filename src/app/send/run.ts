@@ -9,7 +9,8 @@ import { DatabaseOutage } from '../../send/database-outage.js';
 import type { DispatchEnd, DispatchHalt, Dispatcher, Pacer } from '../../send/dispatcher.js';
 import type { Transport } from '../../send/transport.js';
 import { findUnfinishedBulletin, insertBulletin, storeArchiveBody, type StoredBulletin } from '../../store/bulletins.js';
-import { enqueueDeliveries, type StateCounts } from '../../store/deliveries.js';
+import type { StateCounts } from '../../store/deliveries.js';
+import { enqueueAudience } from '../../store/audience.js';
 import { lockList } from '../../store/lists.js';
 import type { App } from '../context.js';
 import { dispatchBulletin } from './dispatch.js';
@@ -89,8 +90,10 @@ export async function runSend(app: App, plan: SendPlan, options: RunOptions): Pr
           verp: plan.verp,
           sentDate: plan.compiled.date,
           messageIdVersion: MESSAGE_ID_VERSION,
+          audienceFilter: plan.audience.filterText,
+          audienceSegment: plan.audience.segment,
         });
-        await enqueueDeliveries(tx, stored.id, plan.list.id);
+        await enqueueAudience(tx, stored.id, plan.list.id, plan.audience.filter);
         // What the web archive will show, rendered now, once.
         await storeArchiveBody(tx, stored.id, plan.compiled.archiveBody());
         return stored;

@@ -2,7 +2,7 @@
 // SMTP replies of a send (default: the latest).
 import type { DeliveryState } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
-import { findBulletin, latestBulletin } from '../../store/bulletins.js';
+import { findBulletin, latestBulletin, type StoredBulletin } from '../../store/bulletins.js';
 import { countByState, countSentSince, nextDueAt, topReplies, type StateCounts } from '../../store/deliveries.js';
 import type { App } from '../context.js';
 import { listOf, openDeliveries } from './bulletins.js';
@@ -20,6 +20,11 @@ export interface BulletinStatus {
   readonly etaSeconds: number | null;
   readonly nextAttemptAt: string | null;
   readonly commonReplies: { state: DeliveryState; reply: string; count: number }[];
+  /** scheduled, started or unscheduled (src/domain/bulletin.ts), and when it is or was due. */
+  readonly state: StoredBulletin['state'];
+  readonly scheduledFor: string | null;
+  /** Who it goes to: the filter as written (null: every active member) and its segment. */
+  readonly audience: { readonly filter: string | null; readonly segment: string | null };
 }
 
 export async function bulletinStatus(app: App, bulletinId?: number): Promise<BulletinStatus> {
@@ -44,5 +49,8 @@ export async function bulletinStatus(app: App, bulletinId?: number): Promise<Bul
     etaSeconds: open === 0 ? 0 : rate > 0 ? Math.ceil(open / rate) : null,
     nextAttemptAt: due?.toISOString() ?? null,
     commonReplies: await topReplies(app.db, bulletin.id, ['deferred', 'failed', 'uncertain'], 5),
+    state: bulletin.state,
+    scheduledFor: bulletin.scheduledFor?.toISOString() ?? null,
+    audience: { filter: bulletin.audienceFilter, segment: bulletin.audienceSegment },
   };
 }

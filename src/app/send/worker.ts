@@ -1,9 +1,12 @@
-// Use case `worker`: joins every unfinished send (of one list, or all), one after another, and looks
-// again every few seconds until told to stop (or once, with `once`).
+// Use case `worker`: starts the scheduled sends that are due, joins every unfinished send (of one
+// list, or all), one after another, and looks again every few seconds (sooner when a scheduled send
+// is due sooner) until told to stop (or once, with `once`).
 import { DatabaseOutage } from '../../send/database-outage.js';
 import { selectUnfinishedBulletinIds } from '../../store/bulletins.js';
 import type { App } from '../context.js';
 import { requireList } from '../lists.js';
+import { msUntilNextScheduled, startDueSends } from '../schedule.js';
+import type { StoredBulletin } from '../../store/bulletins.js';
 
 /** Unfinished bulletins (of one list, or of all), oldest first: the work `bulletin worker` joins. */
 export async function unfinishedBulletins(app: App, listSlug?: string, outage = new DatabaseOutage()): Promise<number[]> {
@@ -23,6 +26,8 @@ export interface WorkerLoop {
   readonly outage: DatabaseOutage;
   /** Works on one bulletin until it is done or waits; false ends the worker (the send ended badly). */
   readonly work: (bulletinId: number) => Promise<boolean>;
+  /** Said for each scheduled send this worker started. */
+  readonly onStarted?: (bulletin: StoredBulletin) => void;
   /** Said when there is nothing to do, before the pause. */
   readonly onIdle?: () => void;
   /** Waits `ms` before looking again; true when interrupted (Ctrl-C), which ends the worker. */
@@ -34,12 +39,15 @@ export type WorkerEnd = 'done' | 'stopped' | 'interrupted';
 /** `bulletin worker`: joins every unfinished send, one after another, and keeps looking for more. */
 export async function runWorker(app: App, loop: WorkerLoop): Promise<WorkerEnd> {
   for (;;) {
+    for (const started of await startDueSends(app, loop.listSlug, loop.outage)) loop.onStarted?.(started);
     const ids = await unfinishedBulletins(app, loop.listSlug, loop.outage);
     for (const id of ids) {
       if (!(await loop.work(id))) return 'stopped';
     }
     if (loop.once) return 'done';
     if (ids.length === 0) loop.onIdle?.();
-    if (await loop.pause(WORKER_LOOK_AGAIN_MS)) return 'interrupted';
+    // A scheduled send due sooner than that is started on time.
+    const untilScheduled = await msUntilNextScheduled(app, loop.listSlug, loop.outage);
+    if (await loop.pause(Math.max(50, Math.min(WORKER_LOOK_AGAIN_MS, untilScheduled ?? WORKER_LOOK_AGAIN_MS)))) return 'interrupted';
   }
 }

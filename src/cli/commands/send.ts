@@ -33,11 +33,13 @@ import {
 import type { DatabaseOutage } from '../../send/database-outage.js';
 import { parseId, parsePositive, parseStates } from '../arguments.js';
 import type { CliContext } from '../context.js';
+import { FILTER_HELP, audienceFlags, describeAudience, scheduleFlag, type AudienceFlags } from './audience.js';
+import { scheduleSend, scheduledSends } from '../../app/schedule.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
 import { report, unusableError, watchOutage, withProgress } from '../send-progress.js';
 import { interruptibleSleep } from '../signals.js';
 
-interface SendFlags extends SendOverrides {
+interface SendFlags extends SendOverrides, AudienceFlags {
   outbox?: string;
   list?: string;
   yes?: boolean;
@@ -84,12 +86,24 @@ export function registerSendCommands(program: Command, context: CliContext): voi
       .option('--dry-run', 'render every recipient\'s message, report errors, send nothing')
       .option('--test-to <address>', 'send one copy to this address and record nothing')
       .option('--verp', "encode each recipient in the envelope sender: <bounce local part>+<token>@<domain>, e.g. bulletins-bounces+<token>@lists.example.net")
-      .option('--templates <dir>', 'layouts overriding the default templates'),
+      .option('--templates <dir>', 'layouts overriding the default templates')
+      .option('--where <filter>', 'only the active members matching this filter (see "Audience filters" below)')
+      .option('--segment <name>', 'only the members of this segment of the list (bulletin segment ls)')
+      .option('--allow-unknown', 'accept attribute names in --where that no member has')
+      .option('--at <time>', 'schedule the send for this ISO 8601 time with an offset, e.g. 2026-12-02T09:00+10:30; a running `bulletin worker` starts it', scheduleFlag),
   )
     .addHelpText(
       'after',
       `
 Sending the same file again while its send is unfinished resumes it; nobody is enqueued twice.
+The audience (--where, --segment; default every active member) is chosen when the send starts
+and frozen with it: resume, retry and every worker send to exactly those members (less any who
+leave meanwhile). The confirmation shows how many match and a sample of them.
+
+With --at the bulletin is stored as scheduled and the command exits; a running \`bulletin worker\`
+(on any machine) starts it on time, choosing the audience then. A time without an offset is
+refused. \`bulletin status\` lists scheduled sends; \`bulletin unschedule <id>\` takes one back.
+${FILTER_HELP}
 
 Bounces go to the list's bounce address (default <list local part>-bounces@<domain>, e.g.
 bulletins-bounces@lists.example.net; list update --bounce-address changes it). With --verp
@@ -121,7 +135,9 @@ Examples:
   bulletin send outage.md --list news --test-to me@example.net
   bulletin send outage.md --list news --dry-run
   SMTP_URL=smtp://relay.example.net:587 bulletin send outage.md --list news --rate 20/s
-  bulletin send outage.md --list news --outbox ./outbox --yes`,
+  bulletin send outage.md --list news --outbox ./outbox --yes
+  bulletin send outage.md --list news --where 'attributes.platform = "mail" and attributes.state in ("SA", "NT")'
+  bulletin send maintenance.md --list news --segment mail-customers --at 2026-12-02T09:00+10:30`,
     )
     .action(async (file: string, flags: SendFlags) => {
       const watch = watchOutage(context);
@@ -132,8 +148,19 @@ Examples:
           ...(flags.list === undefined ? {} : { list: flags.list }),
           ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
           ...(flags.verp === undefined ? {} : { verp: flags.verp }),
+          audience: audienceFlags(flags),
+          ...(flags.at === undefined ? {} : { at: flags.at }),
           outage,
         });
+        if (plan.scheduledFor !== null && !flags.dryRun && flags.testTo === undefined) {
+          await confirm(context, plan, 'the worker that starts it', flags);
+          const stored = await scheduleSend(app, plan, outage);
+          if (flags.json) return printJson(context.io, { bulletinId: stored.id, list: plan.list.slug, state: stored.state, scheduledFor: plan.scheduledFor.toISOString(), audience: { filter: stored.audienceFilter, segment: stored.audienceSegment } });
+          return printLines(
+            context.io,
+            `Scheduled bulletin ${stored.id} to "${plan.list.slug}" for ${formatDate(plan.scheduledFor)} (${plan.scheduledFor.toISOString()}); a running \`bulletin worker\` starts it then (\`bulletin unschedule ${stored.id}\` takes it back).`,
+          );
+        }
         if (flags.dryRun) {
           const report = await dryRunSend(app, plan, outage);
           if (flags.json) return printJson(context.io, report);
@@ -167,7 +194,7 @@ Examples:
   addRunOptions(
     program
       .command('worker')
-      .description('join every unfinished send (of one list, or all) and help it along; with several workers the rate stays global')
+      .description('start scheduled sends when due, join every unfinished send (of one list, or all) and help it along; with several workers the rate stays global')
       .option('--list <slug>', 'only sends to this list')
       .option('--once', 'go through the unfinished sends once, then exit (default: keep looking every 5 seconds)'),
   )
@@ -177,6 +204,7 @@ Examples:
 Any number of workers, on any machines sharing the PostgreSQL server (DATABASE_URL), can work on
 one send: each claims its own deliveries (FOR UPDATE SKIP LOCKED), and together they keep the
 send's configured rate. A worker that dies leaves its claims to the others once its lease runs out.
+Scheduled sends (send --at) are started by whichever worker finds them due first, never twice.
 
 Examples:
   bulletin worker --list news
@@ -191,6 +219,9 @@ Examples:
             ...(flags.list === undefined ? {} : { listSlug: flags.list }),
             once: flags.once === true,
             outage,
+            onStarted: (started) => {
+              if (!flags.quiet) context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
+            },
             work: async (id) => {
               const summary = await withProgress(
                 context,
@@ -280,11 +311,23 @@ Example:
     .description('per-state counts, rate, ETA and the commonest SMTP replies of a send (default: the latest)')
     .option('--json', 'print the result as JSON')
     .action(async (id: string | undefined, flags: { json?: boolean }) => {
-      const status = await context.run((app) => bulletinStatus(app, id === undefined ? undefined : parseId(id)));
-      if (flags.json) return printJson(context.io, status);
+      const { status, scheduled } = await context.run(async (app) => ({
+        status: await bulletinStatus(app, id === undefined ? undefined : parseId(id)),
+        scheduled: id === undefined ? await scheduledSends(app) : [],
+      }));
+      if (flags.json) return printJson(context.io, id === undefined ? { ...status, scheduled } : status);
       const lines = [
         `Bulletin ${status.bulletinId} to "${status.list}": ${status.subject}`,
-        `  ${status.finishedAt ? `finished ${formatDate(new Date(status.finishedAt))}` : `started ${formatDate(new Date(status.createdAt))}, not finished`}`,
+        `  ${
+          status.state === 'scheduled'
+            ? `scheduled for ${formatDate(new Date(status.scheduledFor ?? status.createdAt))}, not started`
+            : status.state === 'unscheduled'
+              ? `unscheduled (was due ${formatDate(new Date(status.scheduledFor ?? status.createdAt))}); never sent`
+              : status.finishedAt
+                ? `finished ${formatDate(new Date(status.finishedAt))}`
+                : `started ${formatDate(new Date(status.createdAt))}, not finished`
+        }`,
+        `  audience:   ${describeAudience(status.audience)}`,
         `  ${DELIVERY_STATES.map((state) => `${status.counts[state].toLocaleString('en-US')} ${state}`).join(', ')} (of ${status.total.toLocaleString('en-US')})`,
         `  rate over the last minute: ${status.rate.toFixed(1)}/s${status.etaSeconds ? `, ETA ${formatSeconds(status.etaSeconds)}` : ''}`,
       ];
@@ -292,6 +335,12 @@ Example:
       if (status.commonReplies.length > 0) {
         lines.push('  commonest replies:');
         for (const reply of status.commonReplies) lines.push(`    ${String(reply.count).padStart(6)}  ${reply.state.padEnd(9)} ${reply.reply}`);
+      }
+      if (scheduled.length > 0) {
+        lines.push('Scheduled sends:');
+        for (const each of scheduled) {
+          lines.push(`  ${String(each.bulletinId).padStart(4)}  ${formatDate(new Date(each.scheduledFor))}  "${each.list}": ${each.subject}  (${describeAudience(each.audience)})`);
+        }
       }
       printLines(context.io, ...lines);
     });
@@ -359,7 +408,10 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
   const lines = [
     `${plan.resuming ? `Resume bulletin ${plan.resuming.id}` : 'Send'} to "${plan.list.slug}" (${plan.list.name})`,
     `  subject:    ${plan.sample.subject}`,
-    `  recipients: ${plan.recipients.toLocaleString('en-US')}${plan.resuming ? ' not yet done' : ' active subscribers'}`,
+    `  recipients: ${plan.scheduledFor !== null ? `chosen at the start; ${plan.recipients.toLocaleString('en-US')} match now` : `${plan.recipients.toLocaleString('en-US')}${plan.resuming ? ' not yet done' : plan.audience.filter === null ? ' active subscribers' : ' matching active subscribers'}`}`,
+    `  audience:   ${describeAudience({ filter: plan.audience.filterText, segment: plan.audience.segment })}`,
+    ...(plan.audience.filter === null ? [] : [`  they include: ${plan.audienceSample.join(', ')}${plan.recipients > plan.audienceSample.length ? ', …' : ''}`]),
+    ...(plan.scheduledFor === null ? [] : [`  scheduled:  ${formatDate(plan.scheduledFor)} (${plan.scheduledFor.toISOString()})`]),
     `  relay:      ${relay}`,
     `  rate:       ${flags.rate ?? context.config().rate}`,
     `  dkim:       ${plan.dkim}`,
@@ -376,7 +428,7 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
   }
   context.io.stderr.write(`${lines.join('\n')}\n`);
   const prompt = createInterface({ input: context.io.stdin, output: context.io.stderr });
-  const answer = await prompt.question(`Send to ${plan.recipients.toLocaleString('en-US')} recipients? [y/N] `);
+  const answer = await prompt.question(plan.scheduledFor !== null ? `Schedule it? [y/N] ` : `Send to ${plan.recipients.toLocaleString('en-US')} recipients? [y/N] `);
   prompt.close();
   if (!/^y(es)?$/i.test(answer.trim())) throw new BulletinError('USAGE', 'Not sent: not confirmed.');
 }

@@ -15,6 +15,9 @@ import { printable } from '../../domain/printable.js';
 import { MAX_ATTRIBUTES, MAX_COLUMNS, MAX_FIELD_LENGTH, MAX_RECORD_BYTES, type Member } from '../../domain/subscriber.js';
 import { unsubscribeLinkOf } from '../../app/unsubscribe.js';
 import type { CliContext } from '../context.js';
+import { countAudienceOf } from '../../app/audience.js';
+import { BulletinError } from '../../domain/errors.js';
+import { FILTER_HELP, audienceFlags, type AudienceFlags } from './audience.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
 
 const listOption = () => new Option('--list <slug>', 'the list (see `bulletin list ls`)').makeOptionMandatory();
@@ -140,11 +143,21 @@ export function registerSubscriberCommands(program: Command, context: CliContext
 
   subscribers
     .command('count')
-    .description('print the number of active subscribers (or of another status)')
+    .description('print the number of active subscribers (or of another status, or matching a filter, with a sample)')
     .addOption(listOption())
     .addOption(statusOption('active'))
+    .option('--where <filter>', 'count the active members matching this filter, and show a sample (see `bulletin send --help`)')
+    .option('--segment <name>', 'count the active members of this segment, and show a sample')
+    .option('--allow-unknown', 'accept attribute names in --where that no member has')
     .option('--json', 'print the result as JSON')
-    .action(async (flags: { list: string; status: MembershipStatus; json?: boolean }) => {
+    .addHelpText('after', FILTER_HELP)
+    .action(async (flags: { list: string; status: MembershipStatus; json?: boolean } & AudienceFlags) => {
+      if (flags.where !== undefined || flags.segment !== undefined) {
+        if (flags.status !== 'active') throw new BulletinError('USAGE', '--where and --segment count active members; leave out --status.');
+        const counted = await context.run((app) => countAudienceOf(app, flags.list, audienceFlags(flags)));
+        if (flags.json) return printJson(context.io, counted);
+        return printLines(context.io, String(counted.count), ...counted.sample.map((member) => `  ${member.email}${member.name ? ` (${printable(member.name, 80)})` : ''}`), ...(counted.count > counted.sample.length ? ['  …'] : []));
+      }
       const count = await context.run((app) => countSubscribers(app, flags.list, flags.status));
       if (flags.json) return printJson(context.io, { list: flags.list, status: flags.status, count });
       printLines(context.io, String(count));
@@ -221,7 +234,7 @@ function describeImport(report: ImportReport, rejectsFile: string | undefined): 
     `  ${report.subscribersCreated.toLocaleString('en-US')} new people, ${report.subscribersUpdated.toLocaleString('en-US')} updated (name or attributes)`,
     `  ${plural(report.duplicates, 'duplicate row')} (the first occurrence counts)`,
   ];
-  if (report.resubscribed > 0) lines.push(`  ${report.resubscribed.toLocaleString('en-US')} resubscribed (--resubscribe)`);
+  if (report.resubscribed > 0) lines.push(`  ${report.resubscribed.toLocaleString('en-US')} resubscribed (removed by a sync earlier, or --resubscribe)`);
   if (report.keptInactive > 0) {
     lines.push(`  ${report.keptInactive.toLocaleString('en-US')} left unsubscribed or bounced (use --resubscribe only if they asked to join again)`);
   }
