@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { LIST_FLAGS, rows } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';
 import { clockAt } from './helpers/clock.js';
-import { createTestDatabase, DATABASE_KIND, serverOnly, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 
 const BIN = fileURLToPath(new URL('../bin/bulletin.js', import.meta.url));
@@ -212,7 +212,7 @@ async function waitFor(condition: () => Promise<boolean>, what: string, timeoutM
   }
 }
 
-test('two worker processes racing for a scheduled start: it starts once, and everyone gets one copy', { skip: serverOnly('the embedded database admits one bulletin process at a time') }, async () => {
+test('two worker processes racing for a scheduled start: it starts once, and everyone gets one copy', async () => {
   const addresses = await listWith('race', 40);
   const server = await relay();
   const file = await bulletinFile('race.md', 'Racing');
