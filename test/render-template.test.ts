@@ -141,7 +141,7 @@ test('the default layout has the unsubscribe and archive links, lang, and access
   const unsubscribe = /<a href="([^"]+)"[^>]*>Unsubscribe<\/a>/.exec(html);
   assert.ok(unsubscribe, 'no visible unsubscribe link');
   const token = unsubscribe[1]!.replace('https://lists.example.net/u/', '');
-  assert.deepEqual(verifyToken(token, 'unsubscribe', KEYRING), { listId: 12, subscriberId: JANE.id });
+  assert.deepEqual(verifyToken(token, 'unsubscribe', KEYRING), { listId: 12, subscriberId: JANE.id, subscription: 0 });
   assert.match(html, /<a href="https:\/\/lists\.example\.net\/archive\/bulletins\/"[^>]*>Read past bulletins<\/a>/);
   assert.match(html, /You receive ExampleNet-Bulletins at jane@example\.org\./);
 

@@ -119,5 +119,5 @@ export async function unsubscribeLinkOf(app: App, slug: string, address: string)
   const list = await requireList(app.db, slug);
   const member = await findMember(app.db, list.id, email);
   if (member === null) throw new BulletinError('NOT_FOUND', `${email} is not on the list "${slug}".`);
-  return { email, list: slug, url: unsubscribeUrl(list, member.id, (await installationKeys(app)).signing) };
+  return { email, list: slug, url: unsubscribeUrl(list, member.id, (await installationKeys(app)).signing, member.resubscriptions) };
 }

@@ -9,7 +9,8 @@ export interface ClaimedDelivery {
   readonly state: 'sending' | 'skipped';
   readonly attempts: number;
   readonly firstAttemptAt: Date;
-  readonly subscriber: { id: number; email: string; name: string | null; attributes: Record<string, unknown> } | null;
+  /** `subscription`: the membership's re-subscriptions, which its unsubscribe link names. */
+  readonly subscriber: { id: number; email: string; name: string | null; attributes: Record<string, unknown>; subscription: number } | null;
 }
 
 export interface DeliveryOutcome {
@@ -43,6 +44,7 @@ interface ClaimRow {
   email: string | null;
   name: string | null;
   attributes: Record<string, unknown> | null;
+  resubscriptions: number | null;
 }
 
 /**
@@ -64,7 +66,7 @@ async function claim(
         ORDER BY ${order} LIMIT $2
         FOR UPDATE SKIP LOCKED
      ), judged AS (
-       SELECT p.id, s.id AS subscriber_id, s.email, s.name, s.attributes, (m.status = 'active') IS TRUE AS active
+       SELECT p.id, s.id AS subscriber_id, s.email, s.name, s.attributes, m.resubscriptions, (m.status = 'active') IS TRUE AS active
          FROM picked p
          JOIN deliveries d ON d.id = p.id
          LEFT JOIN subscribers s ON s.id = d.subscriber_id
@@ -80,7 +82,7 @@ async function claim(
             updated_at = now()
        FROM judged j
       WHERE d.id = j.id AND ${which}
-     RETURNING d.id, d.state, d.attempts, d.first_attempt_at, j.subscriber_id, j.email, j.name, j.attributes`,
+     RETURNING d.id, d.state, d.attempts, d.first_attempt_at, j.subscriber_id, j.email, j.name, j.attributes, j.resubscriptions`,
     [common.bulletinId, common.limit, common.listId, common.owner, common.leaseMs, common.now, ...values],
   );
   return rows.sort((a, b) => a.id - b.id).map(toClaimed);
@@ -95,7 +97,7 @@ function toClaimed(row: ClaimRow): ClaimedDelivery {
     subscriber:
       row.subscriber_id === null || row.email === null
         ? null
-        : { id: row.subscriber_id, email: row.email, name: row.name, attributes: row.attributes ?? {} },
+        : { id: row.subscriber_id, email: row.email, name: row.name, attributes: row.attributes ?? {}, subscription: row.resubscriptions ?? 0 },
   };
 }
 
@@ -135,8 +137,10 @@ export function claimDue(sql: Sql, options: ClaimOptions & { includeUncertain: b
  */
 export async function selectOwnClaims(sql: Sql, bulletinId: number, owner: string): Promise<ClaimedDelivery[]> {
   const { rows } = await sql.query<ClaimRow>(
-    `SELECT d.id, d.state, d.attempts, d.first_attempt_at, s.id AS subscriber_id, s.email, s.name, s.attributes
+    `SELECT d.id, d.state, d.attempts, d.first_attempt_at, s.id AS subscriber_id, s.email, s.name, s.attributes, m.resubscriptions
        FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+       LEFT JOIN bulletins b ON b.id = d.bulletin_id
+       LEFT JOIN memberships m ON m.list_id = b.list_id AND m.subscriber_id = d.subscriber_id
       WHERE d.bulletin_id = $1 AND d.state = 'sending' AND d.owner = $2
       ORDER BY d.id`,
     [bulletinId, owner],

@@ -101,7 +101,7 @@ export async function mergeBatch(
      ), resubscribed AS (
        UPDATE memberships m
           SET status = 'active', status_source = 'import', status_changed_at = now(),
-              subscribed_at = now(), subscribed_source = 'import'
+              subscribed_at = now(), subscribed_source = 'import', resubscriptions = m.resubscriptions + 1
         WHERE $4 AND m.list_id = $1 AND m.status IN ('unsubscribed', 'bounced')
           AND m.subscriber_id = ANY (ARRAY(SELECT id FROM batch WHERE status IN ('unsubscribed', 'bounced')))
        RETURNING 1
