@@ -52,6 +52,7 @@ import {
   type StateCounts,
 } from '../store/deliveries.js';
 import { countMembers, forEachMemberBatch, findMember, selectMembers } from '../store/memberships.js';
+import { countComplaints } from '../store/complaints.js';
 import { findListById, lockList } from '../store/lists.js';
 import { isProcessAlive } from '../store/database.js';
 import type { App } from './context.js';
@@ -445,6 +446,8 @@ export interface BulletinStatus {
   readonly etaSeconds: number | null;
   readonly nextAttemptAt: string | null;
   readonly commonReplies: { state: DeliveryState; reply: string; count: number }[];
+  /** Feedback-loop complaints (ARF) about this bulletin's messages. */
+  readonly complaints: number;
 }
 
 export async function bulletinStatus(app: App, bulletinId?: number): Promise<BulletinStatus> {
@@ -469,6 +472,7 @@ export async function bulletinStatus(app: App, bulletinId?: number): Promise<Bul
     etaSeconds: open === 0 ? 0 : rate > 0 ? Math.ceil(open / rate) : null,
     nextAttemptAt: due?.toISOString() ?? null,
     commonReplies: await topReplies(app.db, bulletin.id, ['deferred', 'failed', 'uncertain'], 5),
+    complaints: await countComplaints(app.db, bulletin.id),
   };
 }
 

@@ -11,6 +11,7 @@ import { SUBSCRIPTION_MODULUS, verifyToken } from '../domain/token.js';
 import { skipPendingDeliveries } from '../store/deliveries.js';
 import { findListById } from '../store/lists.js';
 import { changeMembershipStatus, findMember, findMemberById, undoWebUnsubscribe } from '../store/memberships.js';
+import type { Sql } from '../store/database.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
 import { installationKeys } from './secret.js';
@@ -71,12 +72,12 @@ export async function linkOrigins(app: App, token: string): Promise<string[]> {
   return list === null ? [] : [new URL(list.baseUrl).origin];
 }
 
-async function resolve(app: App, token: string): Promise<Resolved | OutOfDate | null> {
+async function resolve(app: App, token: string, sql: Sql = app.db): Promise<Resolved | OutOfDate | null> {
   const subject = verifyToken(token, 'unsubscribe', (await installationKeys(app)).keyring);
   if (subject === null) return null;
-  const list = await findListById(app.db, subject.listId);
+  const list = await findListById(sql, subject.listId);
   if (list === null) return null;
-  const member = await findMemberById(app.db, list.id, subject.subscriberId);
+  const member = await findMemberById(sql, list.id, subject.subscriberId);
   if (member === null) return null; // erased, or never on this list
   if ((subject.subscription ?? 0) !== member.resubscriptions % SUBSCRIPTION_MODULUS) return OUT_OF_DATE;
   return {
@@ -99,16 +100,19 @@ export type LeaveOutcome = 'unsubscribed' | 'already unsubscribed';
  * a request mailed to the list's -unsubscribe address with the token). Pending deliveries to this
  * member become `skipped` in the same transaction, so a running send never mails them. Repeating it
  * is harmless. Null for a link that is not valid; OUT_OF_DATE (nothing changes) for an older subscription's.
+ * `within`: a transaction of the caller's to do it in (`bounces process --dry-run` rolls it back).
  */
 export async function leaveByLink(
   app: App,
   token: string,
   source: 'one-click' | 'page' | 'mailto',
+  within?: Sql,
 ): Promise<{ outcome: LeaveOutcome; owner: LinkOwner; listId: number; subscriberId: number } | OutOfDate | null> {
-  const resolved = await resolve(app, token);
+  const resolved = await resolve(app, token, within);
   if (resolved === null || resolved === OUT_OF_DATE) return resolved;
   const { list, subscriberId } = resolved;
-  const changed = await app.db.transaction(async (tx) => {
+  const inTransaction = <T>(work: (tx: Sql) => Promise<T>): Promise<T> => (within ? work(within) : app.db.transaction(work));
+  const changed = await inTransaction(async (tx) => {
     const left = await changeMembershipStatus(tx, { listId: list.id, subscriberId, from: ['active'], to: 'unsubscribed', source });
     if (left) await skipPendingDeliveries(tx, list.id, subscriberId, `skipped: unsubscribed (${source}) before its turn`);
     return left;
