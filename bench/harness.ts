@@ -3,11 +3,11 @@
 // of subscribers made straight in SQL.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { freePort } from '../test/helpers/ports.js';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -37,14 +37,6 @@ export interface SinkCounts {
   messages: number;
   distinct: number | null;
   duplicates: number | null;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**

@@ -7,7 +7,7 @@ import { SMTPServer } from 'smtp-server';
 import { loadConfig } from '../src/app/config.js';
 import { machineHeloName, openTransport } from '../src/app/transports.js';
 import { checkHeloName } from '../src/domain/helo.js';
-import { parseRelayUrl } from '../src/send/smtp-transport.js';
+import { parseRelayUrl } from '../src/send/relay-url.js';
 
 const config = (env: Record<string, string>) => loadConfig({ env, cwd: '/tmp' });
 const configError = (pattern: RegExp) => ({ name: 'BulletinError', code: 'CONFIG', message: pattern });

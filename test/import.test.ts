@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { LIST_FLAGS, rows } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
+import type { ImportReport } from '../src/app/import-subscribers.js';
 
 let db: TestDatabase;
 let listCounter = 0;
@@ -30,20 +31,8 @@ async function writeCsv(name: string, content: string | Buffer): Promise<string>
   return path;
 }
 
-interface ImportJson {
-  rowsRead: number;
-  valid: number;
-  invalid: number;
-  duplicates: number;
-  suppressed: number;
-  subscribersCreated: number;
-  subscribersUpdated: number;
-  membershipsAdded: number;
-  alreadyActive: number;
-  keptInactive: number;
-  resubscribed: number;
-  rejects: { line: number; email: string; reason: string }[];
-}
+/** What `--json` prints: the use case's report as it is. */
+type ImportJson = ImportReport;
 
 async function importJson(file: string, slug: string, ...extra: string[]): Promise<ImportJson> {
   return (await runOk(['subscribers', 'import', file, '--list', slug, '--json', ...extra], db)) as ImportJson;

@@ -4,14 +4,14 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { LIST_FLAGS, rows } from './helpers/app.js';
+import { rows } from './helpers/app.js';
 import { childEnv, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
+import { waitFor } from './helpers/wait.js';
+import { listWith, numberedAddresses } from './helpers/members.js';
 
 const BIN = fileURLToPath(new URL('../bin/bulletin.js', import.meta.url));
 let db: TestDatabase;
@@ -26,14 +26,8 @@ after(async () => {
 });
 
 async function prepare(slug: string, count: number): Promise<{ addresses: string[]; file: string }> {
-  await runOk(['list', 'create', slug, ...LIST_FLAGS], db);
-  const addresses = Array.from({ length: count }, (_, index) => `member${index}@example.net`);
-  const csv = join(db.cwd, `${slug}.csv`);
-  await writeFile(csv, `email\n${addresses.join('\n')}\n`);
-  await runOk(['subscribers', 'import', csv, '--list', slug], db);
-  const file = join(db.cwd, `${slug}.md`);
-  await writeFile(file, `---\nsubject: Crash test ${slug}\n---\nHello {{subscriber.email}}.\n`);
-  return { addresses, file };
+  const addresses = numberedAddresses('member', count);
+  return { addresses, file: await listWith(db, slug, addresses, { subject: `Crash test ${slug}` }) };
 }
 
 function startSend(file: string, slug: string, smtpUrl: string): { child: ChildProcess; output: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
@@ -48,14 +42,6 @@ function startSend(file: string, slug: string, smtpUrl: string): { child: ChildP
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const output = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null, stdout, stderr }));
   return { child, output };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe(`crash and stop (${DATABASE_KIND} database)`, () => {

@@ -18,6 +18,7 @@ import { startDatabaseProxy, type DatabaseProxy } from './helpers/db-proxy.js';
 import { startOwnPostgres, type OwnPostgres } from './helpers/own-postgres.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
 import pg from 'pg';
+import { waitFor } from './helpers/wait.js';
 
 const BIN = fileURLToPath(new URL('../bin/bulletin.js', import.meta.url));
 let postgres: OwnPostgres | undefined;
@@ -34,14 +35,6 @@ after(async () => {
   if (cwd) await rm(cwd, { recursive: true, force: true });
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 test('PostgreSQL restarted mid-send: the send pauses, reconnects and finishes; nobody lost, nobody mailed twice', { skip: serverOnly('the embedded database runs inside the bulletin process, so there is no server to stop and restart') }, async () => {
   postgres ??= await startOwnPostgres('bulletin_outage');

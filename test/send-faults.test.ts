@@ -6,15 +6,14 @@
 // a 421 at MAIL FROM and slow greetings cost no deferral and no stall; retries keep to --retry-min,
 // the deadline holds while every relay is down, and an unanswered final dot is re-sent ever later.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_SMTP_TIMEOUTS_MS } from '../src/send/smtp-transport.js';
-import { LIST_FLAGS, rows } from './helpers/app.js';
+import { rows } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type SmtpServerBehaviour, type TestSmtpServer } from './helpers/smtp-servers.js';
+import { listWith as listWithMembers, numberedAddresses } from './helpers/members.js';
 
 let db: TestDatabase;
 const servers: TestSmtpServer[] = [];
@@ -33,14 +32,8 @@ async function server(behaviour: SmtpServerBehaviour = {}): Promise<TestSmtpServ
 }
 
 async function listWith(slug: string, count: number, body = 'Hello {{subscriber.email}}.'): Promise<{ addresses: string[]; file: string }> {
-  await runOk(['list', 'create', slug, ...LIST_FLAGS], db);
-  const addresses = Array.from({ length: count }, (_, index) => `${slug}${index}@example.net`);
-  const csv = join(db.cwd, `${slug}.csv`);
-  await writeFile(csv, `email\n${addresses.join('\n')}\n`);
-  await runOk(['subscribers', 'import', csv, '--list', slug], db);
-  const file = join(db.cwd, `${slug}.md`);
-  await writeFile(file, `---\nsubject: Faults (${slug})\n---\n${body}\n`);
-  return { addresses, file };
+  const addresses = numberedAddresses(slug, count);
+  return { addresses, file: await listWithMembers(db, slug, addresses, { subject: `Faults (${slug})`, body }) };
 }
 
 const env = (url: string, extra: Record<string, string> = {}) => ({ ...db, env: { ...db.env, SMTP_URL: url, ...extra } });

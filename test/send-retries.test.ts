@@ -1,17 +1,17 @@
 // Retries on schedule and the deadline, with time injected (a 5-day deadline runs in seconds), and
 // `bulletin retry` sending again to just the failed ones, under their first Message-ID.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { withApp } from '../src/app/context.js';
-import { prepareSend, runSend } from '../src/app/send.js';
+import { prepareSend } from '../src/app/send/prepare.js';
+import { runSend } from '../src/app/send/run.js';
 import type { Clock } from '../src/domain/clock.js';
 import { createSmtpTransport } from '../src/send/smtp-transport.js';
-import { LIST_FLAGS, rows } from './helpers/app.js';
+import { rows } from './helpers/app.js';
 import { runCli, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
+import { listWith as listWithMembers } from './helpers/members.js';
 
 let db: TestDatabase;
 const servers: TestSmtpServer[] = [];
@@ -23,14 +23,8 @@ after(async () => {
   await db?.drop();
 });
 
-async function listWith(slug: string, addresses: readonly string[]): Promise<string> {
-  await runOk(['list', 'create', slug, ...LIST_FLAGS], db);
-  const csv = join(db.cwd, `${slug}.csv`);
-  await writeFile(csv, `email\n${addresses.join('\n')}\n`);
-  await runOk(['subscribers', 'import', csv, '--list', slug], db);
-  const file = join(db.cwd, `${slug}.md`);
-  await writeFile(file, `---\nsubject: Retries (${slug})\n---\nHello {{subscriber.email}}.\n`);
-  return file;
+function listWith(slug: string, addresses: readonly string[]): Promise<string> {
+  return listWithMembers(db, slug, addresses, { subject: `Retries (${slug})` });
 }
 
 /** A clock whose sleeps return at once, moving its time on by what was asked. */

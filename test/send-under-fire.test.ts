@@ -4,16 +4,16 @@
 // through the use case, relays answering a share of random 4xx, which the pace must not take for
 // congestion. All mail is delivered; the pace and the connection count follow what the relays accept.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { withApp } from '../src/app/context.js';
-import { prepareSend, runSend } from '../src/app/send.js';
+import { prepareSend } from '../src/app/send/prepare.js';
+import { runSend } from '../src/app/send/run.js';
 import { openTransport, createPacing } from '../src/app/transports.js';
-import { LIST_FLAGS, rows } from './helpers/app.js';
+import { rows } from './helpers/app.js';
 import { runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type SmtpServerBehaviour, type TestSmtpServer } from './helpers/smtp-servers.js';
+import { listWith as listWithMembers, numberedAddresses } from './helpers/members.js';
 
 let db: TestDatabase;
 const servers: TestSmtpServer[] = [];
@@ -34,14 +34,8 @@ async function server(behaviour: SmtpServerBehaviour = {}): Promise<TestSmtpServ
 const FAST_RETRIES = ['--retry-min', '100ms', '--retry-max', '500ms', '--retry-deadline', '5m'];
 
 async function listWith(slug: string, count: number): Promise<{ addresses: string[]; file: string }> {
-  await runOk(['list', 'create', slug, ...LIST_FLAGS], db);
-  const addresses = Array.from({ length: count }, (_, index) => `${slug}${index}@example.net`);
-  const csv = join(db.cwd, `${slug}.csv`);
-  await writeFile(csv, `email\n${addresses.join('\n')}\n`);
-  await runOk(['subscribers', 'import', csv, '--list', slug], db);
-  const file = join(db.cwd, `${slug}.md`);
-  await writeFile(file, `---\nsubject: Under fire (${slug})\n---\nHello {{subscriber.email}}.\n`);
-  return { addresses, file };
+  const addresses = numberedAddresses(slug, count);
+  return { addresses, file: await listWithMembers(db, slug, addresses, { subject: `Under fire (${slug})` }) };
 }
 
 interface Summary {

@@ -12,6 +12,7 @@ import { LIST_FLAGS, rows } from './helpers/app.js';
 import { runOk } from './helpers/cli.js';
 import { createTestDatabase, serverOnly, type TestDatabase } from './helpers/database.js';
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
+import { waitFor } from './helpers/wait.js';
 
 /** Enough for about 12 seconds at the rate: time for all three to start and hold claims even on a busy machine. */
 const RECIPIENTS = 1200;
@@ -46,14 +47,6 @@ function bulletin(args: readonly string[]): Child {
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null, stdout, stderr }));
   return { child, exited };
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** The most messages accepted in any one-second window. */

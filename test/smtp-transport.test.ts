@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { createOutboxTransport, emlFileName } from '../src/send/outbox-transport.js';
-import { createSmtpTransport, parseRelayList, parseRelayUrl, smtpDataOf, type SmtpTransportOptions } from '../src/send/smtp-transport.js';
+import { smtpDataOf } from '../src/send/nodemailer-fast-path.js';
+import { parseRelayList, parseRelayUrl } from '../src/send/relay-url.js';
+import { createSmtpTransport, type SmtpTransportOptions } from '../src/send/smtp-transport.js';
 import type { OutgoingMessage, Transport } from '../src/send/transport.js';
 import { startSmtpServer, type SmtpServerBehaviour, type TestSmtpServer } from './helpers/smtp-servers.js';
 

@@ -5,7 +5,9 @@ import { resolve } from 'node:path';
 import dotenv from 'dotenv';
 import { z } from 'zod';
 import { BulletinError } from '../domain/errors.js';
+import { DEFAULT_RETRY_POLICY, parseDuration, type RetryPolicy } from '../domain/delivery.js';
 import { checkHeloName } from '../domain/helo.js';
+import { parseRate } from '../send/throttle.js';
 import { databaseUrlProblem, type DatabaseTarget } from '../store/database.js';
 
 export interface Config {
@@ -185,4 +187,83 @@ function dkimKeys(domain: string | undefined, selectors: string | undefined, fil
 
 function definedOnly(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
+/** What a send may set on the command line over the configuration, as typed. */
+export interface SendOverrides {
+  readonly rate?: string;
+  readonly rateFloor?: string;
+  readonly connections?: number;
+  readonly messagesPerConnection?: number;
+  readonly retryMin?: string;
+  readonly retryMax?: string;
+  readonly retryDeadline?: string;
+  readonly dataTimeout?: string;
+  readonly lease?: string;
+}
+
+/** A send's rates and durations, parsed once (flags over configuration) into numbers. */
+export interface SendSettings {
+  /** The rate as configured or typed (`50/s`), for display. */
+  readonly rateText: string;
+  /** Messages per second. */
+  readonly rate: number;
+  /** The adaptive pace's floor, messages per second. */
+  readonly floorRate: number;
+  readonly connections: number;
+  readonly messagesPerConnection: number;
+  readonly retry: RetryPolicy;
+  /** Wait this long for any reply, and for the reply to the end of a message. */
+  readonly dataTimeoutMs: number;
+  /** How long a claim stays a worker's without renewal; undefined: the dispatcher's default. */
+  readonly leaseMs: number | undefined;
+}
+
+export function sendSettings(config: Config, overrides: SendOverrides): SendSettings {
+  const rateText = overrides.rate ?? config.rate;
+  return {
+    rateText,
+    ...parseRates(rateText, overrides.rateFloor ?? config.rateFloor),
+    connections: overrides.connections ?? config.connections,
+    messagesPerConnection: overrides.messagesPerConnection ?? 100,
+    retry: retryPolicy(config, overrides),
+    dataTimeoutMs: dataTimeoutMs(overrides.dataTimeout ?? config.dataTimeout),
+    leaseMs: overrides.lease === undefined ? undefined : leaseMs(overrides.lease),
+  };
+}
+
+/** A rate and its floor (`50/s`, `1/s`) in messages per second; the floor may not be above the rate. */
+export function parseRates(rateText: string, floorText: string): { rate: number; floorRate: number } {
+  const rate = parseRate(rateText);
+  const floorRate = parseRate(floorText);
+  if (floorRate > rate) throw new BulletinError('BAD_INPUT', `The rate floor (${floorText}) is above the rate (${rateText}).`);
+  return { rate, floorRate };
+}
+
+export function dataTimeoutMs(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === null || ms < 1000) throw new BulletinError('BAD_INPUT', `--data-timeout "${text}" is not a duration of at least 1s (like 10m).`);
+  return ms;
+}
+
+function leaseMs(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === null || ms < 1000) throw new BulletinError('BAD_INPUT', `--lease "${text}" is not a duration of at least 1s (like 30s or 2m).`);
+  return ms;
+}
+
+function retryPolicy(config: Config, overrides: SendOverrides): RetryPolicy {
+  const read = (name: string, value: string | undefined, fallback: number) => {
+    if (value === undefined) return fallback;
+    const ms = parseDuration(value);
+    if (ms === null || ms <= 0) throw new BulletinError('BAD_INPUT', `${name} "${value}" is not a duration like 90s, 5m, 1h or 5d.`);
+    return ms;
+  };
+  const policy = {
+    minDelayMs: read('--retry-min', overrides.retryMin ?? config.retry.min, DEFAULT_RETRY_POLICY.minDelayMs),
+    maxDelayMs: read('--retry-max', overrides.retryMax ?? config.retry.max, DEFAULT_RETRY_POLICY.maxDelayMs),
+    deadlineMs: read('--retry-deadline', overrides.retryDeadline ?? config.retry.deadline, DEFAULT_RETRY_POLICY.deadlineMs),
+  };
+  if (policy.maxDelayMs < policy.minDelayMs) throw new BulletinError('BAD_INPUT', '--retry-max must not be shorter than --retry-min.');
+  return policy;
 }

@@ -47,7 +47,7 @@ async function listAddresses(app: App, complaintsAddress: string | null): Promis
 
 /** `base+anything@domain` is the VERP form of `base@domain` (the token is verified when the message is read). */
 export function kindOf(addresses: ReadonlyMap<string, InboundAddressKind>, address: string): InboundAddressKind | null {
-  if (!/^[^@\s<>()\[\]\\,;:"]+@[A-Za-z0-9.-]+$/.test(address)) return null;
+  if (!/^[^@\s<>()[\]\\,;:"]+@[A-Za-z0-9.-]+$/.test(address)) return null;
   const exact = addresses.get(address.toLowerCase());
   if (exact !== undefined) return exact;
   const { local, domain } = split(address);

@@ -64,6 +64,8 @@ export async function updateList(app: App, slug: string, input: ListInput): Prom
   return list;
 }
 
+export type { ListWithCounts, UnsubscribeSummary };
+
 export async function listLists(app: App): Promise<ListWithCounts[]> {
   return selectListsWithCounts(app.db);
 }

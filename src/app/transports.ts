@@ -1,31 +1,26 @@
 // Wiring of the send path's parts from configuration and flags: which transport (SMTP relay or
-// .eml outbox), the throttle at the configured rate, and the retry policy.
+// .eml outbox), and the adaptive pace at the configured rate.
 import { lookup, lookupService } from 'node:dns/promises';
 import { hostname } from 'node:os';
 import { BulletinError } from '../domain/errors.js';
 import { checkHeloName } from '../domain/helo.js';
-import { DEFAULT_RETRY_POLICY, parseDuration, type RetryPolicy } from '../domain/delivery.js';
 import { createOutboxTransport } from '../send/outbox-transport.js';
 import { createRelayPool } from '../send/relay-pool.js';
-import { createSmtpTransport, parseRelayList } from '../send/smtp-transport.js';
-import { parseRate } from '../send/throttle.js';
+import { parseRelayList } from '../send/relay-url.js';
+import { createSmtpTransport } from '../send/smtp-transport.js';
 import { AdaptivePace } from '../send/adaptive.js';
 import type { Transport } from '../send/transport.js';
-import type { Config } from './config.js';
+import { dataTimeoutMs, parseRates, type Config, type SendSettings } from './config.js';
 
-export interface TransportFlags {
+/** Where to send (`outbox`: .eml files instead of the relay) and how (default: the configuration's). */
+export interface TransportChoice {
   readonly outbox?: string;
-  readonly rate?: string;
-  readonly rateFloor?: string;
   readonly connections?: number;
   readonly messagesPerConnection?: number;
-  readonly retryMin?: string;
-  readonly retryMax?: string;
-  readonly retryDeadline?: string;
-  readonly dataTimeout?: string;
+  readonly dataTimeoutMs?: number;
 }
 
-export async function openTransport(config: Config, flags: TransportFlags): Promise<Transport> {
+export async function openTransport(config: Config, flags: TransportChoice): Promise<Transport> {
   if (flags.outbox !== undefined) return createOutboxTransport(flags.outbox);
   if (config.smtpUrl === null) {
     throw new BulletinError(
@@ -34,9 +29,7 @@ export async function openTransport(config: Config, flags: TransportFlags): Prom
     );
   }
   const relays = parseRelayList(config.smtpUrl, config.smtpUser, config.smtpPass);
-  const dataTimeout = flags.dataTimeout ?? config.dataTimeout;
-  const socketMs = parseDuration(dataTimeout);
-  if (socketMs === null || socketMs < 1000) throw new BulletinError('BAD_INPUT', `--data-timeout "${dataTimeout}" is not a duration of at least 1s (like 10m).`);
+  const socketMs = flags.dataTimeoutMs ?? dataTimeoutMs(config.dataTimeout);
   const helos = await Promise.all(relays.map((relay) => relay.helo ?? config.smtpHelo ?? machineHeloName(relay.host)));
   // Even one relay goes through the pool: when it is down, sends wait for it instead of deferring.
   return createRelayPool(
@@ -85,24 +78,9 @@ function isLoopback(host: string): boolean {
 
 /** The configured rate (messages per second), and the adaptive pace that lowers it under relay pushback. */
 export function createPacing(rate: string, floor: string): { rate: number; pace: AdaptivePace } {
-  const maxRate = parseRate(rate);
-  const floorRate = parseRate(floor);
-  if (floorRate > maxRate) throw new BulletinError('BAD_INPUT', `The rate floor (${floor}) is above the rate (${rate}).`);
-  return { rate: maxRate, pace: new AdaptivePace({ maxRate, floorRate }) };
+  return pacingOf(parseRates(rate, floor));
 }
 
-export function retryPolicy(config: Config, flags: TransportFlags): RetryPolicy {
-  const read = (name: string, value: string | undefined, fallback: number) => {
-    if (value === undefined) return fallback;
-    const ms = parseDuration(value);
-    if (ms === null || ms <= 0) throw new BulletinError('BAD_INPUT', `${name} "${value}" is not a duration like 90s, 5m, 1h or 5d.`);
-    return ms;
-  };
-  const policy = {
-    minDelayMs: read('--retry-min', flags.retryMin ?? config.retry.min, DEFAULT_RETRY_POLICY.minDelayMs),
-    maxDelayMs: read('--retry-max', flags.retryMax ?? config.retry.max, DEFAULT_RETRY_POLICY.maxDelayMs),
-    deadlineMs: read('--retry-deadline', flags.retryDeadline ?? config.retry.deadline, DEFAULT_RETRY_POLICY.deadlineMs),
-  };
-  if (policy.maxDelayMs < policy.minDelayMs) throw new BulletinError('BAD_INPUT', '--retry-max must not be shorter than --retry-min.');
-  return policy;
+export function pacingOf(settings: Pick<SendSettings, 'rate' | 'floorRate'>): { rate: number; pace: AdaptivePace } {
+  return { rate: settings.rate, pace: new AdaptivePace({ maxRate: settings.rate, floorRate: settings.floorRate }) };
 }

@@ -90,7 +90,13 @@ export function parseMailbox(input: string): MailboxCheck {
 /** `Name <address>` as a person would write it (no MIME encoding: that is the renderer's job). */
 export function formatMailbox(mailbox: Mailbox): string {
   if (mailbox.name === '') return mailbox.address;
-  const needsQuotes = /[()<>\[\]:;@\\,."]/.test(mailbox.name);
+  const needsQuotes = /[()<>[\]:;@\\,."]/.test(mailbox.name);
   const name = needsQuotes ? `"${mailbox.name.replace(/(["\\])/g, '\\$1')}"` : mailbox.name;
   return `${name} <${mailbox.address}>`;
+}
+
+/** An address already checked, split at its last @ into local part and domain. */
+export function splitAddress(address: string): { local: string; domain: string } {
+  const at = address.lastIndexOf('@');
+  return { local: address.slice(0, at), domain: address.slice(at + 1) };
 }

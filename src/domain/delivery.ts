@@ -1,32 +1,16 @@
-// Delivery states and the rules between them: which states a delivery can move to, when a failed
+// Delivery states and the rules between them: which ones a retry may put back, when a failed
 // attempt is retried (exponential backoff with jitter up to a deadline), and what counts as done.
 // Defined once here; migration 0002 mirrors DELIVERY_STATES as the Postgres enum delivery_state.
+// The moves: queued → sending | skipped; deferred, uncertain → sending | skipped | failed (uncertain
+// also → deferred); sending → sent | deferred | failed | uncertain | queued (released); sent → failed
+// (a hard bounce later); failed → deferred (retry). Each store statement that moves a delivery
+// checks its source state in SQL (src/store/deliveries.ts).
 
 export const DELIVERY_STATES = ['queued', 'sending', 'sent', 'deferred', 'failed', 'skipped', 'uncertain'] as const;
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
-/**
- * Every move a delivery may make; each store statement that moves one checks its `from` side in SQL
- * (src/store/deliveries.ts names the move in its doc comment).
- */
-export const TRANSITIONS: Readonly<Record<DeliveryState, readonly DeliveryState[]>> = Object.freeze({
-  // claimed, or skipped at claim time or by an unsubscribe (not uncertain: it may have gone out)
-  queued: ['sending', 'skipped'],
-  // (and `failed` for all three on a hard bounce: a copy reached a server that refused it for good)
-  deferred: ['sending', 'skipped', 'failed'],
-  uncertain: ['sending', 'skipped', 'deferred', 'failed'],
-  // an outcome; a claim released unattempted (graceful stop) goes back to queued or deferred; a
-  // lapsed lease makes it uncertain
-  sending: ['sent', 'deferred', 'failed', 'uncertain', 'queued'],
-  // a hard bounce reported later
-  sent: ['failed'],
-  // `bulletin retry` puts failed (and uncertain, deferred) deliveries back to work
-  failed: ['deferred'],
-  skipped: [],
-});
-
-/** States in which a delivery still needs work. */
-export const OPEN_STATES: readonly DeliveryState[] = ['queued', 'sending', 'deferred', 'uncertain'];
+/** States `bulletin retry` may put back to work (the store's requeue refuses any other in SQL). */
+export const RETRYABLE_STATES: readonly DeliveryState[] = ['failed', 'uncertain', 'deferred'];
 
 export function isDeliveryState(value: string): value is DeliveryState {
   return (DELIVERY_STATES as readonly string[]).includes(value);

@@ -2,6 +2,7 @@
 // One place decides their shape, so messages, `bulletin serve` and the archive agree. No I/O.
 import { signToken, type SigningKey } from './token.js';
 import type { MailingList } from './list.js';
+import { splitAddress } from './address.js';
 
 type ListLinks = Pick<MailingList, 'id' | 'slug' | 'baseUrl'>;
 
@@ -10,7 +11,12 @@ type ListLinks = Pick<MailingList, 'id' | 'slug' | 'baseUrl'>;
  * their current subscription (`subscription`: the membership's re-subscriptions; older links are out of date).
  */
 export function unsubscribeUrl(list: ListLinks, subscriberId: number, key: SigningKey, subscription = 0): string {
-  return `${list.baseUrl}/u/${signToken('unsubscribe', { listId: list.id, subscriberId, subscription }, key)}`;
+  return unsubscribeUrlOf(list, signToken('unsubscribe', { listId: list.id, subscriberId, subscription }, key));
+}
+
+/** The same link for a token already signed (a renderer signs once and uses the token twice). */
+export function unsubscribeUrlOf(list: Pick<MailingList, 'baseUrl'>, token: string): string {
+  return `${list.baseUrl}/u/${token}`;
 }
 
 /** The list's web archive, `${baseUrl}/archive/<slug>/`. */
@@ -27,11 +33,6 @@ export function helpUrl(list: Pick<MailingList, 'slug' | 'baseUrl'>): string {
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
   return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127(?:\.\d{1,3}){3}$/.test(host);
-}
-
-function splitAddress(address: string): { local: string; domain: string } {
-  const at = address.lastIndexOf('@');
-  return { local: address.slice(0, at), domain: address.slice(at + 1) };
 }
 
 /** `<local>-unsubscribe@<domain>`, the mailto: target of List-Unsubscribe (RFC 2369). */

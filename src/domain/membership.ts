@@ -8,6 +8,3 @@ export type MembershipStatus = (typeof MEMBERSHIP_STATUSES)[number];
 export const MEMBERSHIP_SOURCES = ['command line', 'import', 'one-click', 'page', 'mailto', 'complaint', 'bounce', 'demo'] as const;
 export type MembershipSource = (typeof MEMBERSHIP_SOURCES)[number];
 
-export function isMembershipStatus(value: string): value is MembershipStatus {
-  return (MEMBERSHIP_STATUSES as readonly string[]).includes(value);
-}

@@ -3,7 +3,7 @@
 // only the personal pieces rendered and encoded per message. Sends and stores nothing.
 import { createHash } from 'node:crypto';
 import { BulletinError } from '../domain/errors.js';
-import { archiveUrl, helpUrl, listIdentifier, unsubscribeMailbox } from '../domain/links.js';
+import { archiveUrl, helpUrl, listIdentifier, unsubscribeMailbox, unsubscribeUrlOf } from '../domain/links.js';
 import { effectiveBounceAddress, effectiveSubjectPrefix, MAX_BASE_URL_LENGTH, type MailingList } from '../domain/list.js';
 import { signToken, type SigningKey } from '../domain/token.js';
 import { recipientContext, sharedContext, type Recipient, type RecipientContext, type SharedContext } from './context.js';
@@ -23,6 +23,7 @@ import {
 import type { BulletinSource } from './source.js';
 import { assembleTemplates, type AssembledTemplate } from './template-assembly.js';
 import { loadTemplateSet, type TemplateSet } from './template-files.js';
+import { splitAddress } from '../domain/address.js';
 
 export interface CompileBulletinOptions {
   readonly source: BulletinSource;
@@ -49,21 +50,13 @@ export interface CompileBulletinOptions {
   readonly inReplyToMessageIdVersion?: MessageIdVersion;
 }
 
-/** One message, ready for nodemailer's `sendMail({ raw, envelope })`. */
+/** One message, ready for the transport's `send()`: raw bytes in SMTP DATA form and the envelope. */
 export interface RenderedMessage {
   /** The whole message: CRLF line endings, no line over 998 octets, 7-bit clean. */
   readonly raw: Buffer;
   readonly envelope: { readonly from: string; readonly to: string[] };
   /** With angle brackets, as in the header: `<…@domain>`. Same for every retry. */
   readonly messageId: string;
-}
-
-export interface ArchiveRendering {
-  /** The body as HTML without the e-mail layout, with no recipient in it. */
-  readonly bodyHtml: string;
-  /** The whole HTML part with neutral recipient values (no address, no token). */
-  readonly html: string;
-  readonly text: string;
 }
 
 export interface CompiledBulletin {
@@ -82,14 +75,6 @@ export interface CompiledBulletin {
   renderHtml(recipient: Recipient): string;
   /** The plain-text part as that recipient gets it (preview). */
   renderText(recipient: Recipient): string;
-  /**
-   * The bulletin with no recipient in it, for the web archive: subscriber fields are empty (so
-   * `{{default subscriber.name "…"}}` shows its fallback), unsubscribeUrl is the list's help page,
-   * and no token or address appears.
-   */
-  renderForArchive(): ArchiveRendering;
-  /** A made-up recipient for previews when there are no subscribers. */
-  sampleRecipient(): Recipient;
   /**
    * The same bulletin under another key (Message-IDs follow the key), sharing everything compiled:
    * a send checks and shows a bulletin before it has an id, then sends it without compiling twice.
@@ -187,11 +172,6 @@ class BodyPart {
 function chooseEncoding(template: AssembledTemplate): PartEncoding {
   const fixedText = template.pieces.map((piece) => (piece.kind === 'fixed' ? piece.text : '')).join('');
   return nonAsciiShare(fixedText) > BASE64_THRESHOLD ? 'base64' : 'quoted-printable';
-}
-
-function splitAddress(address: string): { local: string; domain: string } {
-  const at = address.lastIndexOf('@');
-  return { local: address.slice(0, at), domain: address.slice(at + 1) };
 }
 
 function prefixedSubject(list: MailingList, subject: string): string {
@@ -307,7 +287,7 @@ class BulletinMessages implements CompiledBulletin {
   }
 
   private contextFor(recipient: Recipient, token: string): RecipientContext {
-    return recipientContext(this.shared, recipient, `${this.list.baseUrl}/u/${token}`);
+    return recipientContext(this.shared, recipient, unsubscribeUrlOf(this.list, token));
   }
 
   render(recipient: Recipient): RenderedMessage {
@@ -353,15 +333,6 @@ class BulletinMessages implements CompiledBulletin {
 
   renderText(recipient: Recipient): string {
     return this.text.render(this.contextFor(recipient, this.unsubscribeToken(recipient)));
-  }
-
-  renderForArchive(): ArchiveRendering {
-    const neutral = recipientContext(this.shared, { id: 0, email: '', name: '', attributes: {} }, this.shared.list.helpUrl);
-    return { bodyHtml: this.htmlBodyOnly(neutral), html: this.html.render(neutral), text: this.text.render(neutral) };
-  }
-
-  sampleRecipient(): Recipient {
-    return SAMPLE_RECIPIENT;
   }
 
   withKey(bulletinKey: string): CompiledBulletin {

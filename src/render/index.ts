@@ -7,7 +7,7 @@
 //   const bulletin = await compileBulletin({ source, list, bulletinKey: String(bulletinId), signing: { secret, installationId } });
 //   for (const subscriber of subscribers) {
 //     const { raw, envelope, messageId } = bulletin.render(subscriber); // { id, email, name, attributes }
-//     await transport.sendMail({ raw, envelope });
+//     await transport.send({ raw, envelope, messageId });          // src/send/transport.ts
 //   }
 //
 // compileBulletin does all checking and all per-bulletin work; it throws BulletinError('BAD_INPUT')
@@ -47,7 +47,7 @@
 // Limits (limits.ts): a file of at most 1 MiB, 1,000 tags, 32 nested blocks, Markdown nested 32
 // deep, HTML 64; each refused before any message with file:line:column.
 //
-// The archive copy (renderForArchive, renderBodyForArchive) has no subscriber: subscriber.* is
+// The archive copy (archiveBody(), renderBodyForArchive) has no subscriber: subscriber.* is
 // empty. `emptyInArchive` lists every place in the body that prints one bare there; write
 // `{{default subscriber.name "customer"}}` or `{{#if subscriber.name}}…{{/if}}` instead.
 //
@@ -72,16 +72,12 @@ export { parseBulletinSource, readBulletinSource, type BulletinSource } from './
 export {
   compileBulletin,
   SAMPLE_RECIPIENT,
-  type ArchiveRendering,
   type CompileBulletinOptions,
   type CompiledBulletin,
-  type PartEncoding,
-  type RenderedMessage,
 } from './compose.js';
-export { renderBodyForArchive, type ArchiveBody } from './archive.js';
+export { renderBodyForArchive } from './archive.js';
 export { MESSAGE_ID_VERSION, type MessageIdVersion } from './message-id.js';
 export type { Recipient } from './context.js';
 export { dkimAlignment, type DkimOptions } from './dkim.js';
 export { HEADER_PIPELINE } from './headers.js';
-export { loadTemplateSet, DEFAULT_TEMPLATES_DIR, type TemplateFile, type TemplateSet } from './template-files.js';
-export { unsubscribeUrl, archiveUrl } from '../domain/links.js';
+export { loadTemplateSet, type TemplateSet } from './template-files.js';

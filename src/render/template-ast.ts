@@ -18,11 +18,6 @@ interface Node {
   readonly loc?: SourceLocation;
 }
 
-export interface StripFlags {
-  readonly open: boolean;
-  readonly close: boolean;
-}
-
 export interface Program extends Node {
   readonly type: 'Program';
   body: Statement[];

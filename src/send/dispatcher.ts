@@ -8,27 +8,14 @@
 // while it waits for a relay or for the pace.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { formatClaimOwner } from '../domain/claim-owner.js';
 import { isPastDeadline, nextAttemptAt, type RetryPolicy } from '../domain/delivery.js';
-import { isConnectionError, type Database } from '../store/database.js';
 import { DatabaseOutage } from './database-outage.js';
-import {
-  claimDue,
-  claimQueued,
-  countByState,
-  expireAbandonedClaims,
-  nextDueAt,
-  nextLeaseEnd,
-  recordOutcomes,
-  releaseClaims,
-  reopenFailedDeliveries,
-  renewLeases,
-  selectOwnClaims,
-  type ClaimedDelivery,
-  type DeliveryOutcome,
-} from '../store/deliveries.js';
+import type { ClaimedDelivery, DeliveryOutcome, DispatchStore } from './dispatch-store.js';
 import { realClock, type Clock } from '../domain/clock.js';
 import type { AdaptivePace } from './adaptive.js';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
+import { outcomeOf } from './failure.js';
 
 /** What the dispatcher needs of a rate limiter. */
 export interface Pacer {
@@ -58,7 +45,8 @@ export interface DispatchOptions {
 }
 
 export interface DispatchDependencies {
-  readonly db: Database;
+  /** The deliveries of the send, in the database (src/app/send/dispatch-store.ts). */
+  readonly store: DispatchStore;
   readonly transport: Transport;
   readonly pacer: Pacer;
   /** Composes one recipient's message; may throw for a recipient whose data cannot render. */
@@ -103,9 +91,24 @@ export const MESSAGE_REFUSALS_TO_HOLD = 20;
 /** How often one claim may go again at the next pace slot before it waits for the backoff. */
 const MAX_RESENDS_PER_CLAIM = 3;
 
+type Batch = { claimed: ClaimedDelivery[]; full: boolean };
+
+/** One run's working state: claims waiting their turn, messages in flight, the claim low-water mark. */
+interface RunState {
+  queue: ClaimedDelivery[];
+  readonly inFlight: Set<Promise<void>>;
+  lowWater: number;
+  /** Set when a claim failed with a connection error: it may have been made, its answer lost. */
+  claimInDoubt: boolean;
+  prefetch: Promise<Batch> | null;
+  lastClaimFull: boolean;
+  readonly claimSize: number;
+  readonly flushEvery: { readonly ms: number; readonly outcomes: number };
+}
+
 /** A unique, human-readable claim owner: host and pid tell whether it is still alive. */
 export function newOwner(): string {
-  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  return formatClaimOwner({ host: hostname(), pid: process.pid, nonce: randomBytes(3).toString('hex') });
 }
 
 export class Dispatcher {
@@ -137,7 +140,7 @@ export class Dispatcher {
     private readonly options: DispatchOptions,
   ) {
     this.clock = deps.clock ?? realClock;
-    this.outage = deps.outage ?? new DatabaseOutage();
+    this.outage = deps.outage ?? new DatabaseOutage({ sleep: this.clock.sleep });
     this.leaseMs = options.leaseMs ?? 60_000;
   }
 
@@ -167,58 +170,197 @@ export class Dispatcher {
     return notes.length > 0 ? notes.join('; ') : null;
   }
 
+  /**
+   * Sends until every delivery has an outcome, only deferred ones remain (unless waiting for them),
+   * or the send is stopped (by `stop()` or by itself); then gives back what was claimed but not sent.
+   */
   async run(): Promise<DispatchEnd> {
-    const { db, transport } = this.deps;
+    const run = this.newRun();
+    const stopTimers = this.startTimers(run);
+    let end: DispatchEnd;
+    try {
+      end = await this.sendUntilDone(run);
+      await this.giveBackUnsent(run);
+    } finally {
+      stopTimers();
+      await this.settleUp(run);
+    }
+    await this.reopenHeldRefusals();
+    return this.halt?.end ?? end;
+  }
+
+  private newRun(): RunState {
+    return {
+      queue: [],
+      inFlight: new Set(),
+      lowWater: 0,
+      claimInDoubt: false,
+      prefetch: null,
+      lastClaimFull: true,
+      claimSize: this.options.claimSize ?? Math.max(100, this.deps.transport.concurrency * 20),
+      flushEvery: this.options.flushEvery ?? { ms: 250, outcomes: 500 },
+    };
+  }
+
+  /** The loop: claim when the queue is empty, keep the next claim coming, send at the pace. */
+  private async sendUntilDone(run: RunState): Promise<DispatchEnd> {
+    for (;;) {
+      if (this.stopping) return this.halt?.end ?? 'stopped';
+      if (this.databaseDownSince !== null) {
+        await this.resumeAfterOutage(run);
+        continue;
+      }
+      if (run.queue.length === 0) {
+        const next = await this.refill(run);
+        if (next === 'claim again') continue;
+        if (next !== 'send') return next;
+      }
+      this.prefetchIfLow(run);
+      await this.sendNext(run);
+    }
+  }
+
+  /**
+   * The database went away (seen by a flush or a lease renewal): send nothing more until it is back
+   * and the outcomes so far are written, then keep only the claims still ours.
+   */
+  private async resumeAfterOutage(run: RunState): Promise<void> {
+    await this.untilDatabase(() => this.flush());
+    const held = new Set(await this.untilDatabase(() => this.deps.store.renewLeases(this.owner, this.leaseMs)));
+    run.queue = run.queue.filter((claimed) => held.has(claimed.id));
+  }
+
+  /** Claims the next batch into the queue; when nothing is claimable, decides whether the send ends. */
+  private async refill(run: RunState): Promise<DispatchEnd | 'send' | 'claim again'> {
+    let batch: Batch | null = null;
+    if (run.prefetch !== null) {
+      batch = await run.prefetch.catch((error: unknown) => {
+        if (!this.deps.store.isConnectionError(error)) throw error;
+        return null;
+      });
+      run.prefetch = null;
+    }
+    batch ??= await this.untilDatabase(() => this.claimBatch(run));
+    run.queue = [...run.queue, ...batch.claimed]; // (one handed back for the next slot may have come meanwhile)
+    run.lastClaimFull = batch.full;
+    if (run.queue.length === 0 && !batch.full) return this.whenNothingClaimable(run);
+    return run.queue.length === 0 ? 'claim again' : 'send'; // a full batch of skips: claim again
+  }
+
+  /**
+   * Nothing claimable now: lets in-flight messages end (they may defer), then waits for other
+   * workers' claims or for the next retry, or ends the send.
+   */
+  private async whenNothingClaimable(run: RunState): Promise<DispatchEnd | 'claim again'> {
+    const { store } = this.deps;
+    const { bulletinId } = this.options;
     const signal = this.stopController.signal;
-    const claimSize = this.options.claimSize ?? Math.max(100, transport.concurrency * 20);
-    const flushEvery = this.options.flushEvery ?? { ms: 250, outcomes: 500 };
-    const inFlight = new Set<Promise<void>>();
-    let queue: ClaimedDelivery[] = [];
-    let lowWater = 0;
-    const common = { bulletinId: this.options.bulletinId, listId: this.options.listId, owner: this.owner, leaseMs: this.leaseMs };
-    /** Set when a claim failed with a connection error: it may have been made, its answer lost. */
-    let claimInDoubt = false;
-    /** Claims the next batch: retries that are due first, then queued deliveries past the low-water mark. */
-    const claimBatch = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
-      if (claimInDoubt) {
-        // A claim whose answer was lost with the connection may have been made: its deliveries are
-        // ours in `sending`, unknown to us. Once nothing is in flight and every outcome is written,
-        // whatever we still hold is exactly those: send them (they never left).
-        await Promise.all(inFlight);
-        await this.flush();
-        const adopted = await selectOwnClaims(db, this.options.bulletinId, this.owner);
-        claimInDoubt = false;
-        lowWater = adopted.reduce((max, row) => Math.max(max, row.id), lowWater);
-        if (adopted.length > 0) return { claimed: adopted, full: true };
+    await Promise.all(run.inFlight);
+    if (run.queue.length > 0) return 'claim again'; // one of them goes again at the next slot
+    await this.untilDatabase(() => this.flush());
+    const due = await this.untilDatabase(() => store.nextDueAt(bulletinId, this.options.resendUncertain));
+    if (due === null) {
+      // Other workers still hold claims: wait for them to finish, or for their leases to lapse (a
+      // worker that died), and then take those over.
+      const leaseEndsInMs = await this.untilDatabase(() => store.msUntilNextLeaseEnd(bulletinId, this.owner));
+      if (leaseEndsInMs !== null) {
+        this.waitingForWorkers = true;
+        await this.clock.sleep(Math.min(this.leaseMs, Math.max(50, leaseEndsInMs + 50)), signal);
+        this.waitingForWorkers = false;
+        await this.untilDatabase(() => store.expireLapsedClaims(bulletinId, this.owner));
+        return 'claim again';
       }
-      try {
-        return await claimOnce();
-      } catch (error) {
-        if (isConnectionError(error)) claimInDoubt = true;
-        throw error;
-      }
-    };
-    const claimOnce = async (): Promise<{ claimed: ClaimedDelivery[]; full: boolean }> => {
-      const now = this.clock.now();
-      let claimed = await claimDue(db, { ...common, limit: claimSize, now, includeUncertain: this.options.resendUncertain });
-      if (claimed.length === 0) {
-        claimed = await claimQueued(db, { ...common, limit: claimSize, now, afterId: lowWater });
-        lowWater = claimed.reduce((max, row) => Math.max(max, row.id), lowWater);
-      }
-      this.counts.skipped += claimed.filter((row) => row.state === 'skipped').length;
-      return { claimed: claimed.filter((row) => row.state === 'sending'), full: claimed.length === claimSize };
-    };
-    // The next batch is claimed while the current one is still being sent (when the last claim came
-    // back full), so the connections never idle through a claim's round trip.
-    let prefetch: Promise<{ claimed: ClaimedDelivery[]; full: boolean }> | null = null;
-    let lastClaimFull = true;
-    const flushTimer = setInterval(() => void this.flush().catch((error) => this.noticeDatabaseError(error)), flushEvery.ms);
+      return (await this.untilDatabase(() => this.hasHeldUncertain())) ? 'uncertain held' : 'finished';
+    }
+    if (due.getTime() <= this.clock.now().getTime()) return 'claim again';
+    if (!this.options.waitForDeferred) return 'waiting for deferred';
+    this.waitingUntil = due;
+    await this.clock.sleep(due.getTime() - this.clock.now().getTime(), signal);
+    this.waitingUntil = null;
+    return 'claim again';
+  }
+
+  /**
+   * The next batch is claimed while the current one is still being sent (when the last claim came
+   * back full), so the connections never idle through a claim's round trip.
+   */
+  private prefetchIfLow(run: RunState): void {
+    if (run.prefetch !== null || !run.lastClaimFull || run.queue.length > run.claimSize / 2) return;
+    run.prefetch = this.claimOnce(run).catch((error: unknown) => {
+      if (this.deps.store.isConnectionError(error)) run.claimInDoubt = true;
+      throw error;
+    });
+    run.prefetch.catch(() => undefined); // awaited (and its error seen) when the queue runs dry
+  }
+
+  /**
+   * A free connection first, then the pace's slot: a message must leave at its slot, not queue
+   * behind busy connections and go out later in a bunch with others.
+   */
+  private async sendNext(run: RunState): Promise<void> {
+    const signal = this.stopController.signal;
+    while (run.inFlight.size >= this.deps.transport.concurrency) await Promise.race(run.inFlight);
+    try {
+      await this.untilDatabase(() => this.deps.pacer.acquire(signal));
+    } catch (error) {
+      if (!signal.aborted) throw error; // an abort only means we are stopping
+    }
+    if (signal.aborted) return;
+    const claimed = run.queue.shift();
+    if (claimed === undefined) return; // the deadline took the rest while we waited for the slot
+    // A message refused before it was sent, because we went too fast, goes again at the next slot.
+    const attempt = this.attempt(claimed, (again) => run.queue.unshift(again)).then(async () => {
+      run.inFlight.delete(attempt);
+      if (this.pending.length >= run.flushEvery.outcomes) await this.flush().catch((error) => this.noticeDatabaseError(error));
+    });
+    run.inFlight.add(attempt);
+  }
+
+  /** Claims the next batch: retries that are due first, then queued deliveries past the low-water mark. */
+  private async claimBatch(run: RunState): Promise<Batch> {
+    if (run.claimInDoubt) {
+      // A claim whose answer was lost with the connection may have been made: its deliveries are
+      // ours in `sending`, unknown to us. Once nothing is in flight and every outcome is written,
+      // whatever we still hold is exactly those: send them (they never left).
+      await Promise.all(run.inFlight);
+      await this.flush();
+      const adopted = await this.deps.store.selectOwnClaims(this.options.bulletinId, this.owner);
+      run.claimInDoubt = false;
+      run.lowWater = adopted.reduce((max, row) => Math.max(max, row.id), run.lowWater);
+      if (adopted.length > 0) return { claimed: adopted, full: true };
+    }
+    try {
+      return await this.claimOnce(run);
+    } catch (error) {
+      if (this.deps.store.isConnectionError(error)) run.claimInDoubt = true;
+      throw error;
+    }
+  }
+
+  private async claimOnce(run: RunState): Promise<Batch> {
+    const { store } = this.deps;
+    const common = { bulletinId: this.options.bulletinId, listId: this.options.listId, owner: this.owner, leaseMs: this.leaseMs, limit: run.claimSize };
+    const now = this.clock.now();
+    let claimed = await store.claimDue({ ...common, now, includeUncertain: this.options.resendUncertain });
+    if (claimed.length === 0) {
+      claimed = await store.claimQueued({ ...common, now, afterId: run.lowWater });
+      run.lowWater = claimed.reduce((max, row) => Math.max(max, row.id), run.lowWater);
+    }
+    this.counts.skipped += claimed.filter((row) => row.state === 'skipped').length;
+    return { claimed: claimed.filter((row) => row.state === 'sending'), full: claimed.length === run.claimSize };
+  }
+
+  /** The timers beside the loop: flushes, lease renewal, the pace's drift, deadlines. Returns their stop. */
+  private startTimers(run: RunState): () => void {
+    const { store } = this.deps;
+    const flushTimer = setInterval(() => void this.flush().catch((error) => this.noticeDatabaseError(error)), run.flushEvery.ms);
     // Renew our leases; and take over the claims of workers that stopped renewing theirs (killed,
     // or cut off): they become uncertain, and are re-sent with their Message-ID when due.
     const leaseTimer = setInterval(
       () =>
-        void renewLeases(db, this.owner, this.leaseMs)
-          .then(() => expireAbandonedClaims(db, this.options.bulletinId, [], this.owner))
+        void store
+          .renewLeases(this.owner, this.leaseMs)
+          .then(() => store.expireLapsedClaims(this.options.bulletinId, this.owner))
           .catch((error) => this.noticeDatabaseError(error)),
       Math.max(250, this.leaseMs / 3),
     );
@@ -230,127 +372,51 @@ export class Dispatcher {
     const deadlineTimer = setInterval(() => {
       const now = this.clock.now();
       for (const { claimed, abort } of this.sending) if (isPastDeadline(this.options.retry, claimed.firstAttemptAt, now)) abort.abort();
-      const expired = queue.filter((claimed) => isPastDeadline(this.options.retry, claimed.firstAttemptAt, now));
+      const expired = run.queue.filter((claimed) => isPastDeadline(this.options.retry, claimed.firstAttemptAt, now));
       if (expired.length === 0) return;
-      queue = queue.filter((claimed) => !expired.includes(claimed));
+      run.queue = run.queue.filter((claimed) => !expired.includes(claimed));
       for (const claimed of expired) this.expire(claimed);
     }, 1_000);
-    /** A message refused before it was sent, because we went too fast: again at the next slot. */
-    const sendAgain = (claimed: ClaimedDelivery) => queue.unshift(claimed);
-    let end: DispatchEnd = 'finished';
-    try {
-      for (;;) {
-        if (signal.aborted) {
-          end = this.halt?.end ?? 'stopped';
-          break;
-        }
-        if (this.databaseDownSince !== null) {
-          // The database went away (seen by a flush or a lease renewal): send nothing more until
-          // it is back and the outcomes so far are written, then keep only the claims still ours.
-          await this.untilDatabase(() => this.flush());
-          const held = new Set(await this.untilDatabase(() => renewLeases(db, this.owner, this.leaseMs)));
-          queue = queue.filter((claimed) => held.has(claimed.id));
-          continue;
-        }
-        if (queue.length === 0) {
-          let batch: { claimed: ClaimedDelivery[]; full: boolean } | null = null;
-          if (prefetch !== null) {
-            batch = await prefetch.catch((error: unknown) => {
-              if (!isConnectionError(error)) throw error;
-              return null;
-            });
-            prefetch = null;
-          }
-          batch ??= await this.untilDatabase(claimBatch);
-          queue = [...queue, ...batch.claimed]; // (one handed back for the next slot may have come meanwhile)
-          lastClaimFull = batch.full;
-          if (queue.length === 0 && !batch.full) {
-            // Nothing claimable now: let in-flight messages end (they may defer), then decide.
-            await Promise.all(inFlight);
-            if (queue.length > 0) continue; // one of them goes again at the next slot
-            await this.untilDatabase(() => this.flush());
-            const due = await this.untilDatabase(() => nextDueAt(db, this.options.bulletinId, this.options.resendUncertain));
-            if (due === null) {
-              // Other workers still hold claims: wait for them to finish, or for their leases to
-              // lapse (a worker that died), and then take those over.
-              const leaseEnd = await this.untilDatabase(() => nextLeaseEnd(db, this.options.bulletinId, this.owner));
-              if (leaseEnd !== null) {
-                this.waitingForWorkers = true;
-                await this.clock.sleep(Math.min(this.leaseMs, Math.max(50, leaseEnd.getTime() - Date.now() + 50)), signal);
-                this.waitingForWorkers = false;
-                await this.untilDatabase(() => expireAbandonedClaims(db, this.options.bulletinId, [], this.owner));
-                continue;
-              }
-              end = (await this.untilDatabase(() => this.hasHeldUncertain())) ? 'uncertain held' : 'finished';
-              break;
-            }
-            if (due.getTime() <= this.clock.now().getTime()) continue;
-            if (!this.options.waitForDeferred) {
-              end = 'waiting for deferred';
-              break;
-            }
-            this.waitingUntil = due;
-            await this.clock.sleep(due.getTime() - this.clock.now().getTime(), signal);
-            this.waitingUntil = null;
-            continue;
-          }
-          if (queue.length === 0) continue; // a full batch of skips: claim again
-        }
-        if (prefetch === null && lastClaimFull && queue.length <= claimSize / 2) {
-          prefetch = claimOnce().catch((error: unknown) => {
-            if (isConnectionError(error)) claimInDoubt = true;
-            throw error;
-          });
-          prefetch.catch(() => undefined); // awaited (and its error seen) when the queue runs dry
-        }
-        // A free connection first, then the pace's slot: a message must leave at its slot, not
-        // queue behind busy connections and go out later in a bunch with others.
-        while (inFlight.size >= transport.concurrency) await Promise.race(inFlight);
-        try {
-          await this.untilDatabase(() => this.deps.pacer.acquire(signal));
-        } catch (error) {
-          if (!signal.aborted) throw error; // an abort only means we are stopping
-        }
-        if (signal.aborted) continue;
-        const claimed = queue.shift();
-        if (claimed === undefined) continue; // the deadline took the rest while we waited for the slot
-        const attempt = this.attempt(claimed, sendAgain).then(async () => {
-          inFlight.delete(attempt);
-          if (this.pending.length >= flushEvery.outcomes) await this.flush().catch((error) => this.noticeDatabaseError(error));
-        });
-        inFlight.add(attempt);
-      }
-      if (prefetch !== null) {
-        const batch = await prefetch.catch(() => ({ claimed: [] as ClaimedDelivery[], full: false }));
-        prefetch = null;
-        queue.push(...batch.claimed);
-      }
-      await Promise.all(inFlight);
-      const unsent = [...queue.map((claimed) => claimed.id), ...this.unattempted.splice(0)];
-      await this.untilDatabase(() => releaseClaims(db, this.owner, unsent), { evenWhenStopping: true });
-      queue = [];
-    } finally {
+    return () => {
       clearInterval(flushTimer);
       clearInterval(leaseTimer);
       clearInterval(paceTimer);
       clearInterval(deadlineTimer);
-      await Promise.all(inFlight);
-      await this.untilDatabase(() => this.flush(), { evenWhenStopping: true });
-      if (claimInDoubt) {
-        // Stopping with a claim in doubt: give back what it may have taken (none of it was sent).
-        await this.untilDatabase(
-          async () => releaseClaims(db, this.owner, (await selectOwnClaims(db, this.options.bulletinId, this.owner)).map((row) => row.id)),
-          { evenWhenStopping: true },
-        );
-      }
+    };
+  }
+
+  /** At the end of the loop: what was claimed and never sent (or never attempted) is given back. */
+  private async giveBackUnsent(run: RunState): Promise<void> {
+    if (run.prefetch !== null) {
+      const batch = await run.prefetch.catch(() => ({ claimed: [] as ClaimedDelivery[], full: false }));
+      run.prefetch = null;
+      run.queue.push(...batch.claimed);
     }
-    if (this.halt?.end === 'held') {
-      // The list is not burnt: the refused messages go again once the send resumes.
-      const ids = this.refusalRun.ids;
-      await this.untilDatabase(() => reopenFailedDeliveries(db, ids), { evenWhenStopping: true });
+    await Promise.all(run.inFlight);
+    const unsent = [...run.queue.map((claimed) => claimed.id), ...this.unattempted.splice(0)];
+    await this.untilDatabase(() => this.deps.store.releaseClaims(this.owner, unsent), { evenWhenStopping: true });
+    run.queue = [];
+  }
+
+  /** However the loop ended: every outcome is written, and a claim in doubt is given back. */
+  private async settleUp(run: RunState): Promise<void> {
+    const { store } = this.deps;
+    await Promise.all(run.inFlight);
+    await this.untilDatabase(() => this.flush(), { evenWhenStopping: true });
+    if (run.claimInDoubt) {
+      // Stopping with a claim in doubt: give back what it may have taken (none of it was sent).
+      await this.untilDatabase(
+        async () => store.releaseClaims(this.owner, (await store.selectOwnClaims(this.options.bulletinId, this.owner)).map((row) => row.id)),
+        { evenWhenStopping: true },
+      );
     }
-    if (this.halt) end = this.halt.end;
-    return end;
+  }
+
+  /** A held send does not burn the list: the refused messages go again once the send resumes. */
+  private async reopenHeldRefusals(): Promise<void> {
+    if (this.halt?.end !== 'held') return;
+    const ids = this.refusalRun.ids;
+    await this.untilDatabase(() => this.deps.store.reopenFailedDeliveries(ids), { evenWhenStopping: true });
   }
 
   /** Sends one claimed delivery and queues its outcome for the next flush. Never throws. */
@@ -361,7 +427,7 @@ export class Dispatcher {
     try {
       message = this.deps.render(subscriber);
     } catch (error) {
-      this.settle(claimed, '', { kind: 'failed', reply: `render error: ${(error as Error).message}`, relay: '' });
+      this.settle(claimed, '', outcomeOf.unrenderable(error as Error));
       return;
     }
     // A wait for a relay ends when we stop or at the delivery's deadline (the deadline timer aborts
@@ -376,7 +442,7 @@ export class Dispatcher {
       outcome = await this.deps.transport.send(message, abort.signal);
     } catch (error) {
       // A transport must classify its failures; an exception is a bug, and the message may have left.
-      outcome = { kind: 'uncertain', reply: `transport error: ${(error as Error).message}`, relay: this.deps.transport.description };
+      outcome = outcomeOf.transportThrew(error as Error, this.deps.transport.description);
     } finally {
       this.sending.delete(sending);
     }
@@ -486,7 +552,7 @@ export class Dispatcher {
       const batch = this.pending.splice(0, this.pending.length);
       const bounces = this.pendingBounces.splice(0, this.pendingBounces.length);
       try {
-        await recordOutcomes(this.deps.db, this.owner, batch);
+        await this.deps.store.recordOutcomes(this.owner, batch);
       } catch (error) {
         this.pending.unshift(...batch); // kept for the next flush: an outcome is never dropped
         this.pendingBounces.unshift(...bounces);
@@ -504,6 +570,6 @@ export class Dispatcher {
 
   private async hasHeldUncertain(): Promise<boolean> {
     if (this.options.resendUncertain) return false;
-    return (await countByState(this.deps.db, this.options.bulletinId)).uncertain > 0;
+    return (await this.deps.store.countUncertain(this.options.bulletinId)) > 0;
   }
 }

@@ -93,6 +93,42 @@ export function classifySuccess(response: string, relay: string): SendOutcome {
 }
 
 /**
+ * Outcomes with no SMTP reply behind them. They are named here, beside the table, so that this
+ * module stays the one place that decides what a delivery's attempt came to.
+ */
+export const outcomeOf = {
+  /** The message never left: the transport was closing or no relay could take it now. Next slot. */
+  notSent(reason: string, relay: string): SendOutcome {
+    return { kind: 'deferred', reply: `not sent: ${reason}`, relay, resend: 'next-slot' };
+  },
+  /** The bulletin could not be rendered for this recipient: no retry makes it render. */
+  unrenderable(error: Error): Extract<SendOutcome, { kind: 'failed' }> {
+    return { kind: 'failed', reply: `render error: ${error.message}`, relay: '' };
+  },
+  /** A transport threw instead of classifying: a bug, and the message may have left. */
+  transportThrew(error: Error, relay: string): SendOutcome {
+    return { kind: 'uncertain', reply: `transport error: ${error.message}`, relay };
+  },
+  /** Larger than the relay's EHLO SIZE: no relay of that size will take it. */
+  overSize(bytes: number, maxSize: number, relay: string): SendOutcome {
+    return {
+      kind: 'unusable',
+      why: 'size',
+      reply: `the message is ${bytes.toLocaleString('en-US')} bytes; ${relay} takes at most ${maxSize.toLocaleString('en-US')} (its EHLO SIZE)`,
+      relay,
+    };
+  },
+  /** Written to the outbox directory (the local capture). */
+  written(fileName: string, relay: string): SendOutcome {
+    return { kind: 'sent', reply: `250 written to ${fileName}`, relay };
+  },
+  /** The outbox could not be written (a full disk, a permission): worth retrying once fixed. */
+  notWritten(fileName: string, error: Error, relay: string): SendOutcome {
+    return { kind: 'deferred', reply: `cannot write ${fileName}: ${error.message}`, relay };
+  },
+};
+
+/**
  * Rows 2–25. `bodyWritten` is true once the whole message (with its final dot) was handed to the
  * connection: a failure without a reply after that point may have been delivered. `stage` says
  * whether the session was being set up (connect, greeting, EHLO, STARTTLS, AUTH) or carried a message.

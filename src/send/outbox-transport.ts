@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
+import { outcomeOf } from './failure.js';
 
 /** Creates DIR (and its parents) if needed. */
 export async function createOutboxTransport(dir: string, options: { concurrency?: number } = {}): Promise<Transport> {
@@ -21,11 +22,11 @@ export async function createOutboxTransport(dir: string, options: { concurrency?
       try {
         await writeFile(temporary, message.raw);
         await rename(temporary, join(directory, name));
-        return { kind: 'sent', reply: `250 written to ${name}`, relay: description };
+        return outcomeOf.written(name, description);
       } catch (error) {
         await rm(temporary, { force: true }).catch(() => undefined);
         // A full disk or a permission problem is worth retrying once it is fixed.
-        return { kind: 'deferred', reply: `cannot write ${name}: ${(error as Error).message}`, relay: description };
+        return outcomeOf.notWritten(name, error as Error, description);
       }
     },
     async close() {},

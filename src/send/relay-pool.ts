@@ -6,6 +6,7 @@
 // configuration (credentials, TLS, sender) is out for good: when none is left, the send gets that
 // refusal (the dispatcher stops). A message over one relay's SIZE is tried on the others.
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
+import { outcomeOf } from './failure.js';
 
 export interface WeightedTransport {
   readonly transport: Transport;
@@ -103,7 +104,7 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
     });
   }
 
-  const notSent = (reply: string): SendOutcome => ({ kind: 'deferred', reply: `not sent: ${reply}`, relay: '', resend: 'next-slot' });
+  const notSent = (reason: string): SendOutcome => outcomeOf.notSent(reason, '');
   const usable = () => pool.filter((relay) => relay.unusable === null);
 
   return {

@@ -2,18 +2,7 @@
 // pre-built raw bytes with an explicit envelope (no composition here); each outcome is classified
 // by failure.ts. Throttling is not the pool's job: the dispatcher paces sends with its own limiter.
 //
-// Relay URL (SMTP_URL):
-//   smtp://[user[:password]@]host[:port][?tls=off|required]    port 25 by default; STARTTLS when
-//                                                               offered, never with tls=off, and a
-//                                                               relay without it refused with
-//                                                               tls=required
-//   smtps://[user[:password]@]host[:port]                      port 465 by default; TLS from the start
-//   ?helo=mail.example.net                                     the EHLO name for this relay (else
-//                                                               SMTP_HELO, else the machine's name)
-//   several relays: comma-separated, each with an optional ?weight=N (default 1), e.g.
-//   smtp://a.example.net?weight=3,smtp://b.example.net         (see relay-pool.ts)
-// User and password are percent-decoded; the `user`/`password` options (SMTP_USER, SMTP_PASS)
-// take precedence over the URL's. Any other query option, a path, or port 0 is a CONFIG error.
+//   SMTP_URL: see relay-url.ts.
 //
 // Why not nodemailer's own pool (`pool: true`): its send callback cannot tell whether the final dot
 // had gone out when a connection died (failure.ts needs that to tell `deferred` from `uncertain`),
@@ -22,7 +11,8 @@
 //
 // Messages already in SMTP DATA form (CRLF only, no line starting with a dot: what src/render
 // produces) skip nodemailer's byte-by-byte dot-stuffing and go out with their terminator in one
-// write (PreparedSmtpConnection). Anything else takes nodemailer's own path.
+// write (nodemailer-fast-path.ts). Anything else takes nodemailer's own path. The session limit is a
+// semaphore (slots.ts).
 //
 // Sessions: a session the relay says is spent (452 4.5.3 "too many messages", a 421 that is not
 // about our pace) or that broke before the message was sent is retired, and the message goes at
@@ -34,11 +24,11 @@
 // refused connections). The EHLO
 // SIZE is read: a larger message is refused before anything is sent (failure.ts row 23), and MAIL
 // FROM carries SIZE=.
-import { Readable, type Transform } from 'node:stream';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { BulletinError } from '../domain/errors.js';
-import { checkHeloName } from '../domain/helo.js';
-import { classifyFailure, classifySuccess, type SmtpErrorLike } from './failure.js';
+import { classifyFailure, classifySuccess, outcomeOf, type SmtpErrorLike } from './failure.js';
+import { OneBufferStream, PreparedSmtpConnection, smtpDataOf } from './nodemailer-fast-path.js';
+import { parseRelayUrl, type RelayAddress } from './relay-url.js';
+import { Slots } from './slots.js';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 
 export interface SmtpTransportOptions {
@@ -64,103 +54,6 @@ export interface SmtpTransportOptions {
 
 export const DEFAULT_SMTP_TIMEOUTS_MS = Object.freeze({ connect: 30_000, greeting: 30_000, socket: 600_000 });
 
-export interface RelayAddress {
-  readonly secure: boolean;
-  readonly host: string;
-  readonly port: number;
-  readonly user: string | null;
-  readonly password: string | null;
-  readonly tls: 'opportunistic' | 'off' | 'required';
-  /** Share of the traffic among several relays (?weight=N, default 1). */
-  readonly weight: number;
-  /** The EHLO name for this relay (?helo=name); null: the configured default. */
-  readonly helo: string | null;
-  /** For people and the database: `smtp://host:port`, never the user or password. */
-  readonly description: string;
-}
-
-/** Parses SMTP_URL (syntax at the top of this file); throws BulletinError('CONFIG') naming what is wrong. */
-export function parseRelayUrl(text: string, user?: string | null, password?: string | null): RelayAddress {
-  if (text.includes(',')) throw new BulletinError('CONFIG', 'parseRelayUrl takes one relay; use parseRelayList for several.');
-  let url: URL;
-  try {
-    url = new URL(text.trim());
-  } catch {
-    throw new BulletinError('CONFIG', `SMTP_URL "${redact(text)}" is not a URL like smtp://relay.example.net:587.`);
-  }
-  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') {
-    throw new BulletinError('CONFIG', `SMTP_URL must start with smtp:// or smtps://, not ${url.protocol}//.`);
-  }
-  if (url.hostname === '') throw new BulletinError('CONFIG', 'SMTP_URL has no host.');
-  if (url.pathname !== '' && url.pathname !== '/') {
-    throw new BulletinError('CONFIG', `SMTP_URL has a path (${url.pathname}); a relay is smtp://host:port.`);
-  }
-  if (url.port === '0') throw new BulletinError('CONFIG', 'SMTP_URL has port 0.');
-  for (const key of url.searchParams.keys()) {
-    if (key !== 'tls' && key !== 'weight' && key !== 'helo') {
-      throw new BulletinError('CONFIG', `SMTP_URL option "${key}" is not known; the options are tls=off|required, weight=N and helo=name.`);
-    }
-  }
-  const heloText = url.searchParams.get('helo');
-  const helo = heloText === null ? null : checkHeloName(heloText);
-  if (helo !== null && !helo.ok) throw new BulletinError('CONFIG', `SMTP_URL helo=: ${helo.reason}.`);
-  const weightText = url.searchParams.get('weight') ?? '1';
-  if (!/^[1-9]\d{0,3}$/.test(weightText)) throw new BulletinError('CONFIG', `SMTP_URL weight=${weightText} is not a whole number from 1 to 9999.`);
-  const secure = url.protocol === 'smtps:';
-  const tls = url.searchParams.get('tls') ?? 'opportunistic';
-  if (tls !== 'opportunistic' && tls !== 'off' && tls !== 'required') {
-    throw new BulletinError('CONFIG', `SMTP_URL option tls=${tls} is not one of off, required.`);
-  }
-  if (secure && tls === 'off') throw new BulletinError('CONFIG', 'SMTP_URL smtps:// is TLS from the start: it cannot have tls=off (use smtp://).');
-  const port = url.port === '' ? (secure ? 465 : 25) : Number(url.port);
-  const urlUser = decodeCredential(url.username, 'user');
-  const urlPassword = decodeCredential(url.password, 'password');
-  const relay: RelayAddress = {
-    secure,
-    host: url.hostname.replace(/^\[|\]$/g, ''),
-    port,
-    user: user ?? urlUser,
-    password: password ?? urlPassword,
-    tls,
-    weight: Number(weightText),
-    helo: helo?.ok ? helo.name : null,
-    description: `${url.protocol}//${url.hostname}:${port}`,
-  };
-  if (relay.password !== null && relay.user === null) {
-    throw new BulletinError('CONFIG', 'An SMTP password is set (SMTP_PASS or the URL) but no user: set SMTP_USER or put the user in SMTP_URL.');
-  }
-  return relay;
-}
-
-/** SMTP_URL with one or more comma-separated relays; the same relay twice is a CONFIG error. */
-export function parseRelayList(text: string, user?: string | null, password?: string | null): RelayAddress[] {
-  const relays = text
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part !== '')
-    .map((part) => parseRelayUrl(part, user, password));
-  if (relays.length === 0) throw new BulletinError('CONFIG', 'SMTP_URL names no relay.');
-  const seen = new Set<string>();
-  for (const relay of relays) {
-    if (seen.has(relay.description)) throw new BulletinError('CONFIG', `SMTP_URL names ${relay.description} twice.`);
-    seen.add(relay.description);
-  }
-  return relays;
-}
-
-function decodeCredential(text: string, what: string): string | null {
-  if (text === '') return null;
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    throw new BulletinError('CONFIG', `SMTP_URL has a badly percent-encoded ${what}.`);
-  }
-}
-
-/** Everything between `//` and the last `@` (user, password) replaced: for error messages. */
-function redact(text: string): string {
-  return text.replace(/\/\/.*@/, '//***@');
-}
 
 /**
  * A pool of at most `connections` SMTP sessions, each carrying one message at a time and replaced
@@ -403,7 +296,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
     },
     note: () => [connectionNote, sessionNote].filter((note) => note !== null).join('; ') || null,
     async send(message: OutgoingMessage): Promise<SendOutcome> {
-      if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description, resend: 'next-slot' };
+      if (closed) return outcomeOf.notSent('the SMTP transport was closed', relay.description);
       let refusals = 0;
       let freshSessions = 0;
       for (;;) {
@@ -412,7 +305,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
           let session = idle.pop();
           while (session?.broken) session = idle.pop();
           if (session === undefined) {
-            if (closed) return { kind: 'deferred', reply: 'not sent: the SMTP transport was closed', relay: relay.description, resend: 'next-slot' };
+            if (closed) return outcomeOf.notSent('the SMTP transport was closed', relay.description);
             try {
               session = await openSession();
             } catch (error) {
@@ -429,12 +322,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
           }
           if (session.maxSize > 0 && message.raw.length > session.maxSize) {
             idle.push(session);
-            return {
-              kind: 'unusable',
-              why: 'size',
-              reply: `the message is ${message.raw.length.toLocaleString('en-US')} bytes; ${relay.description} takes at most ${session.maxSize.toLocaleString('en-US')} (its EHLO SIZE)`,
-              relay: relay.description,
-            };
+            return outcomeOf.overSize(message.raw.length, session.maxSize, relay.description);
           }
           const outcome = await transmit(session, message);
           // A session spent or broken before the message went: at once on a fresh one (a few times).
@@ -479,109 +367,7 @@ function wholeNumber(value: number, what: string): number {
   return value;
 }
 
-/** A counting semaphore whose limit can change: at most `limit` sends (so sessions) at once, in arrival order. */
-class Slots {
-  private used = 0;
-  private readonly waiting: (() => void)[] = [];
 
-  constructor(public limit: number) {}
-
-  take(): Promise<void> {
-    if (this.used < this.limit && this.waiting.length === 0) {
-      this.used++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  give(): void {
-    this.used--;
-    this.wake();
-  }
-
-  setLimit(limit: number): void {
-    this.limit = limit;
-    this.wake();
-  }
-
-  private wake(): void {
-    while (this.used < this.limit && this.waiting.length > 0) {
-      this.used++;
-      (this.waiting.shift() as () => void)();
-    }
-  }
-}
-
-/** The message as a stream (so its end is observable), without Readable.from's async-iterator machinery. */
-class OneBufferStream extends Readable {
-  constructor(private buffer: Buffer | null) {
-    super();
-  }
-
-  override _read(): void {
-    this.push(this.buffer);
-    if (this.buffer !== null) {
-      this.buffer = null;
-      this.push(null);
-    }
-  }
-}
-
-const LF = 0x0a;
-const CR = 0x0d;
-const DOT = 0x2e;
-const DATA_END = Buffer.from('.\r\n');
-
-/**
- * The message with its end-of-data line (`.` CRLF) appended, when it is already in SMTP DATA form:
- * every line ends in CRLF (no bare CR or LF) and none starts with a dot. Null otherwise. The scan
- * jumps from line end to line end with Buffer.indexOf (native), a few microseconds a message where
- * a byte-by-byte loop in JavaScript takes tens.
- */
-export function smtpDataOf(message: Buffer): Buffer | null {
-  if (message.length < 2 || message[0] === DOT || message[message.length - 2] !== CR || message[message.length - 1] !== LF) return null;
-  let lineFeeds = 0;
-  for (let at = message.indexOf(LF); at !== -1; at = message.indexOf(LF, at + 1)) {
-    if (message[at - 1] !== CR || message[at + 1] === DOT) return null;
-    lineFeeds++;
-  }
-  // As many CRs as CRLFs: no bare CR anywhere.
-  let carriageReturns = 0;
-  for (let at = message.indexOf(CR); at !== -1; at = message.indexOf(CR, at + 1)) carriageReturns++;
-  if (carriageReturns !== lineFeeds) return null;
-  return Buffer.concat([message, DATA_END], message.length + DATA_END.length);
-}
-
-/**
- * nodemailer's SMTPConnection with a shortcut for messages already in DATA form (smtpDataOf): its
- * data stream passes them through untouched, where nodemailer would copy and scan every byte and
- * then write the terminator separately. This reaches into `_createSendStream`, an internal of
- * nodemailer 10.6 (pinned in package.json); test/smtp-transport*.test.ts run every path against
- * real servers. (nodemailer already corks a pipelined envelope into one write.)
- */
-class PreparedSmtpConnection extends SMTPConnection {
-  private prepared = false;
-
-  sendPrepared(envelope: { from: string; to: string[]; size?: number }, message: Readable, prepared: boolean, done: (error: Error | null, info?: { response?: string }) => void): void {
-    this.prepared = prepared;
-    this.send(envelope, message, (error, info) => done(error, info));
-  }
-
-  /** Called by SMTPConnection once DATA is accepted; returns the stream piped into the socket. */
-  _createSendStream(callback: unknown): Transform & { inByteCount: number; outByteCount: number } {
-    const original = (SMTPConnection.prototype as unknown as { _createSendStream(this: SMTPConnection, callback: unknown): Transform & { inByteCount: number; outByteCount: number } })._createSendStream;
-    const stream = original.call(this, callback);
-    if (this.prepared) {
-      stream._transform = (chunk: Buffer, _encoding, done) => {
-        stream.inByteCount += chunk.length;
-        stream.outByteCount += chunk.length;
-        done(null, chunk);
-      };
-      stream._flush = (done) => done();
-    }
-    return stream;
-  }
-}
 
 interface Session {
   readonly connection: PreparedSmtpConnection;

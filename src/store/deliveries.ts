@@ -10,7 +10,7 @@ export interface ClaimedDelivery {
   readonly attempts: number;
   readonly firstAttemptAt: Date;
   /** `subscription`: the membership's re-subscriptions, which its unsubscribe link names. */
-  readonly subscriber: { id: number; email: string; name: string | null; attributes: Record<string, unknown>; subscription: number } | null;
+  readonly subscriber: { id: number; email: string; name: string | null; attributes: Record<string, unknown>; subscription?: number } | null;
 }
 
 export interface DeliveryOutcome {
@@ -271,25 +271,30 @@ export async function nextDueAt(sql: Sql, bulletinId: number, includeUncertain =
 /**
  * `bulletin retry`: deliveries of this bulletin in one of `states` become due again now, with a new
  * retry window (first_attempt_at cleared); attempts and the last reply are kept. Returns how many.
+ * Only a retryable state (RETRYABLE_STATES) ever moves, whatever `states` says: never a `sent`
+ * delivery, nor one `sending` (a worker's claim).
  */
 export async function requeueDeliveries(sql: Sql, bulletinId: number, states: readonly DeliveryState[], now: Date): Promise<number> {
   const { rowCount } = await sql.query(
     `UPDATE deliveries
         SET state = 'deferred', next_attempt_at = $3, first_attempt_at = NULL, updated_at = now()
-      WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[])`,
+      WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[]) AND state IN ('failed', 'uncertain', 'deferred')`,
     [bulletinId, states, now],
   );
   return rowCount ?? 0;
 }
 
-/** When the first lease of another worker's claims on this bulletin runs out (null: none held). */
-export async function nextLeaseEnd(sql: Sql, bulletinId: number, exceptOwner: string): Promise<Date | null> {
-  const { rows } = await sql.query<{ until: Date | null }>(
-    `SELECT min(lease_until) AS until FROM deliveries
+/**
+ * Milliseconds until the first lease of another worker's claims on this bulletin runs out (null:
+ * none held), by the database's clock, the one that set the leases.
+ */
+export async function msUntilNextLeaseEnd(sql: Sql, bulletinId: number, exceptOwner: string): Promise<number | null> {
+  const { rows } = await sql.query<{ ms: number | null }>(
+    `SELECT (extract(epoch FROM min(lease_until) - now()) * 1000)::float8 AS ms FROM deliveries
       WHERE bulletin_id = $1 AND state = 'sending' AND owner IS DISTINCT FROM $2`,
     [bulletinId, exceptOwner],
   );
-  return rows[0]?.until ?? null;
+  return rows[0]?.ms ?? null;
 }
 
 /** Messages sent in the last `seconds` seconds, for the current rate. */

@@ -5,10 +5,11 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 const POSTFIX = '/usr/sbin/postfix';
@@ -35,14 +36,6 @@ export interface TestPostfix {
   /** The instance's mail log so far. */
   log(): Promise<string>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 export async function startPostfix(options: PostfixOptions = {}): Promise<TestPostfix> {
@@ -114,7 +107,7 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<TestPo
   } catch (error) {
     const log = await readFile(join(dir, 'maillog'), 'utf8').catch(() => '');
     await rm(dir, { recursive: true, force: true });
-    throw new Error(`postfix did not start: ${(error as Error).message}\n${log}`);
+    throw new Error(`postfix did not start: ${(error as Error).message}\n${log}`, { cause: error });
   }
   // Ready once smtpd answers.
   for (let waited = 0; ; waited += 100) {

@@ -5,7 +5,8 @@ import { DEFAULT_INBOUND_LIMITS, startInboundServer } from '../../app/inbound.js
 import { normalizeAddress } from '../../domain/address.js';
 import type { CliContext } from '../context.js';
 import { printLines } from '../output.js';
-import { firstSignal, parsePort } from './serve.js';
+import { parsePort } from '../arguments.js';
+import { firstSignal } from '../signals.js';
 
 function wholeNumber(min: number, max: number) {
   return (value: string): number => {

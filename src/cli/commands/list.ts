@@ -1,11 +1,9 @@
 // `bulletin list create|ls|show|update`: mailing lists and their settings.
 import type { Command } from 'commander';
-import { createList, listLists, showList, updateList, type ListInput } from '../../app/lists.js';
+import { createList, listLists, showList, updateList, type ListInput, type ListWithCounts, type UnsubscribeSummary } from '../../app/lists.js';
 import { formatMailbox } from '../../domain/address.js';
 import { effectiveBounceAddress, effectiveSubjectPrefix, type MailingList } from '../../domain/list.js';
 import { MEMBERSHIP_STATUSES } from '../../domain/membership.js';
-import type { ListWithCounts } from '../../store/lists.js';
-import type { UnsubscribeSummary } from '../../store/memberships.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, printJson, printLines } from '../output.js';
 

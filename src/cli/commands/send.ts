@@ -1,29 +1,24 @@
-// `bulletin send|resume|status|deliveries`: send a bulletin with a confirmation, a progress display
-// and graceful Ctrl-C; see what happened to every recipient. A send waits out an unreachable
-// database at every step, saying so; `status` and `deliveries` say it in one sentence (exit 69).
+// `bulletin send|worker|retry|resume|status|deliveries`: options to typed calls of the use cases in
+// src/app/send/, with a confirmation, a progress display and graceful Ctrl-C (send-progress.ts). A
+// send waits out an unreachable database at every step, saying so; `status` and `deliveries` say it
+// in one sentence (exit 69).
 import { createInterface } from 'node:readline/promises';
-import cliProgress from 'cli-progress';
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import { exportArchive } from '../../app/archive.js';
+import { Option, type Command } from 'commander';
+import { sendSettings, type SendOverrides, type SendSettings } from '../../app/config.js';
 import type { App } from '../../app/context.js';
-import {
-  bulletinStatus,
-  dryRunSend,
-  listDeliveries,
-  prepareSend,
-  resumeSend,
-  runSend,
-  sendTestCopy,
-  retryDeliveries,
-  RETRYABLE_STATES,
-  unfinishedBulletins,
-  type InDoubt,
-  type RunOptions,
-  type SendPlan,
-  type SendSummary,
-} from '../../app/send.js';
-import { openTransport, createPacing, retryPolicy, type TransportFlags } from '../../app/transports.js';
-import { DELIVERY_STATES, isDeliveryState, parseDuration, type DeliveryState } from '../../domain/delivery.js';
+import { refreshArchiveAfterSend } from '../../app/send/archive-after-send.js';
+import { listDeliveries } from '../../app/send/deliveries.js';
+import { dryRunSend } from '../../app/send/dry-run.js';
+import { runOptions } from '../../app/send/options.js';
+import { prepareSend, type SendPlan } from '../../app/send/prepare.js';
+import { resumeSend } from '../../app/send/resume.js';
+import { checkRetryable, retryDeliveries } from '../../app/send/retry.js';
+import { runSend, type RunOptions } from '../../app/send/run.js';
+import { bulletinStatus } from '../../app/send/status.js';
+import { sendTestCopy } from '../../app/send/test-copy.js';
+import { runWorker } from '../../app/send/worker.js';
+import { openTransport } from '../../app/transports.js';
+import { DELIVERY_STATES, RETRYABLE_STATES } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
 import { MAX_BASE_URL_LENGTH } from '../../domain/list.js';
 import {
@@ -35,13 +30,15 @@ import {
   MAX_TEMPLATE_NESTING,
   MAX_TEMPLATE_TAGS,
 } from '../../render/limits.js';
-import { MESSAGE_REFUSALS_TO_HOLD, type Dispatcher } from '../../send/dispatcher.js';
-import { DatabaseOutage } from '../../send/database-outage.js';
-import { formatRate } from '../../send/adaptive.js';
+import type { DatabaseOutage } from '../../send/database-outage.js';
+import { parseId, parsePositive, parseStates } from '../arguments.js';
 import type { CliContext } from '../context.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
+import { report, unusableError, watchOutage, withProgress } from '../send-progress.js';
+import { interruptibleSleep } from '../signals.js';
 
-export interface SendFlags extends TransportFlags {
+interface SendFlags extends SendOverrides {
+  outbox?: string;
   list?: string;
   yes?: boolean;
   dryRun?: boolean;
@@ -53,12 +50,6 @@ export interface SendFlags extends TransportFlags {
   templates?: string;
   quiet?: boolean;
   json?: boolean;
-}
-
-function parsePositive(value: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
-  return number;
 }
 
 function addRunOptions(command: Command): Command {
@@ -151,8 +142,7 @@ Examples:
           if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
           return;
         }
-        const transport = await openTransport(app.config, flags);
-        try {
+        await withTransport(app, flags, async (transport, settings) => {
           if (flags.testTo !== undefined) {
             const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
             if (flags.json) printJson(context.io, result);
@@ -164,12 +154,13 @@ Examples:
             return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
           }
           await confirm(context, plan, transport.description, flags);
-          const summary = await withProgress(context, flags, (onStart) => runSend(app, plan, runOptions(app, transport, flags, onStart, outage)), watch);
+          const summary = await withProgress(context, flags, (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage))), watch);
           report(context, summary, flags);
-          await reexportArchive(context, app, summary.list, flags, outage);
-        } finally {
-          await transport.close();
-        }
+          const archive = await refreshArchiveAfterSend(app, summary.list, outage);
+          if (archive && !flags.quiet && !flags.json) {
+            context.io.stderr.write(`Archive updated in ${archive.directory}/${summary.list}/ (${plural(archive.written, 'file')} written).\n`);
+          }
+        });
       }, { outage });
     });
 
@@ -195,30 +186,28 @@ Examples:
       const watch = watchOutage(context);
       const { outage } = watch;
       await context.run(async (app) => {
-        const transport = await openTransport(app.config, flags);
-        try {
-          for (;;) {
-            const ids = await unfinishedBulletins(app, flags.list, outage);
-            for (const id of ids) {
+        await withTransport(app, flags, async (transport, settings) => {
+          const end = await runWorker(app, {
+            ...(flags.list === undefined ? {} : { listSlug: flags.list }),
+            once: flags.once === true,
+            outage,
+            work: async (id) => {
               const summary = await withProgress(
                 context,
-                { ...flags, wait: false },
-                (onStart) => resumeSend(app, id, runOptions(app, transport, { ...flags, wait: false }, onStart, outage)),
+                flags,
+                (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage))),
                 watch,
               );
               report(context, summary, flags);
-              if (context.exitCode !== 0) return;
-            }
-            if (flags.once) return;
-            if (ids.length === 0 && !flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
-            if (await interruptibleSleep(5_000)) {
-              context.exitCode = 130;
-              return;
-            }
-          }
-        } finally {
-          await transport.close();
-        }
+              return context.exitCode === 0;
+            },
+            onIdle: () => {
+              if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
+            },
+            pause: interruptibleSleep,
+          });
+          if (end === 'interrupted') context.exitCode = 130;
+        });
       }, { outage });
     });
 
@@ -240,21 +229,17 @@ Examples:
     )
     .action(async (id: string, flags: SendFlags & { state: string }) => {
       const states = parseStates(flags.state);
-      const refused = states.filter((state) => !RETRYABLE_STATES.includes(state));
-      if (refused.length > 0) {
-        throw new BulletinError('USAGE', `Only ${RETRYABLE_STATES.join(', ')} deliveries can be retried, not ${refused.join(', ')}.`);
-      }
+      checkRetryable(states);
       const watch = watchOutage(context);
       const { outage } = watch;
       await context.run(async (app) => {
-        const transport = await openTransport(app.config, flags);
-        try {
+        await withTransport(app, flags, async (transport, settings) => {
           let requeued = 0;
           const summary = await withProgress(
             context,
             flags,
             async (onStart) => {
-              const result = await retryDeliveries(app, parseId(id), states, runOptions(app, transport, flags, onStart, outage));
+              const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage)));
               requeued = result.requeued;
               return result.summary;
             },
@@ -263,9 +248,7 @@ Examples:
           if (!flags.json && !flags.quiet) context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
           if (flags.json) return printJson(context.io, { requeued, ...summary });
           report(context, summary, flags);
-        } finally {
-          await transport.close();
-        }
+        });
       }, { outage });
     });
 
@@ -285,13 +268,10 @@ Example:
       const watch = watchOutage(context);
       const { outage } = watch;
       await context.run(async (app) => {
-        const transport = await openTransport(app.config, flags);
-        try {
-          const summary = await withProgress(context, flags, (onStart) => resumeSend(app, parseId(id), runOptions(app, transport, flags, onStart, outage)), watch);
+        await withTransport(app, flags, async (transport, settings) => {
+          const summary = await withProgress(context, flags, (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage))), watch);
           report(context, summary, flags);
-        } finally {
-          await transport.close();
-        }
+        });
       }, { outage });
     });
 
@@ -366,61 +346,24 @@ Example:
 /** `deliveries --state in-doubt`: not a state, the mark a delivery keeps once it was uncertain. */
 const IN_DOUBT = 'in-doubt';
 
-/** One outage per send command: the pause is said on stderr while no progress display shows it. */
-interface OutageWatch {
-  readonly outage: DatabaseOutage;
-  /** A progress display is showing the dispatcher's note (which includes the outage). */
-  showing: boolean;
-}
-
-function watchOutage(context: CliContext): OutageWatch {
-  const watch: { outage?: DatabaseOutage; showing: boolean } = { showing: false };
-  watch.outage = new DatabaseOutage({
-    onWait: (outage) => {
-      if (!watch.showing) context.io.stderr.write(`bulletin: ${outage.note('waiting for it before going on')}\n`);
-    },
+/** Parses the send's rates and durations once, opens its transport, and closes it after `work`. */
+async function withTransport(app: App, flags: SendFlags, work: (transport: RunOptions['transport'], settings: SendSettings) => Promise<void>): Promise<void> {
+  const settings = sendSettings(app.config, flags);
+  const transport = await openTransport(app.config, {
+    ...(flags.outbox === undefined ? {} : { outbox: flags.outbox }),
+    connections: settings.connections,
+    messagesPerConnection: settings.messagesPerConnection,
+    dataTimeoutMs: settings.dataTimeoutMs,
   });
-  return watch as OutageWatch;
-}
-
-function parseId(text: string): number {
-  const id = Number(text);
-  if (!Number.isInteger(id) || id < 1) throw new BulletinError('USAGE', `"${text}" is not a bulletin id (see \`bulletin status\`).`);
-  return id;
-}
-
-function parseStates(text: string, alsoAllowed?: string): DeliveryState[] {
-  const states = text.split(',').map((state) => state.trim());
-  const unknown = states.filter((state) => !isDeliveryState(state));
-  if (unknown.length > 0) {
-    throw new BulletinError('USAGE', `Unknown state(s) ${unknown.join(', ')}: use ${DELIVERY_STATES.join(', ')}${alsoAllowed ? `, or ${alsoAllowed}` : ''}.`);
+  try {
+    await work(transport, settings);
+  } finally {
+    await transport.close();
   }
-  return states as DeliveryState[];
 }
 
-export function runOptions(
-  app: App,
-  transport: RunOptions['transport'],
-  flags: SendFlags,
-  onStart: RunOptions['onStart'],
-  outage?: DatabaseOutage,
-): RunOptions {
-  let leaseMs: number | undefined;
-  if (flags.lease !== undefined) {
-    const parsed = parseDuration(flags.lease);
-    if (parsed === null || parsed < 1000) throw new BulletinError('BAD_INPUT', `--lease "${flags.lease}" is not a duration of at least 1s (like 30s or 2m).`);
-    leaseMs = parsed;
-  }
-  return {
-    transport,
-    ...(leaseMs === undefined ? {} : { leaseMs }),
-    ...createPacing(flags.rate ?? app.config.rate, flags.rateFloor ?? app.config.rateFloor),
-    retry: retryPolicy(app.config, flags),
-    resendUncertain: flags.uncertain !== 'hold',
-    waitForDeferred: flags.wait,
-    ...(onStart ? { onStart } : {}),
-    ...(outage ? { outage } : {}),
-  };
+function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage) {
+  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage };
 }
 
 async function confirm(context: CliContext, plan: SendPlan, relay: string, flags: SendFlags): Promise<void> {
@@ -447,176 +390,6 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
   const answer = await prompt.question(`Send to ${plan.recipients.toLocaleString('en-US')} recipients? [y/N] `);
   prompt.close();
   if (!/^y(es)?$/i.test(answer.trim())) throw new BulletinError('USAGE', 'Not sent: not confirmed.');
-}
-
-/**
- * Runs the send with a progress bar (terminal), JSON progress lines on stderr (otherwise) or nothing
- * (--quiet), and Ctrl-C / SIGTERM handling: the first stops gracefully, a second exits at once.
- */
-export async function withProgress(
-  context: CliContext,
-  flags: SendFlags,
-  run: (onStart: NonNullable<RunOptions['onStart']>) => Promise<SendSummary>,
-  watch?: OutageWatch,
-): Promise<SendSummary> {
-  let dispatcher: Dispatcher | undefined;
-  let total = 0;
-  const started = Date.now();
-  let stopSignal: NodeJS.Signals | undefined;
-  const tty = context.io.stderr.isTTY === true && !flags.json;
-  const bar = tty && !flags.quiet
-    ? new cliProgress.SingleBar(
-        {
-          format: '{bar} {percentage}% | {value}/{total} | sent {sent} deferred {deferred} failed {failed} | {rate}/s | ETA {eta_formatted}{note}',
-          stream: context.io.stderr as NodeJS.WritableStream,
-          hideCursor: true,
-          etaBuffer: 200,
-        },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
-  const done = () => (dispatcher ? dispatcher.counts.sent + dispatcher.counts.failed + dispatcher.counts.skipped : 0);
-  const values = () => {
-    const counts = dispatcher?.counts ?? { sent: 0, deferred: 0, failed: 0, uncertain: 0, skipped: 0 };
-    const seconds = (Date.now() - started) / 1000;
-    const waiting = dispatcher?.waitingUntil;
-    const slower = dispatcher?.note ?? null;
-    const note = [waiting ? `waiting for retries due ${formatDate(waiting)}` : null, slower, stopSignal ? 'stopping…' : null].filter((part) => part !== null);
-    return {
-      ...counts,
-      rate: seconds > 0 ? (counts.sent / seconds).toFixed(0) : '0',
-      pace: dispatcher?.currentRate == null ? null : formatRate(dispatcher.currentRate),
-      note: note.length > 0 ? ` | ${note.join(' | ')}` : '',
-    };
-  };
-  const timer = setInterval(() => {
-    if (bar) return bar.update(done(), values());
-    if (!flags.quiet && dispatcher) {
-      context.io.stderr.write(`${JSON.stringify({ progress: { total, done: done(), ...values() } })}\n`);
-    }
-  }, bar ? 200 : 5000);
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopSignal) {
-      // Second signal: quit now. Outcomes not yet written are flushed if the database answers fast;
-      // whatever was in flight is `uncertain` on resume and re-sent with its original Message-ID.
-      void Promise.race([dispatcher?.flush(), new Promise((resolve) => setTimeout(resolve, 1000))]).finally(() =>
-        process.exit(signal === 'SIGINT' ? 130 : 143),
-      );
-      return;
-    }
-    stopSignal = signal;
-    dispatcher?.stop();
-    context.io.stderr.write(`\nStopping: finishing the messages in flight (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…\n`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    return await run((created, bulletin, open, inDoubt) => {
-      dispatcher = created;
-      total = open;
-      if (watch) watch.showing = !flags.quiet;
-      const doubt = inDoubtLine(bulletin.id, inDoubt);
-      if (doubt !== null && !flags.quiet && !flags.json) context.io.stderr.write(`${doubt}\n`);
-      bar?.start(total, 0, values());
-    });
-  } finally {
-    if (watch) watch.showing = false;
-    clearInterval(timer);
-    bar?.update(done(), values());
-    bar?.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (stopSignal) context.exitCode = stopSignal === 'SIGINT' ? 130 : 143;
-  }
-}
-
-/** The one sentence (and exit status) for a send that stopped by itself, or for a test copy that could not go. */
-function unusableError(outcome: { reply: string; relay: string; why: 'configuration' | 'size' }, bulletinId: number | null): BulletinError {
-  const then = bulletinId === null ? '' : `; its deliveries stay queued: fix it, then run bulletin resume ${bulletinId}`;
-  if (outcome.why === 'size') return new BulletinError('BAD_INPUT', `Nothing was sent: ${outcome.reply}${then}.`);
-  return new BulletinError('CONFIG', `No usable relay: ${outcome.relay} refuses our configuration: ${outcome.reply}${then}.`);
-}
-
-function haltError(summary: SendSummary): BulletinError | null {
-  const halt = summary.halt;
-  if (halt === null) return null;
-  if (halt.end === 'held') {
-    return new BulletinError(
-      'SEND_HELD',
-      `Send held: ${halt.relay} refused the message itself ${MESSAGE_REFUSALS_TO_HOLD} times in a row (${halt.reply}); fix the message or the relay's policy, then run bulletin resume ${summary.bulletinId}.`,
-    );
-  }
-  return unusableError({ reply: halt.reply, relay: halt.relay, why: halt.end === 'message too big' ? 'size' : 'configuration' }, summary.bulletinId);
-}
-
-export function report(context: CliContext, summary: SendSummary, flags: SendFlags): void {
-  const halted = haltError(summary);
-  if (flags.json) {
-    printJson(context.io, summary);
-    if (halted) throw halted;
-    return;
-  }
-  const c = summary.counts;
-  const lines = [
-    `Bulletin ${summary.bulletinId} to "${summary.list}" (${summary.subject}) through ${summary.relay}:`,
-    `  this run: ${summary.thisRun.sent} sent, ${summary.thisRun.deferred} deferred, ${summary.thisRun.failed} failed, ${summary.thisRun.uncertain} uncertain, ${summary.thisRun.skipped} skipped`,
-    `  in all:   ${DELIVERY_STATES.map((state) => `${c[state]} ${state}`).join(', ')}`,
-  ];
-  const doubt = inDoubtLine(summary.bulletinId, summary.inDoubt);
-  if (doubt !== null) lines.push(`  ${doubt}`);
-  if (summary.halt !== null) lines.push(`  stopped by itself (${summary.halt.end}): ${summary.halt.reply}`);
-  else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
-  else if (summary.end === 'stopped') lines.push(`  stopped. Resume with: bulletin resume ${summary.bulletinId}`);
-  else if (summary.end === 'waiting for deferred') {
-    lines.push(`  ${c.deferred} deferred, next retry due ${summary.nextAttemptAt ?? '?'}. Resume later with: bulletin resume ${summary.bulletinId}`);
-  } else if (summary.end === 'uncertain held') {
-    lines.push(`  ${c.uncertain} uncertain held (perhaps sent). Re-send them with: bulletin resume ${summary.bulletinId} --uncertain resend`);
-  }
-  printLines(context.io, ...lines);
-  if (halted) throw halted;
-}
-
-/**
- * What a resume must say about deliveries perhaps delivered already: how many, that they are re-sent
- * under their first Message-IDs (so a receiver may get a second copy), and how to list them.
- */
-function inDoubtLine(bulletinId: number, inDoubt: InDoubt): string | null {
-  if (inDoubt.uncertain === 0) return null;
-  const count = plural(inDoubt.uncertain, 'delivery was', 'deliveries were');
-  const why =
-    inDoubt.leftInFlight === inDoubt.uncertain
-      ? 'in flight when an earlier run stopped'
-      : inDoubt.leftInFlight > 0
-        ? `uncertain, ${inDoubt.leftInFlight.toLocaleString('en-US')} of them in flight when an earlier run stopped`
-        : 'uncertain (in flight when a sender stopped, or cut off before the relay answered)';
-  return inDoubt.resent
-    ? `${count} ${why}: they are re-sent under their original Message-IDs, so those receivers may see a second copy (list them: bulletin deliveries ${bulletinId} --state in-doubt).`
-    : `${count} ${why}: held, not re-sent (--uncertain hold); list them with bulletin deliveries ${bulletinId} --state in-doubt.`;
-}
-
-/** Sleeps; resolves true at once if Ctrl-C or SIGTERM comes first. */
-function interruptibleSleep(ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onSignal = () => finish(true);
-    const timer = setTimeout(() => finish(false), ms);
-    function finish(interrupted: boolean) {
-      clearTimeout(timer);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(interrupted);
-    }
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
-}
-
-/** After a send, with BULLETIN_ARCHIVE_DIR set, the list's archive is brought up to date. */
-async function reexportArchive(context: CliContext, app: App, slug: string, flags: SendFlags, outage: DatabaseOutage): Promise<void> {
-  const outDir = app.config.archiveDir;
-  if (outDir === null) return;
-  // An export is safe to repeat: it rewrites only files that changed.
-  const summary = await outage.ride(() => exportArchive(app, { slug, outDir }));
-  if (!flags.quiet && !flags.json) context.io.stderr.write(`Archive updated in ${summary.directory}/${slug}/ (${plural(summary.written, 'file')} written).\n`);
 }
 
 function formatSeconds(seconds: number): string {

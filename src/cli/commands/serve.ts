@@ -2,17 +2,12 @@
 // then stops taking requests, finishes those in progress and exits.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
+import { parsePort } from '../arguments.js';
 import { startWebServer } from '../../web/server.js';
 import type { CliContext } from '../context.js';
 import { printLines } from '../output.js';
-
-/** A --port value: 0 (any free port) to 65535. */
-export function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
-  return port;
-}
+import { firstSignal } from '../signals.js';
 
 export function registerServeCommand(program: Command, context: CliContext): void {
   program
@@ -63,28 +58,4 @@ Examples:
         context.exitCode = signal === 'SIGINT' ? 130 : 0;
       });
     });
-}
-
-/**
- * Waits for Ctrl-C or SIGTERM. A second one while the server finishes the requests in progress
- * exits at once, until `release` is called.
- */
-export function firstSignal(context: CliContext): Promise<{ signal: NodeJS.Signals; release: () => void }> {
-  return new Promise((resolveSignal) => {
-    const again = (second: NodeJS.Signals) => process.exit(second === 'SIGINT' ? 130 : 143);
-    const release = () => {
-      process.off('SIGINT', again);
-      process.off('SIGTERM', again);
-    };
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      process.on('SIGINT', again);
-      process.on('SIGTERM', again);
-      context.io.stderr.write(`Stopping: finishing the requests in progress (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…\n`);
-      resolveSignal({ signal, release });
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
 }

@@ -1,0 +1,148 @@
+// Use case `send` (first half): reads and checks the bulletin file, finds its list and whether an
+// unfinished send of it exists (then the send resumes it), compiles it once, and says what the
+// author must confirm: recipients, a sample, DKIM and warnings. Reads only: repeatable after an outage.
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { BulletinError } from '../../domain/errors.js';
+import type { MailingList } from '../../domain/list.js';
+import {
+  compileBulletin,
+  parseBulletinSource,
+  SAMPLE_RECIPIENT,
+  type CompiledBulletin,
+  type MessageIdVersion,
+  type TemplateSet,
+} from '../../render/index.js';
+import { DatabaseOutage } from '../../send/database-outage.js';
+import { findBulletinByReference, findUnfinishedBulletin, type StoredBulletin } from '../../store/bulletins.js';
+import { countByState } from '../../store/deliveries.js';
+import { countMembers, selectMembers } from '../../store/memberships.js';
+import type { App } from '../context.js';
+import { describeDkim, loadDkim } from '../dkim-keys.js';
+import { requireList } from '../lists.js';
+import { installationKeys } from '../secret.js';
+import { openDeliveries } from './bulletins.js';
+
+export interface SendRequest {
+  readonly file: string;
+  /** The list slug; default: the bulletin's front matter `list`. */
+  readonly list?: string;
+  readonly templatesDir?: string;
+  readonly verp?: boolean;
+  /** Waits out the database going away (default: an outage of its own, said nowhere). */
+  readonly outage?: DatabaseOutage;
+}
+
+/** Everything decided before the first message: shown to the user for confirmation. */
+export interface SendPlan {
+  readonly list: MailingList;
+  readonly sourceText: string;
+  readonly sourceName: string;
+  readonly compiled: CompiledBulletin;
+  /** The unfinished bulletin this send resumes, if any. */
+  readonly resuming: StoredBulletin | null;
+  /** Recipients a new send would enqueue (active members), or open deliveries of the resumed one. */
+  readonly recipients: number;
+  readonly sample: { readonly to: string; readonly subject: string; readonly text: string };
+  readonly verp: boolean;
+  /** The DKIM signatures, and whether d= aligns with From. */
+  readonly dkim: string;
+  /** What the author should see before sending: empty subscriber fields in the archive copy, DKIM alignment. */
+  readonly warnings: readonly string[];
+}
+
+export async function prepareSend(app: App, request: SendRequest): Promise<SendPlan> {
+  let sourceText: string;
+  try {
+    sourceText = await readFile(request.file, 'utf8');
+  } catch (error) {
+    throw new BulletinError('BAD_INPUT', `Cannot read ${request.file}: ${(error as Error).message}.`);
+  }
+  const sourceName = basename(request.file);
+  const source = parseBulletinSource(sourceText, request.file);
+  const slug = request.list ?? source.list;
+  if (!slug) throw new BulletinError('USAGE', `Name the list: --list <slug>, or \`list:\` in the front matter of ${request.file}.`);
+  if (request.list && source.list && request.list !== source.list) {
+    throw new BulletinError('BAD_INPUT', `${request.file} says it is for the list "${source.list}", but --list names "${request.list}".`);
+  }
+  const outage = request.outage ?? new DatabaseOutage();
+  // Reads only: after an outage it all starts again.
+  return outage.ride(async () => {
+    const list = await requireList(app.db, slug);
+    const resuming = await findUnfinishedBulletin(app.db, list.id, sourceText);
+    const signing = (await installationKeys(app)).signing;
+    const verp = resuming?.verp ?? request.verp ?? false;
+    const compiled = resuming
+      ? await compileStored(app, resuming, list)
+      : await compileBulletin({
+          source,
+          list,
+          bulletinKey: 'preview',
+          signing,
+          verp,
+          date: app.clock.now(),
+          dkim: await loadDkim(app.config),
+          ...(await resolveInReplyTo(app, list, source.inReplyTo)),
+          ...(request.templatesDir === undefined ? {} : { templatesDir: request.templatesDir }),
+        });
+    const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countMembers(app.db, list.id, 'active');
+    const first = await firstActiveMember(app, list);
+    const sampleRecipient = first ?? SAMPLE_RECIPIENT;
+    const text = compiled.renderText(sampleRecipient);
+    const dkim = describeDkim(compiled.dkimSignatures, list.from.address);
+    return {
+      dkim: dkim.line,
+      warnings: [...compiled.emptyInArchive.map((place) => `archive copy: ${place}`), ...(dkim.warning === null ? [] : [dkim.warning])],
+      list,
+      sourceText,
+      sourceName,
+      compiled,
+      resuming,
+      recipients,
+      verp,
+      sample: { to: sampleRecipient.email, subject: compiled.subject, text: text.slice(0, 600) },
+    };
+  });
+}
+
+async function firstActiveMember(app: App, list: MailingList) {
+  const [first] = await selectMembers(app.db, { listId: list.id, status: 'active', limit: 1 });
+  return first ?? null;
+}
+
+/**
+ * Front matter `in-reply-to` names an earlier bulletin of the list by id or by the file it was sent
+ * from; the renderer threads to that bulletin's key (its id) and its Message-IDs' version.
+ */
+async function resolveInReplyTo(
+  app: App,
+  list: MailingList,
+  reference: string | null,
+): Promise<{ inReplyToBulletinKey: string | null; inReplyToMessageIdVersion?: MessageIdVersion }> {
+  if (reference === null) return { inReplyToBulletinKey: null };
+  const earlier = await findBulletinByReference(app.db, list.id, reference);
+  if (!earlier) {
+    throw new BulletinError('BAD_INPUT', `in-reply-to names "${reference}", but no bulletin of "${list.slug}" has that id or file name.`);
+  }
+  return { inReplyToBulletinKey: String(earlier.id), inReplyToMessageIdVersion: messageIdVersionOf(earlier) };
+}
+
+function messageIdVersionOf(bulletin: StoredBulletin): MessageIdVersion {
+  return bulletin.messageIdVersion === 1 ? 1 : 2;
+}
+
+export async function compileStored(app: App, bulletin: StoredBulletin, list: MailingList): Promise<CompiledBulletin> {
+  const source = parseBulletinSource(bulletin.source, bulletin.sourceName);
+  return compileBulletin({
+    source,
+    ...(await resolveInReplyTo(app, list, source.inReplyTo)),
+    list,
+    bulletinKey: String(bulletin.id),
+    signing: (await installationKeys(app)).signing,
+    messageIdVersion: messageIdVersionOf(bulletin),
+    templates: bulletin.templates as unknown as TemplateSet,
+    verp: bulletin.verp,
+    date: bulletin.sentDate,
+    dkim: await loadDkim(app.config),
+  });
+}

@@ -1,0 +1,43 @@
+// Ctrl-C and SIGTERM for long-running commands: wait for the first one (a second quits at once), or
+// sleep unless one comes.
+import type { CliContext } from './context.js';
+
+/**
+ * Waits for Ctrl-C or SIGTERM. A second one while the server finishes the requests in progress
+ * exits at once, until `release` is called.
+ */
+export function firstSignal(context: CliContext): Promise<{ signal: NodeJS.Signals; release: () => void }> {
+  return new Promise((resolveSignal) => {
+    const again = (second: NodeJS.Signals) => process.exit(second === 'SIGINT' ? 130 : 143);
+    const release = () => {
+      process.off('SIGINT', again);
+      process.off('SIGTERM', again);
+    };
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.on('SIGINT', again);
+      process.on('SIGTERM', again);
+      context.io.stderr.write(`Stopping: finishing the requests in progress (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…\n`);
+      resolveSignal({ signal, release });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+/** Sleeps; resolves true at once if Ctrl-C or SIGTERM comes first. */
+export function interruptibleSleep(ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onSignal = () => finish(true);
+    const timer = setTimeout(() => finish(false), ms);
+    function finish(interrupted: boolean) {
+      clearTimeout(timer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(interrupted);
+    }
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+}
