@@ -329,9 +329,9 @@ function bounce(index: number, email: string): Sent {
 }
 
 async function delivery(sentMessage: Sent) {
-  const [row] = await rows<{ state: string; last_reply: string | null }>(
+  const [row] = await rows<{ state: string; last_reply: string | null; bounce_report: string | null }>(
     db,
-    `SELECT d.state, d.last_reply FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+    `SELECT d.state, d.last_reply, d.bounce_report FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
       WHERE d.bulletin_id = $1 AND s.email = $2`,
     [sentMessage.bulletinId, sentMessage.email],
   );
@@ -403,7 +403,8 @@ describe(`bulletin bounces process (${DATABASE_KIND} database)`, () => {
 
     const row = await delivery(original);
     assert.equal(row?.state, 'failed');
-    assert.equal(row?.last_reply, `bounce 5.1.1: 550 5.1.1 <${people[0]}>: Recipient address rejected: User unknown in virtual mailbox table`);
+    assert.equal(row?.bounce_report, `bounce 5.1.1: 550 5.1.1 <${people[0]}>: Recipient address rejected: User unknown in virtual mailbox table`);
+    assert.equal(row?.last_reply, '250 Message queued as test', "the relay's reply (its queue id) is kept beside the bounce");
     const recorded = await bouncesOf(people[0]!);
     assert.equal(recorded.length, 1);
     assert.equal(recorded[0]?.status, '5.1.1');
@@ -441,10 +442,10 @@ describe(`bulletin bounces process (${DATABASE_KIND} database)`, () => {
 
     const classicRow = await delivery(classic);
     assert.equal(classicRow?.state, 'failed');
-    assert.match(classicRow?.last_reply ?? '', /^bounce 5\.1\.1: host mx\.example\.net \[192\.0\.2\.25\] SMTP error .* User unknown$/);
+    assert.match(classicRow?.bounce_report ?? '', /^bounce 5\.1\.1: host mx\.example\.net \[192\.0\.2\.25\] SMTP error .* User unknown$/);
     const dsnRow = await delivery(withDsn);
     assert.equal(dsnRow?.state, 'failed');
-    assert.equal(dsnRow?.last_reply, `bounce 5.0.0: 550 5.7.1 <${people[2]}>: Relay access denied`);
+    assert.equal(dsnRow?.bounce_report, `bounce 5.0.0: 550 5.7.1 <${people[2]}>: Relay access denied`);
     assert.equal((await bouncesOf(people[1]!))[0]?.status, '5.1.1');
     assert.equal((await bouncesOf(people[2]!))[0]?.status, '5.0.0');
   });
@@ -458,7 +459,7 @@ describe(`bulletin bounces process (${DATABASE_KIND} database)`, () => {
     assert.equal(summary.messages[0]?.identifiedBy, 'message-id');
     const row = await delivery(original);
     assert.equal(row?.state, 'failed');
-    assert.match(row?.last_reply ?? '', /^bounce 5\.1\.1: 550-5\.1\.1 The email account that you tried to reach does not exist\. .* - gsmtp$/);
+    assert.match(row?.bounce_report ?? '', /^bounce 5\.1\.1: 550-5\.1\.1 The email account that you tried to reach does not exist\. .* - gsmtp$/);
   });
 
   test('a delayed report (4.4.7) changes nothing and is counted as delayed', async () => {

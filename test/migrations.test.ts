@@ -28,6 +28,7 @@ const SHIPPED: Record<string, string> = {
   '0007_baseline_repair.sql': 'b30506a74c001c38d5cd5e074b2583d2ab0fa77ee0f96a27dd21c96ddc7b9c04',
   '0008_installation.sql': 'c5b40963baaf1d0ca24b369c8d352eb342f72810418328127e406ecf18b5242d',
   '0009_smtp_bounces.sql': '0f3a09ce81503cec8ca43bddab0a0cb054e066bc5d659c76c4b2c1e0120227d3',
+  '0013_ways_out.sql': '64761ad0c940d57b159b29c0887f5dd81b8fd2074b882a1737a1952a6e914d24',
   '0015_audiences_schedules_sync.sql': '52b76f471f57c2370f5a3c502cf4c948f91422cb7ab3c0d4ca72506c316efdea',
 };
 

@@ -56,14 +56,14 @@ test('every standard header is present, in pipeline order, with the expected val
   assert.equal(header(raw, 'List-Post'), 'NO');
   assert.equal(header(raw, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');
   assert.equal(header(raw, 'List-Archive'), '<https://lists.example.net/archive/bulletins/>');
-  assert.equal(header(raw, 'List-Help'), '<https://lists.example.net/archive/bulletins/>');
+  assert.equal(header(raw, 'List-Help'), '<https://lists.example.net/help/bulletins>, <mailto:news@example.net?subject=help>');
   assert.equal(header(raw, 'Precedence'), 'bulk');
   assert.equal(header(raw, 'Auto-Submitted'), 'auto-generated');
 
   const list = mail.headers.get('list') as { unsubscribe: { url: string; mail: string }; id: { id: string } };
   assert.equal(list.id.id, 'bulletins.lists.example.net');
   const token = list.unsubscribe.url.replace('https://lists.example.net/u/', '');
-  assert.deepEqual(verifyToken(token, 'unsubscribe', KEYRING), { listId: 12, subscriberId: JANE.id });
+  assert.deepEqual(verifyToken(token, 'unsubscribe', KEYRING), { listId: 12, subscriberId: JANE.id, subscription: 0 });
   assert.equal(list.unsubscribe.mail, `bulletins-unsubscribe@lists.example.net?subject=unsubscribe%20${token}`);
   // Never folded inside a URI: each URI sits whole on one line.
   assert.match(headerBlock(raw), new RegExp(`^List-Unsubscribe: <https://lists\\.example\\.net/u/${token}>,\\r\\n <mailto:[^\\r\\n]+>\\r$`, 'm'));
@@ -277,7 +277,7 @@ test('the envelope sender is the bounce address, or a VERP address naming the re
   const { envelope, raw } = verp.render(JANE);
   const match = /^bulletins-bounces\+([A-Za-z0-9_-]{40})@lists\.example\.net$/.exec(envelope.from);
   assert.ok(match, envelope.from);
-  assert.deepEqual(verifyToken(match[1]!, 'verp', KEYRING), { listId: 12, subscriberId: JANE.id });
+  assert.deepEqual(verifyToken(match[1]!, 'verp', KEYRING), { listId: 12, subscriberId: JANE.id, subscription: 0 });
   assert.equal(verifyToken(match[1]!, 'unsubscribe', KEYRING), null);
   assert.notEqual(verp.render(TARO).envelope.from, envelope.from);
   assert.ok(!raw.toString('latin1').includes(match[1]!), 'the VERP token leaked into the message');

@@ -141,7 +141,7 @@ test('the default layout has the unsubscribe and archive links, lang, and access
   const unsubscribe = /<a href="([^"]+)"[^>]*>Unsubscribe<\/a>/.exec(html);
   assert.ok(unsubscribe, 'no visible unsubscribe link');
   const token = unsubscribe[1]!.replace('https://lists.example.net/u/', '');
-  assert.deepEqual(verifyToken(token, 'unsubscribe', KEYRING), { listId: 12, subscriberId: JANE.id });
+  assert.deepEqual(verifyToken(token, 'unsubscribe', KEYRING), { listId: 12, subscriberId: JANE.id, subscription: 0 });
   assert.match(html, /<a href="https:\/\/lists\.example\.net\/archive\/bulletins\/"[^>]*>Read past bulletins<\/a>/);
   assert.match(html, /You receive ExampleNet-Bulletins at jane@example\.org\./);
 
@@ -202,9 +202,10 @@ test('a stored template set recompiles to the same output without reading files'
 });
 
 test('the archive body holds no recipient address, name or token', async () => {
+  // In the archive, {{unsubscribeUrl}} is the list's help page (how to leave, for whoever reads it there).
   const bulletin = await compileText(bulletinText({ subject: 'Hi' }, 'Hello {{subscriber.name}} <{{subscriber.email}}>, this is **news**: {{unsubscribeUrl}}'));
   const archive = bulletin.archiveBody();
-  assert.equal(archive.html, '<p>Hello  <>, this is <strong>news</strong>: https://lists.example.net/archive/bulletins/</p>\n');
+  assert.equal(archive.html, '<p>Hello  <>, this is <strong>news</strong>: https://lists.example.net/help/bulletins</p>\n');
   for (const text of [archive.html, archive.text]) {
     assert.ok(!text.includes('/u/'), 'an unsubscribe token link is in the archive');
     assert.ok(!text.includes('@example.org'));

@@ -1,13 +1,14 @@
 // Unsubscribe and VERP tokens: they round-trip, resist tampering, honour rotation, purpose and
 // installation, reveal nothing readable about the subscriber they name, and tokens made before
-// installations had an id (version 1) verify only where the caller allows them.
+// installations had an id (version 1) verify only where the caller allows them. A token names the
+// subscription it was made for; those made before it did (version 2) verify as subscription 0.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signLegacyToken, signToken, verifyToken, type SigningKey, type TokenKeyring } from '../src/domain/token.js';
+import { signLegacyToken, signToken, signUncountedToken, verifyToken, type SigningKey, type TokenKeyring } from '../src/domain/token.js';
 
 const SECRET = 'current-secret-0123456789abcdef';
 const PREVIOUS = 'previous-secret-fedcba9876543210';
-const subject = { listId: 7, subscriberId: 123456 };
+const subject = { listId: 7, subscriberId: 123456, subscription: 0 };
 const HERE = '6f1c1a52-8a4e-4d0b-9a51-0c1e2f3a4b5c';
 const ELSEWHERE = 'b7d2e9f0-1c3a-4e5b-8d6f-7a8b9c0d1e2f';
 
@@ -33,9 +34,31 @@ test('a token round-trips to its list and subscriber', () => {
   assert.deepEqual(verifyToken(token, 'unsubscribe', ring(SECRET)), subject);
 });
 
-test('large ids round-trip too', () => {
-  const big = { listId: 0xffff_ffff, subscriberId: Number.MAX_SAFE_INTEGER };
+test('large ids and subscription counts round-trip too; a subscriber id beyond 48 bits is refused', () => {
+  const big = { listId: 0xffff_ffff, subscriberId: 2 ** 48 - 1, subscription: 65_535 };
   assert.deepEqual(verifyToken(signToken('verp', big, key(SECRET)), 'verp', ring(SECRET)), big);
+  assert.deepEqual(verifyToken(signToken('verp', { ...big, subscription: 65_537 }, key(SECRET)), 'verp', ring(SECRET)), { ...big, subscription: 1 }, 'the count is kept modulo 65,536');
+  assert.throws(() => signToken('verp', { ...big, subscriberId: 2 ** 48 }, key(SECRET)), { name: 'BulletinError', code: 'INTERNAL' });
+});
+
+test('a token names the subscription it was made for', () => {
+  const first = signToken('unsubscribe', subject, key(SECRET));
+  const second = signToken('unsubscribe', { ...subject, subscription: 1 }, key(SECRET));
+  assert.notEqual(first, second);
+  assert.equal(verifyToken(first, 'unsubscribe', ring(SECRET))?.subscription, 0);
+  assert.equal(verifyToken(second, 'unsubscribe', ring(SECRET))?.subscription, 1);
+  assert.equal(signToken('unsubscribe', { listId: 7, subscriberId: 123456 }, key(SECRET)), first, 'no count is subscription 0');
+});
+
+test('a version-2 token (made before tokens named the subscription) verifies as subscription 0', () => {
+  const old = signUncountedToken('unsubscribe', subject, key(SECRET));
+  assert.match(old, /^[A-Za-z0-9_-]{40}$/);
+  assert.notEqual(old, signToken('unsubscribe', subject, key(SECRET)));
+  assert.deepEqual(verifyToken(old, 'unsubscribe', ring(SECRET)), subject);
+  const huge = { listId: 7, subscriberId: Number.MAX_SAFE_INTEGER, subscription: 0 };
+  assert.deepEqual(verifyToken(signUncountedToken('verp', huge, key(SECRET)), 'verp', ring(SECRET)), huge);
+  assert.equal(verifyToken(old, 'verp', ring(SECRET)), null, 'its purpose still counts');
+  assert.equal(verifyToken(signUncountedToken('unsubscribe', subject, key(SECRET, ELSEWHERE)), 'unsubscribe', ring(SECRET)), null);
 });
 
 test('signing is deterministic and distinguishes subscribers and lists', () => {

@@ -68,6 +68,9 @@ const url = (token: string) => `${server.url}/u/${token}`;
 const post = (token: string, body: string, headers: Record<string, string> = {}, base = server.url) =>
   fetch(`${base}/u/${token}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
 
+/** What a browser sends with the page's button on our own page. */
+const SAME_ORIGIN = { 'sec-fetch-site': 'same-origin' };
+
 function assertSecurityHeaders(response: Response): void {
   assert.match(response.headers.get('content-security-policy') ?? '', /^default-src 'none'; style-src 'self';.*frame-ancestors 'none'/);
   assert.equal(response.headers.get('referrer-policy'), 'no-referrer');
@@ -81,7 +84,7 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
     const page = await (await fetch(url(token))).text();
     assert.match(page, /is not subscribed/);
     assert.doesNotMatch(page, /value="resubscribe"/);
-    const undo = await post(token, 'action=resubscribe');
+    const undo = await post(token, 'action=resubscribe', SAME_ORIGIN);
     assert.equal(undo.status, 409);
     assert.match(await undo.text(), /cannot be subscribed from here/);
     assert.deepEqual(await membership('staff@example.net'), ['unsubscribed', 'command line']);
@@ -91,7 +94,7 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
     const token = tokens.get('bounced@example.net') as string;
     assert.equal((await post(token, 'List-Unsubscribe=One-Click')).status, 200);
     assert.deepEqual(await membership('bounced@example.net'), ['bounced', 'bounce']);
-    assert.equal((await post(token, 'action=resubscribe')).status, 409);
+    assert.equal((await post(token, 'action=resubscribe', SAME_ORIGIN)).status, 409);
     assert.deepEqual(await membership('bounced@example.net'), ['bounced', 'bounce']);
   });
 
@@ -104,7 +107,7 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
         WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'late@example.net')`,
     );
     assert.doesNotMatch(await (await fetch(url(token))).text(), /value="resubscribe"/);
-    assert.equal((await post(token, 'action=resubscribe')).status, 409);
+    assert.equal((await post(token, 'action=resubscribe', SAME_ORIGIN)).status, 409);
     assert.deepEqual(await membership('late@example.net'), ['unsubscribed', 'page']);
   });
 
@@ -113,7 +116,7 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
     const page = await fetch(url(token));
     assert.equal(page.status, 404);
     assert.match(await page.text(), /This link is not valid/);
-    assert.equal((await post(token, 'action=resubscribe')).status, 404);
+    assert.equal((await post(token, 'action=resubscribe', SAME_ORIGIN)).status, 404);
     assert.equal((await post(token, 'List-Unsubscribe=One-Click')).status, 404);
     assert.equal(await membership('erased@example.net'), null);
   });

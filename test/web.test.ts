@@ -61,8 +61,14 @@ after(async () => {
 const url = (token: string) => `${server.url}/u/${token}`;
 const oneClick = (token: string) =>
   fetch(url(token), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click', redirect: 'manual' });
+/** The page's button, as a browser sends it from our own page (Sec-Fetch-Site: same-origin). */
 const form = (token: string, action: string) =>
-  fetch(url(token), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `action=${action}`, redirect: 'manual' });
+  fetch(url(token), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+    body: `action=${action}`,
+    redirect: 'manual',
+  });
 
 function assertSecurityHeaders(response: Response): void {
   assert.match(response.headers.get('content-security-policy') ?? '', /default-src 'none'.*frame-ancestors 'none'/);

@@ -1,20 +1,27 @@
-// `bulletin bounces process`: reads bounce messages from an mbox, a maildir or a directory of .eml files,
-// finds whose they are (a verified VERP token, or the original Message-ID of a delivery), records each
-// hard bounce once, fails its delivery, and marks members bounced at the threshold. Delays change nothing.
+// `bulletin bounces process`: reads what came back (bounces, ARF complaints, unsubscribe requests) from
+// an mbox, a maildir or a directory of .eml files; `handleMail` does the same for one message that
+// `bulletin inbound` received. It finds whose each is (a verified VERP token, the original Message-ID of
+// a delivery, or a request's unsubscribe token), records each hard bounce once, fails its delivery,
+// marks members bounced at the threshold, and unsubscribes complainers and requesters. Delays change nothing.
 import { createReadStream } from 'node:fs';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { splitMbox, looksLikeMbox } from '../bounce/mbox.js';
-import { readBounce, type BounceMessage, type DeliveryReport } from '../bounce/report.js';
+import type { ComplaintReport } from '../bounce/complaint.js';
+import { readInboundMail, type InboundAddressKind } from '../bounce/inbound-mail.js';
+import type { BounceMessage, DeliveryReport } from '../bounce/report.js';
+import type { UnsubscribeRequest } from '../bounce/request.js';
+import { insertComplaint } from '../store/complaints.js';
 import { BulletinError } from '../domain/errors.js';
 import { verifyToken, type TokenKeyring, type TokenSubject } from '../domain/token.js';
 import type { Sql } from '../store/database.js';
 import { countBouncesSinceSubscribed, insertBounce } from '../store/bounces.js';
-import { failDeliveryByMessageId, skipPendingDeliveries, type BouncedDelivery } from '../store/deliveries.js';
+import { failDeliveryByMessageId, findDeliveryByMessageId, skipPendingDeliveries, type BouncedDelivery } from '../store/deliveries.js';
 import { findListById } from '../store/lists.js';
-import { findMemberById, markBouncedAtThreshold } from '../store/memberships.js';
+import { changeMembershipStatus, findMemberById, markBouncedAtThreshold } from '../store/memberships.js';
 import type { App } from './context.js';
 import { installationKeys } from './secret.js';
+import { leaveByLink, OUT_OF_DATE } from './unsubscribe.js';
 
 export interface ProcessBouncesOptions {
   /** Hard bounces that make a membership `bounced`; default: the configuration's (3). */
@@ -46,6 +53,32 @@ export type BounceOutcome =
       readonly identifiedBy: 'verp+message-id' | 'verp' | 'message-id';
       readonly bounces: number;
       readonly nowBounced: boolean;
+      /** Action: failed with a 4.x.x status: the relay gave up on a temporary error (expired in its queue). */
+      readonly expired: boolean;
+    }
+  | {
+      /** An unsubscribe request mailed to the list's -unsubscribe address, whose token verified. */
+      readonly kind: 'unsubscribe';
+      readonly place: MessagePlace;
+      readonly list: string;
+      /** Masked, as the web pages show it. */
+      readonly maskedAddress: string;
+      readonly outcome: 'unsubscribed' | 'already unsubscribed';
+    }
+  | {
+      /** A feedback-loop complaint (ARF) about one of our messages. */
+      readonly kind: 'complaint';
+      readonly place: MessagePlace;
+      /** False: recorded by an earlier run. */
+      readonly recorded: boolean;
+      readonly list: string;
+      readonly email: string | null;
+      readonly feedbackType: string;
+      readonly bulletinId: number | null;
+      readonly deliveryId: number | null;
+      readonly identifiedBy: 'verp+message-id' | 'verp' | 'message-id';
+      /** Whether it moved the membership from active to unsubscribed (source `complaint`). */
+      readonly unsubscribed: boolean;
     }
   | { readonly kind: 'delayed'; readonly place: MessagePlace; readonly status: string; readonly recipient: string | null }
   | { readonly kind: 'unrecognised'; readonly place: MessagePlace; readonly reason: string };
@@ -58,14 +91,20 @@ export interface BounceRunSummary {
   readonly alreadyRecorded: number;
   readonly deliveriesFailed: number;
   readonly delayedIgnored: number;
+  /** Unsubscribe requests by mail whose token verified (the member left, or had left already). */
+  readonly unsubscribeRequests: number;
+  /** Complaints recorded (a complaint read again is not counted twice). */
+  readonly complaintsRecorded: number;
   readonly unrecognised: readonly { place: MessagePlace; reason: string }[];
   readonly nowBounced: readonly { list: string; email: string | null; bounces: number }[];
   readonly outcomes: readonly BounceOutcome[];
 }
 
-interface FoundMessage {
+export interface FoundMessage {
   readonly place: MessagePlace;
   readonly raw: Buffer;
+  /** Which of a list's addresses it was sent to, when known (SMTP's RCPT TO). */
+  readonly sentTo?: InboundAddressKind;
   /** Set when the bytes are known not to be a message (an mbox's preamble). */
   readonly problem?: string;
 }
@@ -135,27 +174,30 @@ async function* messagesAt(path: string, label: string): AsyncGenerator<FoundMes
   }
 }
 
-function identify(bounce: BounceMessage, keyring: TokenKeyring): { subject: TokenSubject | null; badToken: boolean } {
-  for (const token of bounce.verpTokens) {
+function identify(verpTokens: readonly string[], keyring: TokenKeyring): { subject: TokenSubject | null; badToken: boolean } {
+  for (const token of verpTokens) {
     const subject = verifyToken(token, 'verp', keyring);
     if (subject !== null) return { subject, badToken: false };
   }
-  return { subject: null, badToken: bounce.verpTokens.length > 0 };
+  return { subject: null, badToken: verpTokens.length > 0 };
 }
 
 function replyFor(report: DeliveryReport): string {
-  return `bounce ${report.status}: ${report.diagnostic ?? `${report.action ?? 'failed'}${report.finalRecipient ? ` for ${report.finalRecipient}` : ''}`}`;
+  const what = `${report.status}: ${report.diagnostic ?? `${report.action ?? 'failed'}${report.finalRecipient ? ` for ${report.finalRecipient}` : ''}`}`;
+  return report.outcome === 'expired' ? `expired at the relay: bounce ${what}` : `bounce ${what}`;
 }
 
 class DryRunRollback extends Error {}
 
-export async function processBounces(app: App, path: string, label: string, options: ProcessBouncesOptions = {}): Promise<BounceRunSummary> {
-  const threshold = options.threshold ?? app.config.bounceThreshold;
-  if (!Number.isInteger(threshold) || threshold < 1) throw new BulletinError('USAGE', `The bounce threshold must be a whole number of at least 1, not ${threshold}.`);
-  const keyring = (await installationKeys(app)).keyring;
-  const dryRun = options.dryRun ?? false;
-  const listSlugs = new Map<number, string>();
+type Unit = <T>(work: (tx: Sql) => Promise<T>) => Promise<T>;
+type Judge = (message: FoundMessage, unit: Unit) => Promise<BounceOutcome>;
 
+/** Who a VERP token or an original Message-ID names: the delivery when one carries the Message-ID. */
+type Identified<D> = { delivery: D | null; subject: TokenSubject | null; badToken: boolean };
+
+/** What each message is and what it changes: one judge for a whole run (it caches list slugs). */
+function mailJudge(app: App, keyring: TokenKeyring, threshold: number): Judge {
+  const listSlugs = new Map<number, string>();
   const slugOf = async (sql: Sql, listId: number): Promise<string> => {
     let slug = listSlugs.get(listId);
     if (slug === undefined) {
@@ -164,9 +206,16 @@ export async function processBounces(app: App, path: string, label: string, opti
     }
     return slug;
   };
+  const nobody = (found: Identified<unknown>, messageIds: readonly string[]): string =>
+    found.badToken
+      ? 'its VERP address does not verify (tampered, truncated or signed by another installation) and it quotes no Message-ID we sent'
+      : messageIds.length > 0
+        ? `no recipient identifiable: no VERP address, and no delivery has the Message-ID ${messageIds.join(', ')}`
+        : 'no recipient identifiable: no VERP address and no original Message-ID';
+  const identifiedBy = (found: Identified<unknown>) => (found.delivery && found.subject ? 'verp+message-id' : found.delivery ? 'message-id' : 'verp') as 'verp+message-id' | 'verp' | 'message-id';
 
   const hardBounce = async (tx: Sql, place: MessagePlace, bounce: BounceMessage, report: DeliveryReport): Promise<BounceOutcome> => {
-    const { subject, badToken } = identify(bounce, keyring);
+    const { subject, badToken } = identify(bounce.verpTokens, keyring);
     const reply = replyFor(report);
     let delivery: BouncedDelivery | null = null;
     for (const messageId of bounce.originalMessageIds) {
@@ -179,14 +228,7 @@ export async function processBounces(app: App, path: string, label: string, opti
       if (delivery !== null) break;
     }
     const who = delivery ?? subject;
-    if (who === null) {
-      const reason = badToken
-        ? 'its VERP address does not verify (tampered, truncated or signed by another installation) and it quotes no Message-ID we sent'
-        : bounce.originalMessageIds.length > 0
-          ? `no recipient identifiable: no VERP address, and no delivery has the Message-ID ${bounce.originalMessageIds.join(', ')}`
-          : 'no recipient identifiable: no VERP address and no original Message-ID';
-      return { kind: 'unrecognised', place, reason };
-    }
+    if (who === null) return { kind: 'unrecognised', place, reason: nobody({ delivery, subject, badToken }, bounce.originalMessageIds) };
     const { listId, subscriberId } = who;
     const member = await findMemberById(tx, listId, subscriberId);
     if (member === null && delivery === null) {
@@ -198,7 +240,7 @@ export async function processBounces(app: App, path: string, label: string, opti
       deliveryId: delivery?.id ?? null,
       dedupKey: delivery ? `delivery:${delivery.id}` : bounce.messageId ? `message-id:${bounce.messageId}` : `sha256:${bounce.fingerprint}`,
       status: report.status,
-      diagnostic: report.diagnostic ?? '',
+      diagnostic: report.outcome === 'expired' ? `expired at the relay: ${report.diagnostic ?? ''}`.trim() : (report.diagnostic ?? ''),
       originalMessageId: bounce.originalMessageIds[0] ?? null,
       bounceMessageId: bounce.messageId,
       reportedAt: bounce.date,
@@ -216,26 +258,99 @@ export async function processBounces(app: App, path: string, label: string, opti
       diagnostic: report.diagnostic,
       deliveryId: delivery?.id ?? null,
       deliveryFailed: delivery?.failed ?? false,
-      identifiedBy: delivery && subject ? 'verp+message-id' : delivery ? 'message-id' : 'verp',
+      identifiedBy: identifiedBy({ delivery, subject, badToken }),
       bounces,
       nowBounced,
+      expired: report.outcome === 'expired',
     };
   };
 
-  const judge = async (message: FoundMessage, unit: <T>(work: (tx: Sql) => Promise<T>) => Promise<T>): Promise<BounceOutcome> => {
+  /** A complaint names its member by VERP or the original's Message-ID, never by an address it quotes. */
+  const complaint = async (tx: Sql, place: MessagePlace, mail: { messageId: string | null; date: Date | null; fingerprint: string }, report: ComplaintReport): Promise<BounceOutcome> => {
+    const { subject, badToken } = identify(report.verpTokens, keyring);
+    let delivery: Awaited<ReturnType<typeof findDeliveryByMessageId>> = null;
+    for (const messageId of report.originalMessageIds) {
+      delivery = await findDeliveryByMessageId(tx, { messageId, listId: subject?.listId ?? null, subscriberId: subject?.subscriberId ?? null });
+      if (delivery !== null) break;
+    }
+    const who = delivery ?? subject;
+    if (who === null) return { kind: 'unrecognised', place, reason: `a complaint, but ${nobody({ delivery, subject, badToken }, report.originalMessageIds)}` };
+    const { listId, subscriberId } = who;
+    const member = await findMemberById(tx, listId, subscriberId);
+    if (member === null) return { kind: 'unrecognised', place, reason: 'a complaint about someone no longer on the list (erased, or the list was deleted)' };
+    const recorded = await insertComplaint(tx, {
+      listId,
+      subscriberId,
+      deliveryId: delivery?.id ?? null,
+      bulletinId: delivery?.bulletinId ?? null,
+      dedupKey: delivery ? `delivery:${delivery.id}` : mail.messageId ? `message-id:${mail.messageId}` : `sha256:${mail.fingerprint}`,
+      feedbackType: report.feedbackType,
+      userAgent: report.userAgent,
+      reportMessageId: mail.messageId,
+      reportedAt: mail.date,
+    });
+    // Gmail and Yahoo expect a bulk sender to stop mailing a complainer at once: unsubscribed, not bounced.
+    const unsubscribed = await changeMembershipStatus(tx, { listId, subscriberId, from: ['active'], to: 'unsubscribed', source: 'complaint' });
+    if (unsubscribed) await skipPendingDeliveries(tx, listId, subscriberId, 'skipped: unsubscribed (complaint) before its turn');
+    return {
+      kind: 'complaint',
+      place,
+      recorded,
+      list: await slugOf(tx, listId),
+      email: member.email,
+      feedbackType: report.feedbackType,
+      bulletinId: delivery?.bulletinId ?? null,
+      deliveryId: delivery?.id ?? null,
+      identifiedBy: identifiedBy({ delivery, subject, badToken }),
+      unsubscribed,
+    };
+  };
+
+  /** A request by mail: the first token that verifies decides; none changes nothing (and nobody is answered). */
+  const request = async (tx: Sql, place: MessagePlace, ask: UnsubscribeRequest): Promise<BounceOutcome> => {
+    let outOfDate = false;
+    for (const token of ask.tokens) {
+      const result = await leaveByLink(app, token, 'mailto', tx);
+      if (result === OUT_OF_DATE) outOfDate = true;
+      if (result === null || result === OUT_OF_DATE) continue;
+      return { kind: 'unsubscribe', place, list: await slugOf(tx, result.listId), maskedAddress: result.owner.maskedAddress, outcome: result.outcome };
+    }
+    const reason = outOfDate
+      ? 'an unsubscribe request whose link is out of date (the address subscribed again since); nothing changed'
+      : ask.tokens.length === 0
+        ? 'an unsubscribe request without a token; nothing changed'
+        : 'an unsubscribe request whose token does not verify; nothing changed';
+    return { kind: 'unrecognised', place, reason };
+  };
+
+  return async (message, unit) => {
     if (message.problem !== undefined) return { kind: 'unrecognised', place: message.place, reason: message.problem };
-    const bounce = await readBounce(message.raw);
-    const report = bounce.report;
-    if (report === null) return { kind: 'unrecognised', place: message.place, reason: bounce.problem ?? 'not a delivery status report' };
+    const mail = await readInboundMail(message.raw, message.sentTo ?? null);
+    if (mail.kind === 'unrecognised') return { kind: 'unrecognised', place: message.place, reason: mail.reason };
+    if (mail.kind === 'complaint') return unit((tx) => complaint(tx, message.place, mail, mail.complaint));
+    if (mail.kind === 'request') return unit((tx) => request(tx, message.place, mail.request));
+    const report = mail.bounce.report;
+    if (report === null) return { kind: 'unrecognised', place: message.place, reason: mail.bounce.problem ?? 'not a delivery status report' };
     if (report.outcome === 'temporary') return { kind: 'delayed', place: message.place, status: report.status, recipient: report.finalRecipient };
     if (report.outcome === 'success') {
       return { kind: 'unrecognised', place: message.place, reason: `not a failure: it reports ${report.action ?? 'a delivery'} (status ${report.status})` };
     }
-    return unit((tx) => hardBounce(tx, message.place, bounce, report));
+    return unit((tx) => hardBounce(tx, message.place, mail.bounce, report));
   };
+}
+
+function checkThreshold(threshold: number): void {
+  if (!Number.isInteger(threshold) || threshold < 1) throw new BulletinError('USAGE', `The bounce threshold must be a whole number of at least 1, not ${threshold}.`);
+}
+
+export async function processBounces(app: App, path: string, label: string, options: ProcessBouncesOptions = {}): Promise<BounceRunSummary> {
+  const threshold = options.threshold ?? app.config.bounceThreshold;
+  checkThreshold(threshold);
+  const judge = mailJudge(app, (await installationKeys(app)).keyring, threshold);
+  const dryRun = options.dryRun ?? false;
 
   const outcomes: BounceOutcome[] = [];
-  const run = async (unit: <T>(work: (tx: Sql) => Promise<T>) => Promise<T>) => {
+  const run = async (unit: Unit) => {
     for await (const message of messagesAt(path, label)) outcomes.push(await judge(message, unit));
   };
   if (dryRun) {
@@ -254,6 +369,16 @@ export async function processBounces(app: App, path: string, label: string, opti
   return summarize(outcomes, threshold, dryRun);
 }
 
+/**
+ * A handler of single messages as they arrive (`bulletin inbound`): each is read and acted on in its
+ * own transaction, exactly as `bounces process` would.
+ */
+export async function mailHandler(app: App, threshold = app.config.bounceThreshold): Promise<(message: FoundMessage) => Promise<BounceOutcome>> {
+  checkThreshold(threshold);
+  const judge = mailJudge(app, (await installationKeys(app)).keyring, threshold);
+  return (message) => judge(message, (work) => app.db.transaction(work));
+}
+
 function summarize(outcomes: readonly BounceOutcome[], threshold: number, dryRun: boolean): BounceRunSummary {
   const hard = outcomes.filter((outcome) => outcome.kind === 'hard');
   return {
@@ -264,6 +389,8 @@ function summarize(outcomes: readonly BounceOutcome[], threshold: number, dryRun
     alreadyRecorded: hard.filter((outcome) => !outcome.recorded).length,
     deliveriesFailed: hard.filter((outcome) => outcome.deliveryFailed).length,
     delayedIgnored: outcomes.filter((outcome) => outcome.kind === 'delayed').length,
+    unsubscribeRequests: outcomes.filter((outcome) => outcome.kind === 'unsubscribe').length,
+    complaintsRecorded: outcomes.filter((outcome) => outcome.kind === 'complaint' && outcome.recorded).length,
     unrecognised: outcomes.flatMap((outcome) => (outcome.kind === 'unrecognised' ? [{ place: outcome.place, reason: outcome.reason }] : [])),
     nowBounced: hard.filter((outcome) => outcome.nowBounced).map((outcome) => ({ list: outcome.list, email: outcome.email, bounces: outcome.bounces })),
     outcomes,

@@ -2,6 +2,7 @@
 // Input is checked here, once, with the domain's rules; the store only stores.
 import { normalizeAddress, parseMailbox, type Mailbox } from '../domain/address.js';
 import { BulletinError } from '../domain/errors.js';
+import { isLoopbackHost } from '../domain/links.js';
 import { isValidSlug, normalizeBaseUrl, type MailingList } from '../domain/list.js';
 import {
   findListBySlug,
@@ -24,6 +25,8 @@ export interface ListInput {
   readonly subjectPrefix?: string | null;
   readonly bounceAddress?: string | null;
   readonly templatesDir?: string | null;
+  /** Accept an http:// base URL for a host other than loopback (a test set-up): one-click then breaks. */
+  readonly allowHttp?: boolean;
 }
 
 export async function createList(app: App, slug: string, input: ListInput): Promise<MailingList> {
@@ -100,6 +103,13 @@ function checkListInput(input: ListInput): Partial<Omit<ListFields, 'slug'>> {
   if (input.baseUrl !== undefined) {
     const checked = normalizeBaseUrl(input.baseUrl);
     if (!checked.ok) throw new BulletinError('BAD_INPUT', `--base-url "${input.baseUrl}" ${checked.reason}.`);
+    const url = new URL(checked.url);
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && input.allowHttp !== true) {
+      throw new BulletinError(
+        'BAD_INPUT',
+        `--base-url "${input.baseUrl}" must be https: mail programs send the one-click unsubscribe (RFC 8058) only to an https link (--allow-http for a test set-up).`,
+      );
+    }
     changes.baseUrl = checked.url;
   }
   if (input.subjectPrefix !== undefined) {

@@ -66,7 +66,7 @@ export async function previewBulletin(app: App, request: PreviewRequest): Promis
     const email = checkAddress(request.to);
     const member = await findMember(app.db, list.id, email);
     if (!member) throw new BulletinError('NOT_FOUND', `${email} is not on the list "${list.slug}".`);
-    recipient = member;
+    recipient = { ...member, subscription: member.resubscriptions };
   }
   const content =
     request.format === 'eml'

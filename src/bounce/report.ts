@@ -1,13 +1,19 @@
 // Reads one bounce message (parsed with mailparser): what it reports (RFC 3464 delivery-status fields,
 // or Exim's classic plain-text failure and delay notices), and the clues naming our original message:
 // VERP tokens in the addresses it came back to, and the original Message-ID. Pure: bytes in, facts out.
+// A report that the relay gave up (Action: failed, or Exim's failure notice) is a failure whatever
+// its status class: a 4.x.x one means the message expired in the relay's queue.
 import { createHash } from 'node:crypto';
 import { simpleParser, type ParsedMail } from 'mailparser';
 
 /** What a bounce says happened to the message, for the one recipient it is about. */
 export interface DeliveryReport {
-  /** permanent: 5.x.x; temporary: 4.x.x (delayed, or given up on a temporary error); success: 2.x.x. */
-  readonly outcome: 'permanent' | 'temporary' | 'success';
+  /**
+   * permanent: failed, 5.x.x; expired: failed with 4.x.x (the relay kept retrying a temporary error
+   * until the message expired, e.g. Postfix's 4.2.1 or 4.2.2 after maximal_queue_lifetime), a failure
+   * too; temporary: delayed (Action: delayed, Exim's delay warning), it may still arrive; success: 2.x.x.
+   */
+  readonly outcome: 'permanent' | 'expired' | 'temporary' | 'success';
   /** RFC 3463 enhanced status code, e.g. `5.1.1`. */
   readonly status: string;
   /** The DSN's Action (`failed`, `delayed`…), or null for a plain-text notice. */
@@ -124,12 +130,13 @@ function reportFromDeliveryStatus(groups: readonly Map<string, string>[]): Deliv
     return null;
   };
   // One recipient per bulletin message; should a report list several, the first failure decides.
-  const ranked = [...candidates].sort((a, b) => rank(statusOf(a)) - rank(statusOf(b)));
+  const failed = (group: Map<string, string>) => (group.get('action') ?? '').toLowerCase().startsWith('failed');
+  const ranked = [...candidates].sort((a, b) => rank(statusOf(a), failed(a)) - rank(statusOf(b), failed(b)));
   const chosen = ranked[0]!;
   const status = statusOf(chosen);
   if (status === null) return `its delivery-status part has no readable Status (${chosen.get('status') ?? 'none'})`;
   return {
-    outcome: outcomeOf(status),
+    outcome: failed(chosen) && status.startsWith('4') ? 'expired' : outcomeOf(status),
     status,
     action: chosen.get('action')?.toLowerCase().split(/\s/)[0] ?? null,
     finalRecipient: withoutType(chosen.get('final-recipient')) ?? withoutType(chosen.get('original-recipient')),
@@ -138,9 +145,10 @@ function reportFromDeliveryStatus(groups: readonly Map<string, string>[]): Deliv
   };
 }
 
-function rank(status: string | null): number {
-  if (status === null) return 3;
-  return status.startsWith('5') ? 0 : status.startsWith('4') ? 1 : 2;
+/** A failure first (5.x.x, then a 4.x.x the relay gave up on), then a delay, then anything else. */
+function rank(status: string | null, failed: boolean): number {
+  if (status === null) return 4;
+  return status.startsWith('5') ? 0 : status.startsWith('4') ? (failed ? 1 : 2) : 3;
 }
 
 /**
@@ -172,7 +180,7 @@ function reportFromEximText(text: string, failedRecipientsHeader: string | null)
     statusFromText(diagnostic ?? '') ?? (failed ? (/permanent error/i.test(notice) ? '5.0.0' : null) : '4.0.0');
   if (status === null) return null;
   return {
-    outcome: failed ? outcomeOf(status) : 'temporary',
+    outcome: failed ? (status.startsWith('4') ? 'expired' : outcomeOf(status)) : 'temporary',
     status: failed ? status : status.startsWith('4') ? status : '4.0.0',
     action: null,
     finalRecipient: recipient ?? failedRecipientsHeader,
@@ -188,18 +196,18 @@ function returnedHeaderLines(text: string): string[] {
   return (end < 0 ? normalised : normalised.slice(0, end)).split('\n');
 }
 
-function tokensIn(text: string): string[] {
+/** Candidate VERP tokens (`<local>+<token>@`) in a text, in order, not yet verified. */
+export function verpTokensIn(text: string): string[] {
   return [...text.matchAll(VERP_TOKEN)].map((match) => match[1]!);
 }
+const tokensIn = verpTokensIn;
 
 function headerLinesNamed(parsed: ParsedMail, names: readonly string[]): string[] {
   return names.flatMap((name) => parsed.headerLines.filter((line) => line.key === name).map((line) => line.line));
 }
 
-/** Reads one message; never throws: anything unreadable comes back as a `problem`. */
-export async function readBounce(raw: Buffer): Promise<BounceMessage> {
-  const fingerprint = fingerprintOf(raw);
-  const empty = { messageId: null, date: null, report: null, verpTokens: [], originalMessageIds: [], fingerprint };
+/** Parses a message the way every reader here needs it; a string says why it is no mail message. */
+export async function parseMail(raw: Buffer): Promise<ParsedMail | string> {
   let parsed: ParsedMail;
   try {
     parsed = await simpleParser(raw, {
@@ -210,9 +218,24 @@ export async function readBounce(raw: Buffer): Promise<BounceMessage> {
       skipTextLinks: true,
     } as Parameters<typeof simpleParser>[1]);
   } catch (error) {
-    return { ...empty, problem: `cannot be parsed as a mail message: ${(error as Error).message}` };
+    return `cannot be parsed as a mail message: ${(error as Error).message}`;
   }
-  if (!parsed.headerLines.some((line) => /^[!-9;-~]+$/.test(line.key))) return { ...empty, problem: 'not a mail message (no header fields)' };
+  if (!parsed.headerLines.some((line) => /^[!-9;-~]+$/.test(line.key))) return 'not a mail message (no header fields)';
+  return parsed;
+}
+
+/** Reads one message; never throws: anything unreadable comes back as a `problem`. */
+export async function readBounce(raw: Buffer): Promise<BounceMessage> {
+  const parsed = await parseMail(raw);
+  if (typeof parsed === 'string') {
+    return { messageId: null, date: null, report: null, verpTokens: [], originalMessageIds: [], fingerprint: fingerprintOf(raw), problem: parsed };
+  }
+  return bounceOf(parsed, raw);
+}
+
+/** What a parsed message says as a bounce (see readBounce). */
+export function bounceOf(parsed: ParsedMail, raw: Buffer): BounceMessage {
+  const fingerprint = fingerprintOf(raw);
 
   const verpTokens = tokensIn(headerLinesNamed(parsed, ENVELOPE_HEADERS).join('\n'));
   const originalMessageIds: string[] = [];

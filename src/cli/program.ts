@@ -3,6 +3,7 @@
 import { Command, Help } from 'commander';
 import { registerArchiveCommands } from './commands/archive.js';
 import { registerBounceCommands } from './commands/bounces.js';
+import { registerInboundCommand } from './commands/inbound.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerListCommands } from './commands/list.js';
@@ -62,6 +63,7 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   registerServeCommand(program, context);
   registerArchiveCommands(program, context);
   registerBounceCommands(program, context);
+  registerInboundCommand(program, context);
   registerDbCommands(program, context);
   // Every subcommand reports usage errors the same way as the program.
   const inherit = (command: Command) => {

@@ -6,9 +6,12 @@ import { splitAddress } from './address.js';
 
 type ListLinks = Pick<MailingList, 'id' | 'slug' | 'baseUrl'>;
 
-/** `${baseUrl}/u/<token>`: the one-click (RFC 8058) and browser unsubscribe link of one subscriber. */
-export function unsubscribeUrl(list: ListLinks, subscriberId: number, key: SigningKey): string {
-  return unsubscribeUrlOf(list, signToken('unsubscribe', { listId: list.id, subscriberId }, key));
+/**
+ * `${baseUrl}/u/<token>`: the one-click (RFC 8058) and browser unsubscribe link of one subscriber, for
+ * their current subscription (`subscription`: the membership's re-subscriptions; older links are out of date).
+ */
+export function unsubscribeUrl(list: ListLinks, subscriberId: number, key: SigningKey, subscription = 0): string {
+  return unsubscribeUrlOf(list, signToken('unsubscribe', { listId: list.id, subscriberId, subscription }, key));
 }
 
 /** The same link for a token already signed (a renderer signs once and uses the token twice). */
@@ -21,9 +24,15 @@ export function archiveUrl(list: Pick<MailingList, 'slug' | 'baseUrl'>): string 
   return `${list.baseUrl}/archive/${list.slug}/`;
 }
 
-/** The page that says what the list is and how to leave it (List-Help); the archive index for now. */
+/** The page that says what the list is, how to leave it and whom to write to (List-Help): `${baseUrl}/help/<slug>`. */
 export function helpUrl(list: Pick<MailingList, 'slug' | 'baseUrl'>): string {
-  return archiveUrl(list);
+  return `${list.baseUrl}/help/${list.slug}`;
+}
+
+/** Loopback hosts, the only ones a list's base URL may name over plain http without --allow-http. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127(?:\.\d{1,3}){3}$/.test(host);
 }
 
 /** `<local>-unsubscribe@<domain>`, the mailto: target of List-Unsubscribe (RFC 2369). */

@@ -18,6 +18,8 @@ export interface Member extends Subscriber {
   readonly subscribedSource: MembershipSource;
   readonly statusChangedAt: Date;
   readonly statusSource: MembershipSource;
+  /** Times this membership became active again after leaving: what its unsubscribe links name. */
+  readonly resubscriptions: number;
 }
 
 /** Attribute names must be usable as Handlebars paths and CSV headers. */

@@ -2,13 +2,17 @@
 // VERP bounce addresses). A token is verified with the keys alone, no lookup table, and shows
 // neither id nor address. No I/O: the secret and installation id come from the caller.
 //
-// Format (version 2), deterministic synthetic-IV encryption (the SIV idea of RFC 5297, with HMAC):
-//   payload    = version (1 byte) | purpose (1 byte) | listId (uint32 BE) | subscriberId (uint64 BE)
+// Format (version 3), deterministic synthetic-IV encryption (the SIV idea of RFC 5297, with HMAC):
+//   payload    = version (1 byte) | purpose (1 byte) | listId (uint32 BE) | subscriberId (uint48 BE)
+//                | subscription (uint16 BE: the membership's re-subscriptions, modulo 65536)
 //   iv         = first 16 bytes of HMAC-SHA256(macKey, payload)          (the authentication tag)
 //   ciphertext = AES-256-CTR(encKey, iv, payload)
 //   token      = base64url(iv | ciphertext)                               (30 bytes, 40 characters)
 // with encKey and macKey derived from the secret and the installation id by HMAC-SHA256 under two
 // fixed labels: another installation's token never verifies, even under the same secret.
+// A version-3 token names the subscription it was made for, so a re-subscription puts older links out
+// of date. Version 2 (the same keys, subscriberId as uint64, no subscription) is in mail sent before;
+// it verifies as subscription 0, the count every membership had then.
 // Version 1 (bulletin 0.1) derived the keys from the secret alone; such tokens are in mail already
 // sent, and verify under the legacy secrets the caller names. Verifying decrypts, recomputes the
 // tag and compares it in constant time.
@@ -21,7 +25,15 @@ export type TokenPurpose = 'unsubscribe' | 'verp';
 export interface TokenSubject {
   readonly listId: number;
   readonly subscriberId: number;
+  /**
+   * Which subscription of this membership the token was made for: its count of re-subscriptions
+   * (modulo SUBSCRIPTION_MODULUS) when signed. 0 when absent, and for tokens older than version 3.
+   */
+  readonly subscription?: number;
 }
+
+/** A token carries the subscription count in 16 bits: after 65,536 re-subscriptions the count comes round again. */
+export const SUBSCRIPTION_MODULUS = 0x1_0000;
 
 /** What signs links (and keys Message-IDs): the secret, and the installation they belong to. */
 export interface SigningKey {
@@ -36,7 +48,9 @@ export interface TokenKeyring {
   readonly legacySecrets: readonly string[];
 }
 
-const FORMAT_VERSION = 2;
+const FORMAT_VERSION = 3;
+/** Version 2: subscriberId as uint64 BE and no subscription; verified, no longer made. */
+const UNCOUNTED_VERSION = 2;
 const LEGACY_VERSION = 1;
 const PURPOSE_CODES: Readonly<Record<TokenPurpose, number>> = { unsubscribe: 1, verp: 2 };
 const PAYLOAD_LENGTH = 14;
@@ -44,6 +58,7 @@ const TAG_LENGTH = 16;
 const TOKEN_LENGTH = 40; // base64url of TAG_LENGTH + PAYLOAD_LENGTH = 30 bytes, no padding
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{40}$/;
 const MAX_LIST_ID = 0xffff_ffff;
+const MAX_COUNTED_SUBSCRIBER_ID = 2 ** 48 - 1;
 
 interface TokenKeys {
   /** AES-256 in ECB mode over single 16-byte blocks: the one counter block of CTR mode (see aesCtr). */
@@ -86,7 +101,15 @@ function packPayload(version: number, purpose: TokenPurpose, subject: TokenSubje
   payload[0] = version;
   payload[1] = PURPOSE_CODES[purpose];
   payload.writeUInt32BE(listId, 2);
-  payload.writeBigUInt64BE(BigInt(subscriberId), 6);
+  if (version === FORMAT_VERSION) {
+    if (subscriberId > MAX_COUNTED_SUBSCRIBER_ID) throw new BulletinError('INTERNAL', `A token cannot carry subscriber id ${subscriberId}.`);
+    const subscription = subject.subscription ?? 0;
+    if (!Number.isSafeInteger(subscription) || subscription < 0) throw new BulletinError('INTERNAL', `A token cannot carry subscription ${subscription}.`);
+    payload.writeUIntBE(subscriberId, 6, 6);
+    payload.writeUInt16BE(subscription % SUBSCRIPTION_MODULUS, 12);
+  } else {
+    payload.writeBigUInt64BE(BigInt(subscriberId), 6);
+  }
   return payload;
 }
 
@@ -117,6 +140,11 @@ export function signToken(purpose: TokenPurpose, subject: TokenSubject, key: Sig
   return seal(FORMAT_VERSION, keysFor(key.secret, key.installationId), purpose, subject);
 }
 
+/** A version-2 token, as bulletin made them before links named the subscription: what mail sent then holds. */
+export function signUncountedToken(purpose: TokenPurpose, subject: TokenSubject, key: SigningKey): string {
+  return seal(UNCOUNTED_VERSION, keysFor(key.secret, key.installationId), purpose, subject);
+}
+
 /** A version-1 token, as bulletin 0.1 made them (secret only): what mail sent before the upgrade holds. */
 export function signLegacyToken(purpose: TokenPurpose, subject: TokenSubject, secret: string): string {
   return seal(LEGACY_VERSION, keysFor(secret, null), purpose, subject);
@@ -126,15 +154,20 @@ export function signLegacyToken(purpose: TokenPurpose, subject: TokenSubject, se
 function open(tag: Buffer, ciphertext: Buffer, keys: TokenKeys, version: number, purpose: TokenPurpose): TokenSubject | null | 'no' {
   const payload = aesCtr(keys, tag, ciphertext);
   if (!timingSafeEqual(authenticationTag(keys, payload), tag)) return 'no';
-  if (payload[0] !== version || payload[1] !== PURPOSE_CODES[purpose]) return null;
+  if (payload[1] !== PURPOSE_CODES[purpose]) return null;
+  if (version !== LEGACY_VERSION && payload[0] === FORMAT_VERSION) {
+    return { listId: payload.readUInt32BE(2), subscriberId: payload.readUIntBE(6, 6), subscription: payload.readUInt16BE(12) };
+  }
+  const expected = version === LEGACY_VERSION ? LEGACY_VERSION : UNCOUNTED_VERSION;
+  if (payload[0] !== expected) return null;
   const subscriberId = payload.readBigUInt64BE(6);
   if (subscriberId > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-  return { listId: payload.readUInt32BE(2), subscriberId: Number(subscriberId) };
+  return { listId: payload.readUInt32BE(2), subscriberId: Number(subscriberId), subscription: 0 };
 }
 
 /**
  * Who a token names, or null when it is not a valid token for `purpose` under the keyring (its
- * signing keys as version 2, then its legacy secrets as version 1). Never throws on bad input: any
+ * signing keys as version 3 or 2, then its legacy secrets as version 1). Never throws on bad input: any
  * tampering, truncation, other secret, other installation or other purpose gives null.
  */
 export function verifyToken(token: string, purpose: TokenPurpose, keyring: TokenKeyring): TokenSubject | null {

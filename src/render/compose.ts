@@ -283,7 +283,7 @@ class BulletinMessages implements CompiledBulletin {
   }
 
   private unsubscribeToken(recipient: Recipient): string {
-    return signToken('unsubscribe', { listId: this.list.id, subscriberId: recipient.id }, this.signing);
+    return signToken('unsubscribe', { listId: this.list.id, subscriberId: recipient.id, subscription: recipient.subscription ?? 0 }, this.signing);
   }
 
   private contextFor(recipient: Recipient, token: string): RecipientContext {

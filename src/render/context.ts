@@ -33,6 +33,8 @@ export interface Recipient {
   readonly email: string;
   readonly name: string | null;
   readonly attributes: Readonly<Record<string, unknown>>;
+  /** The membership's re-subscriptions (Member.resubscriptions), which the unsubscribe link names; 0 if absent. */
+  readonly subscription?: number;
 }
 
 interface ListVariables {

@@ -79,7 +79,8 @@ export const HEADER_PIPELINE: readonly (readonly [name: string, step: HeaderStep
           ]),
       },
       fixed('List-Archive', [`<${facts.archiveUrl}>`]),
-      fixed('List-Help', [`<${facts.helpUrl}>`]),
+      // The help page, and whom to write to (the From address: see README, "Help").
+      fixed('List-Help', [`<${facts.helpUrl}>,`, `<mailto:${facts.fromAddress}?subject=help>`]),
       // An announce-only list: nobody can post to it by mail.
       fixed('List-Post', ['NO']),
     ],

@@ -9,7 +9,8 @@ export interface ClaimedDelivery {
   readonly state: 'sending' | 'skipped';
   readonly attempts: number;
   readonly firstAttemptAt: Date;
-  readonly subscriber: { id: number; email: string; name: string | null; attributes: Record<string, unknown> } | null;
+  /** `subscription`: the membership's re-subscriptions, which its unsubscribe link names. */
+  readonly subscriber: { id: number; email: string; name: string | null; attributes: Record<string, unknown>; subscription?: number } | null;
 }
 
 export interface DeliveryOutcome {
@@ -43,6 +44,7 @@ interface ClaimRow {
   email: string | null;
   name: string | null;
   attributes: Record<string, unknown> | null;
+  resubscriptions: number | null;
 }
 
 /**
@@ -64,7 +66,7 @@ async function claim(
         ORDER BY ${order} LIMIT $2
         FOR UPDATE SKIP LOCKED
      ), judged AS (
-       SELECT p.id, s.id AS subscriber_id, s.email, s.name, s.attributes, (m.status = 'active') IS TRUE AS active
+       SELECT p.id, s.id AS subscriber_id, s.email, s.name, s.attributes, m.resubscriptions, (m.status = 'active') IS TRUE AS active
          FROM picked p
          JOIN deliveries d ON d.id = p.id
          LEFT JOIN subscribers s ON s.id = d.subscriber_id
@@ -80,7 +82,7 @@ async function claim(
             updated_at = now()
        FROM judged j
       WHERE d.id = j.id AND ${which}
-     RETURNING d.id, d.state, d.attempts, d.first_attempt_at, j.subscriber_id, j.email, j.name, j.attributes`,
+     RETURNING d.id, d.state, d.attempts, d.first_attempt_at, j.subscriber_id, j.email, j.name, j.attributes, j.resubscriptions`,
     [common.bulletinId, common.limit, common.listId, common.owner, common.leaseMs, common.now, ...values],
   );
   return rows.sort((a, b) => a.id - b.id).map(toClaimed);
@@ -95,7 +97,7 @@ function toClaimed(row: ClaimRow): ClaimedDelivery {
     subscriber:
       row.subscriber_id === null || row.email === null
         ? null
-        : { id: row.subscriber_id, email: row.email, name: row.name, attributes: row.attributes ?? {} },
+        : { id: row.subscriber_id, email: row.email, name: row.name, attributes: row.attributes ?? {}, subscription: row.resubscriptions ?? 0 },
   };
 }
 
@@ -135,8 +137,10 @@ export function claimDue(sql: Sql, options: ClaimOptions & { includeUncertain: b
  */
 export async function selectOwnClaims(sql: Sql, bulletinId: number, owner: string): Promise<ClaimedDelivery[]> {
   const { rows } = await sql.query<ClaimRow>(
-    `SELECT d.id, d.state, d.attempts, d.first_attempt_at, s.id AS subscriber_id, s.email, s.name, s.attributes
+    `SELECT d.id, d.state, d.attempts, d.first_attempt_at, s.id AS subscriber_id, s.email, s.name, s.attributes, m.resubscriptions
        FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+       LEFT JOIN bulletins b ON b.id = d.bulletin_id
+       LEFT JOIN memberships m ON m.list_id = b.list_id AND m.subscriber_id = d.subscriber_id
       WHERE d.bulletin_id = $1 AND d.state = 'sending' AND d.owner = $2
       ORDER BY d.id`,
     [bulletinId, owner],
@@ -303,7 +307,7 @@ export async function countSentSince(sql: Sql, bulletinId: number, seconds: numb
   return rows[0]?.count ?? 0;
 }
 
-/** The commonest replies among deliveries in the given states. */
+/** The commonest replies among deliveries in the given states (for one failed by a bounce, the bounce's). */
 export async function topReplies(
   sql: Sql,
   bulletinId: number,
@@ -311,9 +315,9 @@ export async function topReplies(
   limit: number,
 ): Promise<{ state: DeliveryState; reply: string; count: number }[]> {
   const { rows } = await sql.query<{ state: DeliveryState; reply: string; count: number }>(
-    `SELECT state, COALESCE(last_reply, '') AS reply, count(*)::int AS count FROM deliveries
+    `SELECT state, COALESCE(bounce_report, last_reply, '') AS reply, count(*)::int AS count FROM deliveries
       WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[])
-      GROUP BY state, last_reply ORDER BY count DESC, reply LIMIT $3`,
+      GROUP BY state, COALESCE(bounce_report, last_reply, '') ORDER BY count DESC, reply LIMIT $3`,
     [bulletinId, states, limit],
   );
   return rows;
@@ -327,6 +331,8 @@ export interface DeliveryRow {
   readonly messageId: string | null;
   readonly relay: string | null;
   readonly lastReply: string | null;
+  /** The bounce that failed it (status and diagnostic), beside the relay's reply in lastReply. */
+  readonly bounceReport: string | null;
   readonly sentAt: Date | null;
   readonly nextAttemptAt: Date | null;
   readonly updatedAt: Date;
@@ -350,12 +356,13 @@ export async function selectDeliveries(
     message_id: string | null;
     relay: string | null;
     last_reply: string | null;
+    bounce_report: string | null;
     sent_at: Date | null;
     next_attempt_at: Date | null;
     updated_at: Date;
     in_doubt: boolean;
   }>(
-    `SELECT d.id, s.email, d.state, d.attempts, d.message_id, d.relay, d.last_reply, d.sent_at, d.next_attempt_at, d.updated_at, d.in_doubt
+    `SELECT d.id, s.email, d.state, d.attempts, d.message_id, d.relay, d.last_reply, d.bounce_report, d.sent_at, d.next_attempt_at, d.updated_at, d.in_doubt
        FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
       WHERE d.bulletin_id = $1
         AND (($2::delivery_state[] IS NULL AND NOT $5) OR d.state = ANY($2) OR ($5 AND d.in_doubt))
@@ -371,6 +378,7 @@ export async function selectDeliveries(
     messageId: row.message_id,
     relay: row.relay,
     lastReply: row.last_reply,
+    bounceReport: row.bounce_report,
     sentAt: row.sent_at,
     nextAttemptAt: row.next_attempt_at,
     updatedAt: row.updated_at,
@@ -408,7 +416,8 @@ export interface BouncedDelivery {
 
 /**
  * A bounce quoting `messageId` (optionally only if the delivery is this list's and subscriber's, as
- * its VERP token says): the delivery becomes `failed` with `reply` if it was `sent`, `deferred` or
+ * its VERP token says): the delivery becomes `failed`, its last reply (the relay's, with its queue
+ * id) kept and `reply` (the bounce's status and diagnostic) beside it, if it was `sent`, `deferred` or
  * `uncertain`: the message reached a server that refused it for good, so no retry may follow. One
  * `sending` belongs to a worker right now and stays its own; queued, failed and skipped stay as
  * they are. Returns the delivery whatever its state, or null when no delivery of a subscriber
@@ -435,7 +444,7 @@ export async function failDeliveryByMessageId(
         FOR UPDATE OF d
      ), failed AS (
        UPDATE deliveries d
-          SET state = 'failed', last_reply = $2, next_attempt_at = NULL, updated_at = now()
+          SET state = 'failed', bounce_report = $2, next_attempt_at = NULL, updated_at = now()
          FROM found f
         WHERE d.id = f.id AND d.state IN ('sent', 'deferred', 'uncertain')
        RETURNING d.id
@@ -447,4 +456,24 @@ export async function failDeliveryByMessageId(
   return row
     ? { id: row.id, bulletinId: row.bulletin_id, listId: row.list_id, subscriberId: row.subscriber_id, previousState: row.previous_state, failed: row.failed }
     : null;
+}
+
+/**
+ * The delivery of a subscriber that carries `messageId` (optionally only this list's and subscriber's,
+ * as a VERP token says), whatever its state; null when none does. What a complaint is matched by.
+ */
+export async function findDeliveryByMessageId(
+  sql: Sql,
+  query: { messageId: string; listId: number | null; subscriberId: number | null },
+): Promise<{ id: number; bulletinId: number; listId: number; subscriberId: number } | null> {
+  const { rows } = await sql.query<{ id: number; bulletin_id: number; list_id: number; subscriber_id: number }>(
+    `SELECT d.id, d.bulletin_id, b.list_id, d.subscriber_id
+       FROM deliveries d JOIN bulletins b ON b.id = d.bulletin_id
+      WHERE d.message_id = $1 AND d.subscriber_id IS NOT NULL
+        AND ($2::integer IS NULL OR b.list_id = $2) AND ($3::bigint IS NULL OR d.subscriber_id = $3)
+      ORDER BY d.id LIMIT 1`,
+    [query.messageId, query.listId, query.subscriberId],
+  );
+  const row = rows[0];
+  return row ? { id: Number(row.id), bulletinId: row.bulletin_id, listId: row.list_id, subscriberId: Number(row.subscriber_id) } : null;
 }

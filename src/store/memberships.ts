@@ -15,10 +15,11 @@ interface MemberRow {
   subscribed_source: MembershipSource;
   status_changed_at: Date;
   status_source: MembershipSource;
+  resubscriptions: number;
 }
 
 const MEMBER_COLUMNS = `s.id, s.email, s.name, s.attributes, m.status, m.subscribed_at, m.subscribed_source,
-                        m.status_changed_at, m.status_source`;
+                        m.status_changed_at, m.status_source, m.resubscriptions`;
 
 function toMember(row: MemberRow): Member {
   return {
@@ -31,6 +32,7 @@ function toMember(row: MemberRow): Member {
     subscribedSource: row.subscribed_source,
     statusChangedAt: row.status_changed_at,
     statusSource: row.status_source,
+    resubscriptions: row.resubscriptions,
   };
 }
 
@@ -52,7 +54,8 @@ export async function insertMembership(
 
 /**
  * Moves a membership to `to` if its status is one of `from`; returns false when it was not (someone
- * else changed it first, or it was already there). Becoming active again counts as a new subscription.
+ * else changed it first, or it was already there). Becoming active again counts as a new subscription:
+ * it advances `resubscriptions`, which puts the links made for the old one out of date.
  */
 export async function changeMembershipStatus(
   sql: Sql,
@@ -68,7 +71,8 @@ export async function changeMembershipStatus(
     `UPDATE memberships
         SET status = $4::membership_status, status_source = $5, status_changed_at = now(),
             subscribed_at = CASE WHEN $4::membership_status = 'active' THEN now() ELSE subscribed_at END,
-            subscribed_source = CASE WHEN $4::membership_status = 'active' THEN $5 ELSE subscribed_source END
+            subscribed_source = CASE WHEN $4::membership_status = 'active' THEN $5 ELSE subscribed_source END,
+            resubscriptions = resubscriptions + CASE WHEN $4::membership_status = 'active' AND status <> 'active' THEN 1 ELSE 0 END
       WHERE list_id = $1 AND subscriber_id = $2 AND status = ANY($3::membership_status[])`,
     [change.listId, change.subscriberId, change.from, change.to, change.source],
   );

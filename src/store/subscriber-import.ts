@@ -111,7 +111,7 @@ export async function mergeBatch(
        -- unsubscribed or bounced only when asked (--resubscribe).
        UPDATE memberships m
           SET status = 'active', status_source = $5, status_changed_at = now(),
-              subscribed_at = now(), subscribed_source = $5
+              subscribed_at = now(), subscribed_source = $5, resubscriptions = m.resubscriptions + 1
         WHERE m.list_id = $1 AND (m.status = 'removed' OR ($4 AND m.status IN ('unsubscribed', 'bounced')))
           AND m.subscriber_id = ANY (ARRAY(SELECT id FROM batch WHERE status IN ('unsubscribed', 'bounced', 'removed')))
        RETURNING 1

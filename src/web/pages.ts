@@ -19,7 +19,7 @@ button.secondary { background: transparent; color: inherit; border-color: curren
 @media (prefers-color-scheme: dark) { :root { --accent: #6ea0e6; } button { color: #000; } }
 `;
 
-function page(title: string, body: Html): string {
+export function page(title: string, body: Html): string {
   return html`<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -1,18 +1,23 @@
 // `bulletin serve`: the HTTP server behind the links in every bulletin. GET /u/<token> shows a page
 // (and never changes anything: link scanners fetch every URL); POST /u/<token> unsubscribes, from a
-// mail client's one-click (RFC 8058) or the page's button, and undoes it from the confirmation.
+// mail client's one-click (RFC 8058) or the page's button, and undoes it from the confirmation (only
+// from our own page: same origin). GET /help/<slug> says what a list is and how to leave it.
 // Also GET /healthz for monitors and the exported web archive under /archive/.
 import fastifyFormbody from '@fastify/formbody';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { createServer } from 'node:http';
 import type { App } from '../app/context.js';
 import { checkHealth } from '../app/health.js';
-import { describeLink, leaveByLink, rejoinByLink } from '../app/unsubscribe.js';
+import { listHelp } from '../app/help.js';
+import { describeLink, leaveByLink, linkOrigins, OUT_OF_DATE, rejoinByLink, tokenVerifies } from '../app/unsubscribe.js';
 import { BulletinError } from '../domain/errors.js';
 import { isConnectionError } from '../store/database.js';
 import { parseFormData } from './form-data.js';
 import { cannotRejoinPage, errorPage, invalidLinkPage, leftPage, linkPage, notFoundPage, rejoinedPage, STYLESHEET, STYLESHEET_PATH } from './pages.js';
+import { crossOriginPage, helpPage, outOfDatePage } from './help-pages.js';
+import { isSameOrigin } from './same-origin.js';
 
 export interface WebServerOptions {
   readonly host: string;
@@ -20,7 +25,10 @@ export interface WebServerOptions {
   readonly port: number;
   /** The exported archive to serve under /archive/ (an absolute path); null or absent: none. */
   readonly archiveDir?: string | null;
-  /** POSTs a client (by IP address) may make per minute; default 30. */
+  /**
+   * POSTs a client (by IP address) may make per minute, default 30: the page's buttons and any POST
+   * whose token does not verify. A one-click POST whose token verifies is never limited.
+   */
   readonly postsPerMinute?: number;
   /** Where a line goes when a request fails on our side (5xx); tokens and addresses are never in it. */
   readonly log?: (line: string) => void;
@@ -36,8 +44,12 @@ export interface RunningWebServer {
 
 /** A one-click POST is 26 bytes, the page's form a few more; nothing here needs more than this. */
 export const BODY_LIMIT = 4096;
-/** A request must arrive whole within this (a client trickling bytes holds no connection for long). */
-const REQUEST_TIMEOUT_MS = 15_000;
+/**
+ * A request's headers, and then the whole request with its body, must arrive within this (a client
+ * trickling bytes holds no connection for long); the server checks every CONNECTIONS_CHECK_MS.
+ */
+export const REQUEST_TIMEOUT_MS = 15_000;
+const CONNECTIONS_CHECK_MS = 1_000;
 /** On close, requests still running after this are cut off. */
 const CLOSE_GRACE_MS = 10_000;
 
@@ -53,6 +65,7 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 };
 
 const TEXT = 'text/plain; charset=utf-8';
+const OUT_OF_DATE_TEXT = 'This link is out of date: the address subscribed again since. Nothing changed; use the link in a more recent bulletin.\n';
 
 export async function startWebServer(app: App, options: WebServerOptions): Promise<RunningWebServer> {
   const log = options.log ?? (() => undefined);
@@ -60,6 +73,9 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
     logger: false,
     bodyLimit: BODY_LIMIT,
     requestTimeout: REQUEST_TIMEOUT_MS,
+    // Node checks these limits only every 30 s by default, which lets a slow client hold on for 45 s.
+    serverFactory: (handler) =>
+      createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: CONNECTIONS_CHECK_MS }, handler),
     return503OnClosing: true,
     // Behind a reverse proxy on this machine (the usual setup), the client is the one it names in
     // X-Forwarded-For; a client connecting directly cannot claim another address that way.
@@ -120,29 +136,54 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
   server.get<{ Params: { token: string } }>('/u/:token', async (request, reply) => {
     const owner = await describeLink(app, request.params.token);
     if (owner === null) return htmlReply(reply.code(404), invalidLinkPage());
+    if (owner === OUT_OF_DATE) return htmlReply(reply.code(410), outOfDatePage());
     return htmlReply(reply, linkPage(owner, request.params.token));
   });
 
+  server.get<{ Params: { slug: string } }>('/help/:slug', async (request, reply) => {
+    const help = await listHelp(app, request.params.slug);
+    if (help === null) return htmlReply(reply.code(404), notFoundPage());
+    return htmlReply(reply.header('cache-control', 'public, max-age=300'), helpPage(help));
+  });
+
+  const isOneClick = (body: unknown): boolean => (body as Record<string, unknown> | undefined)?.['List-Unsubscribe'] === 'One-Click';
   server.post<{ Params: { token: string }; Body: Record<string, unknown> | undefined }>(
     '/u/:token',
-    { config: { rateLimit: { max: options.postsPerMinute ?? 30, timeWindow: '1 minute' } } },
+    {
+      config: {
+        rateLimit: {
+          max: options.postsPerMinute ?? 30,
+          timeWindow: '1 minute',
+          // After the body is parsed, so a valid one-click (providers send them from a few shared
+          // addresses) is told apart from a forged one; only the signature is checked, no lookup.
+          hook: 'preHandler',
+          allowList: async (request: FastifyRequest) =>
+            isOneClick(request.body) && (await tokenVerifies(app, (request.params as { token: string }).token)),
+        },
+      },
+    },
     async (request, reply) => {
       const token = request.params.token;
       const body = request.body ?? {};
-      if (body['List-Unsubscribe'] === 'One-Click') {
+      if (isOneClick(body)) {
         // RFC 8058: a mail client's one-click; answer in words, no redirect, no cookie.
         const result = await leaveByLink(app, token, 'one-click');
         if (result === null) return reply.code(404).type(TEXT).send('This link is not valid.\n');
+        if (result === OUT_OF_DATE) return reply.code(410).type(TEXT).send(OUT_OF_DATE_TEXT);
         return reply.type(TEXT).send(`Unsubscribed: ${result.owner.maskedAddress} will get no more bulletins from ${result.owner.list.name}.\n`);
       }
       if (body.action === 'unsubscribe') {
         const result = await leaveByLink(app, token, 'page');
         if (result === null) return htmlReply(reply.code(404), invalidLinkPage());
+        if (result === OUT_OF_DATE) return htmlReply(reply.code(410), outOfDatePage());
         return htmlReply(reply, leftPage(result.owner, token));
       }
       if (body.action === 'resubscribe') {
+        // Only from our own page: a form elsewhere must not put someone back on a list.
+        if (!isSameOrigin(request, await linkOrigins(app, token))) return htmlReply(reply.code(403), crossOriginPage());
         const result = await rejoinByLink(app, token);
         if (result === null) return htmlReply(reply.code(404), invalidLinkPage());
+        if (result === OUT_OF_DATE) return htmlReply(reply.code(410), outOfDatePage());
         if (result.outcome === 'not possible') return htmlReply(reply.code(409), cannotRejoinPage(result.owner));
         return htmlReply(reply, rejoinedPage(result.owner));
       }

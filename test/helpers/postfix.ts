@@ -26,6 +26,8 @@ export interface PostfixOptions {
   readonly messageRateLimit?: number;
   /** anvil_rate_time_unit, e.g. '1s'. */
   readonly rateTimeUnit?: string;
+  /** More main.cf settings, over the defaults (e.g. a transport_maps that relays instead of discarding). */
+  readonly main?: Readonly<Record<string, string>>;
 }
 
 export interface TestPostfix {
@@ -76,6 +78,7 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<TestPo
     anvil_rate_time_unit: options.rateTimeUnit ?? '60s',
     maillog_file: join(dir, 'maillog'),
     maillog_file_prefixes: dir,
+    ...options.main,
   };
   await writeFile(join(conf, 'main.cf'), `${Object.entries(main).map(([key, value]) => `${key} = ${value}`).join('\n')}\n`);
   const services = [
@@ -93,6 +96,7 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<TestPo
     'error unix - - n - - error',
     'retry unix - - n - - error',
     'discard unix - - n - - discard',
+    'smtp unix - - n - - smtp',
     'anvil unix - - n - 1 anvil',
     'scache unix - - n - 1 scache',
     'postlog unix-dgram n - n - 1 postlogd',

@@ -3,6 +3,7 @@
 import type { DeliveryState } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
 import { findBulletin, latestBulletin, type StoredBulletin } from '../../store/bulletins.js';
+import { countComplaints } from '../../store/complaints.js';
 import { countByState, countSentSince, nextDueAt, topReplies, type StateCounts } from '../../store/deliveries.js';
 import type { App } from '../context.js';
 import { listOf, openDeliveries } from './bulletins.js';
@@ -25,6 +26,8 @@ export interface BulletinStatus {
   readonly scheduledFor: string | null;
   /** Who it goes to: the filter as written (null: every active member) and its segment. */
   readonly audience: { readonly filter: string | null; readonly segment: string | null };
+  /** Feedback-loop complaints (ARF) about this bulletin's messages. */
+  readonly complaints: number;
 }
 
 export async function bulletinStatus(app: App, bulletinId?: number): Promise<BulletinStatus> {
@@ -52,5 +55,6 @@ export async function bulletinStatus(app: App, bulletinId?: number): Promise<Bul
     state: bulletin.state,
     scheduledFor: bulletin.scheduledFor?.toISOString() ?? null,
     audience: { filter: bulletin.audienceFilter, segment: bulletin.audienceSegment },
+    complaints: await countComplaints(app.db, bulletin.id),
   };
 }

@@ -12,6 +12,6 @@ import type { SendPlan } from './prepare.js';
 export async function sendTestCopy(app: App, plan: SendPlan, address: string, transport: Transport, outage = new DatabaseOutage()) {
   const email = checkAddress(address);
   const member = await outage.ride(() => findMember(app.db, plan.list.id, email));
-  const outcome = await transport.send(plan.compiled.render(member ?? { ...SAMPLE_RECIPIENT, email }));
+  const outcome = await transport.send(plan.compiled.render(member ? { ...member, subscription: member.resubscriptions } : { ...SAMPLE_RECIPIENT, email }));
   return { to: email, outcome };
 }

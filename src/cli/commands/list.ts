@@ -16,6 +16,7 @@ interface ListFlags {
   subjectPrefix?: string;
   bounceAddress?: string;
   templates?: string;
+  allowHttp?: boolean;
   json?: boolean;
 }
 
@@ -25,7 +26,8 @@ function addListOptions(command: Command): Command {
     .option('--description <text>', 'one or two sentences shown on the archive index')
     .option('--address <address>', "the list's own address, e.g. bulletins@lists.example.net (List-Id, archive)")
     .option('--from <mailbox>', 'From header of every bulletin, e.g. "ExampleNet <noreply@example.net>"')
-    .option('--base-url <url>', 'public URL of `bulletin serve` (unsubscribe links, archive and help pages: <url>/archive/<slug>/); at most 900 characters, so no header line passes 998 octets')
+    .option('--base-url <url>', 'public https URL of `bulletin serve` (unsubscribe links <url>/u/…, help page <url>/help/<slug>, archive <url>/archive/<slug>/); at most 900 characters, so no header line passes 998 octets; http only for loopback')
+    .option('--allow-http', 'accept an http --base-url for another host (a test set-up: one-click unsubscribe needs https)')
     .option('--subject-prefix <prefix>', 'subject prefix instead of [name]; "" for none')
     .option('--bounce-address <address>', 'envelope sender instead of <list>-bounces@<domain>')
     .option('--templates <dir>', 'directory of layouts overriding the default templates')
@@ -42,6 +44,7 @@ function toInput(flags: ListFlags): ListInput {
   if (flags.subjectPrefix !== undefined) input.subjectPrefix = flags.subjectPrefix;
   if (flags.bounceAddress !== undefined) input.bounceAddress = flags.bounceAddress;
   if (flags.templates !== undefined) input.templatesDir = flags.templates;
+  if (flags.allowHttp) input.allowHttp = true;
   return input;
 }
 

@@ -332,6 +332,7 @@ Example:
         `  rate over the last minute: ${status.rate.toFixed(1)}/s${status.etaSeconds ? `, ETA ${formatSeconds(status.etaSeconds)}` : ''}`,
       ];
       if (status.nextAttemptAt) lines.push(`  next retry due ${formatDate(new Date(status.nextAttemptAt))}`);
+      if (status.complaints > 0) lines.push(`  complaints (feedback loops): ${status.complaints.toLocaleString('en-US')}, each complainer unsubscribed`);
       if (status.commonReplies.length > 0) {
         lines.push('  commonest replies:');
         for (const reply of status.commonReplies) lines.push(`    ${String(reply.count).padStart(6)}  ${reply.state.padEnd(9)} ${reply.reply}`);
@@ -347,7 +348,7 @@ Example:
 
   program
     .command('deliveries <bulletin-id>')
-    .description("list a send's deliveries: address, state, attempts, last reply")
+    .description("list a send's deliveries: address, state, attempts, the relay's last reply, and the bounce that failed one")
     .option('--state <states>', `only these states, comma-separated (${DELIVERY_STATES.join(', ')}), or in-doubt: every delivery that was uncertain once (perhaps delivered), so a later copy may be a second one`)
     .option('--limit <n>', 'at most this many (default 1000)', parsePositive, 1000)
     .option('--after <id>', 'start after this delivery id (next page)', parsePositive)
@@ -365,17 +366,27 @@ Example:
         context.io.stdout.write(
           stringify(
             rows.map((row) => ({ ...row, sentAt: row.sentAt?.toISOString() ?? '', nextAttemptAt: row.nextAttemptAt?.toISOString() ?? '', updatedAt: row.updatedAt.toISOString() })),
-            { header: true, columns: ['id', 'email', 'state', 'attempts', 'inDoubt', 'messageId', 'relay', 'lastReply', 'sentAt', 'nextAttemptAt', 'updatedAt'], record_delimiter: 'unix' },
+            { header: true, columns: ['id', 'email', 'state', 'attempts', 'inDoubt', 'messageId', 'relay', 'lastReply', 'bounceReport', 'sentAt', 'nextAttemptAt', 'updatedAt'], record_delimiter: 'unix' },
           ),
         );
         return;
       }
       if (rows.length === 0) return printLines(context.io, 'No deliveries match.');
+      // A delivery failed by a bounce shows the relay's reply (its queue id) and the bounce beside it.
+      const bounced = rows.some((row) => row.bounceReport !== null);
       printLines(
         context.io,
         formatTable(
-          ['ID', 'EMAIL', 'STATE', 'ATTEMPTS', 'IN DOUBT', 'LAST REPLY'],
-          rows.map((row) => [row.id, row.email ?? '(erased)', row.state, row.attempts, row.inDoubt ? 'yes' : '', (row.lastReply ?? '').slice(0, 80)]),
+          ['ID', 'EMAIL', 'STATE', 'ATTEMPTS', 'IN DOUBT', 'LAST REPLY', ...(bounced ? ['BOUNCE'] : [])],
+          rows.map((row) => [
+            row.id,
+            row.email ?? '(erased)',
+            row.state,
+            row.attempts,
+            row.inDoubt ? 'yes' : '',
+            (row.lastReply ?? '').slice(0, 80),
+            ...(bounced ? [(row.bounceReport ?? '').slice(0, 80)] : []),
+          ]),
         ),
       );
     });

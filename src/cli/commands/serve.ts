@@ -20,8 +20,12 @@ export function registerServeCommand(program: Command, context: CliContext): voi
       'after',
       `
 The links in every bulletin point at the list's --base-url; put this server behind it (a reverse
-proxy terminating TLS, passing /u/ and /archive/). A GET only shows a page: mail scanners fetch
-every link, so only a POST (the button, or a mail client's RFC 8058 one-click) unsubscribes.
+proxy terminating TLS, passing /u/, /help/ and /archive/). A GET only shows a page: mail scanners
+fetch every link, so only a POST (the button, or a mail client's RFC 8058 one-click) unsubscribes.
+A one-click whose token verifies is never rate-limited; other POSTs get 30 a minute per client.
+Resubscribing works only from this server's own page (same origin). After a re-subscription the
+links of older bulletins are out of date and change nothing. /help/<slug> is the page List-Help
+names: what the list is, how to leave, whom to write to.
 
 Examples:
   bulletin serve --port 8080
