@@ -19,7 +19,9 @@ function layer(files, forbidden, libraries) {
         'error',
         {
           patterns: [
-            ...(forbidden.length > 0 ? [{ regex: layers(...forbidden), message: `Imports point down: ${files[0]} may not import ${forbidden.join(', ')} (DEVELOPERS.md, Layout).` }] : []),
+            ...(forbidden.length > 0
+              ? [{ regex: layers(...forbidden), message: `Imports point down: ${files[0]} may not import ${forbidden.join(', ')} (DEVELOPERS.md, Layout).` }]
+              : []),
             ...libraries,
           ],
         },
@@ -33,7 +35,26 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', performance: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', structuredClone: 'readonly', fetch: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        performance: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        structuredClone: 'readonly',
+        fetch: 'readonly',
+      },
+    },
     rules: {
       // Control characters in patterns are the point here: input checks refuse them (addresses, headers, CSV).
       'no-control-regex': 'off',

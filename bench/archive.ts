@@ -21,7 +21,11 @@ const n = Number(values.n);
 
 async function bulletin(args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; cpu: number; rssMb: number; stdout: string }> {
   const started = performance.now();
-  const child = spawn('/usr/bin/time', ['-f', 'TIME %U %S %M', process.execPath, 'bin/bulletin.js', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('/usr/bin/time', ['-f', 'TIME %U %S %M', process.execPath, 'bin/bulletin.js', ...args], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -51,10 +55,28 @@ try {
     env = { ...process.env, BULLETIN_DATA_DIR: join(dir, 'data') };
     delete env.DATABASE_URL;
   }
-  await bulletin(['list', 'create', 'bench', '--name', 'Bench', '--address', 'bench@lists.example.net', '--from', 'ExampleNet <noreply@example.net>', '--base-url', 'https://lists.example.net'], env);
+  await bulletin(
+    [
+      'list',
+      'create',
+      'bench',
+      '--name',
+      'Bench',
+      '--address',
+      'bench@lists.example.net',
+      '--from',
+      'ExampleNet <noreply@example.net>',
+      '--base-url',
+      'https://lists.example.net',
+    ],
+    env,
+  );
   await bulletin(['subscribers', 'add', 'reader@example.net', '--list', 'bench'], env);
   const file = join(dir, 'seed.md');
-  await writeFile(file, `---\nsubject: Seed bulletin\n---\n${'A paragraph of a service notice, long enough to look like one. '.repeat(12)}\n\n- one point\n- another point\n\n${'Closing words of the notice. '.repeat(6)}\n`);
+  await writeFile(
+    file,
+    `---\nsubject: Seed bulletin\n---\n${'A paragraph of a service notice, long enough to look like one. '.repeat(12)}\n\n- one point\n- another point\n\n${'Closing words of the notice. '.repeat(6)}\n`,
+  );
   await bulletin(['send', file, '--list', 'bench', '--outbox', join(dir, 'outbox'), '--yes', '--quiet'], env);
   // The other bulletins are copies of the first one's row (a benchmark fixture, not product code):
   // a send each would dominate the run. Every fifth one follows up the one before it.
@@ -79,9 +101,15 @@ try {
   const files = (await readdir(out, { recursive: true })).length;
   const summary = JSON.parse(first.stdout) as { bulletins: number; months: number; written: number };
   const second = JSON.parse(again.stdout) as { written: number; unchanged: number };
-  console.log(`bulletins: ${summary.bulletins.toLocaleString('en-US')} in ${summary.months} months, database: ${serverUrl ? 'PostgreSQL server' : 'embedded'}; ${files.toLocaleString('en-US')} files and directories`);
-  console.log(`first export:  ${first.seconds.toFixed(1)} s (${Math.round(summary.bulletins / first.seconds).toLocaleString('en-US')} bulletins/s), CPU ${first.cpu.toFixed(1)} s, peak RSS ${first.rssMb.toFixed(0)} MB, ${summary.written.toLocaleString('en-US')} files written`);
-  console.log(`second export: ${again.seconds.toFixed(1)} s, CPU ${again.cpu.toFixed(1)} s, peak RSS ${again.rssMb.toFixed(0)} MB, ${second.written} written, ${second.unchanged.toLocaleString('en-US')} unchanged`);
+  console.log(
+    `bulletins: ${summary.bulletins.toLocaleString('en-US')} in ${summary.months} months, database: ${serverUrl ? 'PostgreSQL server' : 'embedded'}; ${files.toLocaleString('en-US')} files and directories`,
+  );
+  console.log(
+    `first export:  ${first.seconds.toFixed(1)} s (${Math.round(summary.bulletins / first.seconds).toLocaleString('en-US')} bulletins/s), CPU ${first.cpu.toFixed(1)} s, peak RSS ${first.rssMb.toFixed(0)} MB, ${summary.written.toLocaleString('en-US')} files written`,
+  );
+  console.log(
+    `second export: ${again.seconds.toFixed(1)} s, CPU ${again.cpu.toFixed(1)} s, peak RSS ${again.rssMb.toFixed(0)} MB, ${second.written} written, ${second.unchanged.toLocaleString('en-US')} unchanged`,
+  );
   if (values.backfill) {
     const forget = 'UPDATE bulletins SET archive_html = NULL, archive_text = NULL';
     if (serverUrl) {
@@ -95,7 +123,9 @@ try {
       await db.close();
     }
     const backfill = await bulletin(['archive', 'export', '--list', 'bench', '--out', out, '--json'], env);
-    console.log(`backfill export (every body rendered first): ${backfill.seconds.toFixed(1)} s, CPU ${backfill.cpu.toFixed(1)} s, peak RSS ${backfill.rssMb.toFixed(0)} MB`);
+    console.log(
+      `backfill export (every body rendered first): ${backfill.seconds.toFixed(1)} s, CPU ${backfill.cpu.toFixed(1)} s, peak RSS ${backfill.rssMb.toFixed(0)} MB`,
+    );
   }
 } finally {
   await rm(dir, { recursive: true, force: true });

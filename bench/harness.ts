@@ -61,7 +61,10 @@ export async function startSink(kind: string, scenario?: string): Promise<{ port
       },
     };
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts', '--scenario', scenario ?? 'none'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/smtp-sink.ts', '--scenario', scenario ?? 'none'], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout });
   const iterator = lines[Symbol.asyncIterator]();
   const first = await iterator.next();
@@ -113,7 +116,19 @@ export async function prepareDatabase(dir: string, subscribers: { n: number; nam
   }
   const bulletin = (args: string[]) => measure([process.execPath, 'bin/bulletin.js', ...args], env);
   if (serverUrl) await bulletin(['db', 'migrate']);
-  await bulletin(['list', 'create', 'bench', '--name', 'Bench', '--address', 'bench@lists.example.net', '--from', 'ExampleNet <noreply@example.net>', '--base-url', 'https://lists.example.net']);
+  await bulletin([
+    'list',
+    'create',
+    'bench',
+    '--name',
+    'Bench',
+    '--address',
+    'bench@lists.example.net',
+    '--from',
+    'ExampleNet <noreply@example.net>',
+    '--base-url',
+    'https://lists.example.net',
+  ]);
   // Subscribers straight in SQL (a benchmark fixture, not product code): an import of 1M rows would dominate the run.
   const members = `INSERT INTO subscribers (email, name) SELECT 'customer' || g || '@example' || (g % 97) || '.net', ${subscribers.name} FROM generate_series(1, ${n}) g;
      INSERT INTO memberships (list_id, subscriber_id, subscribed_source, status_source) SELECT 1, id, 'import', 'import' FROM subscribers ORDER BY id;`;
@@ -129,4 +144,3 @@ export async function prepareDatabase(dir: string, subscribers: { n: number; nam
   }
   return env;
 }
-

@@ -29,7 +29,9 @@ async function generateCsv(path: string, count: number): Promise<void> {
   for (let index = 0; index < count; index++) {
     const bad = index % 100 === 99; // ~1% invalid
     const email = bad ? `broken-${index}@@example` : `customer${index}@example${index % 97}.net`;
-    await write(`${email},"Customer ${index}",${cities[index % cities.length]!.includes(',') ? '"Sydney, NSW"' : cities[index % cities.length]},plan${index % 7}\n`);
+    await write(
+      `${email},"Customer ${index}",${cities[index % cities.length]!.includes(',') ? '"Sydney, NSW"' : cities[index % cities.length]},plan${index % 7}\n`,
+    );
   }
   out.end();
   await once(out, 'finish');
@@ -52,10 +54,11 @@ try {
   const size = (await stat(csv)).size;
   const env = serverUrl ? { DATABASE_URL: await freshServerDatabase(serverUrl) } : { BULLETIN_DATA_DIR: join(dir, 'data') };
   const config = loadConfig({ env, cwd: dir });
-  if (serverUrl) await withApp(config, { notice: () => undefined, skipMigrationCheck: true }, async (app) => {
-    const { applyMigrations } = await import('../src/store/migrations.js');
-    await applyMigrations(app.db);
-  });
+  if (serverUrl)
+    await withApp(config, { notice: () => undefined, skipMigrationCheck: true }, async (app) => {
+      const { applyMigrations } = await import('../src/store/migrations.js');
+      await applyMigrations(app.db);
+    });
   await withApp(config, { notice: () => undefined }, async (app) => {
     await createList(app, 'bench', {
       name: 'Bench',
@@ -75,10 +78,14 @@ try {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
     console.log(`database:        ${app.db.description}`);
-    console.log(`rows:            ${rows.toLocaleString('en-US')} (${(size / 1024 / 1024).toFixed(1)} MB CSV), ${report.invalid} invalid, ${report.membershipsAdded.toLocaleString('en-US')} subscribed`);
+    console.log(
+      `rows:            ${rows.toLocaleString('en-US')} (${(size / 1024 / 1024).toFixed(1)} MB CSV), ${report.invalid} invalid, ${report.membershipsAdded.toLocaleString('en-US')} subscribed`,
+    );
     console.log(`time:            ${seconds.toFixed(2)} s`);
     console.log(`throughput:      ${Math.round(rows / seconds).toLocaleString('en-US')} rows/s`);
-    console.log(`CPU (this proc): ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, system ${(cpu.system / 1e6).toFixed(2)})`);
+    console.log(
+      `CPU (this proc): ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, system ${(cpu.system / 1e6).toFixed(2)})`,
+    );
     console.log(`RSS:             ${mb(rssBefore)} before, ${mb(peakRss)} peak during the import`);
   });
 } finally {

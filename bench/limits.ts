@@ -6,9 +6,18 @@ import { compileBulletin, parseBulletinSource } from '../src/render/index.js';
 import type { MailingList } from '../src/domain/list.js';
 
 const list: MailingList = {
-  id: 1, slug: 'news', name: 'News', description: '', address: 'news@lists.example.net',
-  from: { name: 'News', address: 'news@example.net' }, baseUrl: 'https://lists.example.net',
-  subjectPrefix: null, bounceAddress: null, templatesDir: null, createdAt: new Date(0), updatedAt: new Date(0),
+  id: 1,
+  slug: 'news',
+  name: 'News',
+  description: '',
+  address: 'news@lists.example.net',
+  from: { name: 'News', address: 'news@example.net' },
+  baseUrl: 'https://lists.example.net',
+  subjectPrefix: null,
+  bounceAddress: null,
+  templatesDir: null,
+  createdAt: new Date(0),
+  updatedAt: new Date(0),
 };
 const file = (body: string, front = 'subject: x') => `---\n${front}\n---\n${body}\n`;
 const cases: [string, string][] = [
@@ -20,13 +29,21 @@ const cases: [string, string][] = [
   ['700-level nested list', file(Array.from({ length: 700 }, (_, i) => `${'  '.repeat(i)}- x`).join('\n'))],
   ['25,000 nested **strong**', file(`${'**a '.repeat(25000)}x${' a**'.repeat(25000)}`)],
   ['100,000 nested <div>', file('<div>'.repeat(100000))],
-  ['YAML alias bomb', `---\nsubject: x\na: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n---\nx\n`],
+  [
+    'YAML alias bomb',
+    `---\nsubject: x\na: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n---\nx\n`,
+  ],
 ];
 for (const [name, text] of cases) {
   const started = performance.now();
   let outcome = 'compiled';
   try {
-    await compileBulletin({ source: parseBulletinSource(text, 'b.md'), list, bulletinKey: '1', signing: { secret: 'bench-secret-0123456789abcdef0123', installationId: '00000000-0000-4000-8000-000000000001' } });
+    await compileBulletin({
+      source: parseBulletinSource(text, 'b.md'),
+      list,
+      bulletinKey: '1',
+      signing: { secret: 'bench-secret-0123456789abcdef0123', installationId: '00000000-0000-4000-8000-000000000001' },
+    });
   } catch (error) {
     outcome = (error as Error).message.split('\n')[0]!.slice(0, 90);
   }

@@ -25,10 +25,12 @@ const n = Number(values.n);
 /** Paragraphs with two personal tags each until the tag limit, then plain prose, up to the size limit. */
 function largestBulletin(): string {
   const head = '---\nsubject: The largest bulletin bulletin sends\nsummary: As large as a bulletin may be.\n---\n';
-  const personal = 'Dear {{default subscriber.name "customer"}}, the mail cluster was moved to **new hardware**; see [the status page](https://status.example.net/) about {{subscriber.email}}.\n\n';
+  const personal =
+    'Dear {{default subscriber.name "customer"}}, the mail cluster was moved to **new hardware**; see [the status page](https://status.example.net/) about {{subscriber.email}}.\n\n';
   const plain = 'The move has been delivered in full, and every message queued during it has been delivered since, in order.\n\n';
   let text = head;
-  for (let tags = 0; tags + 3 <= MAX_TEMPLATE_TAGS; tags += 3) text += personal.replace('{{subscriber.email}}', tags % 2 === 0 ? '{{subscriber.email}}' : '{{list.name}}');
+  for (let tags = 0; tags + 3 <= MAX_TEMPLATE_TAGS; tags += 3)
+    text += personal.replace('{{subscriber.email}}', tags % 2 === 0 ? '{{subscriber.email}}' : '{{list.name}}');
   while (Buffer.byteLength(text) + plain.length <= MAX_BULLETIN_BYTES) text += plain;
   return text;
 }
@@ -43,7 +45,21 @@ try {
     await writeFile(file, text);
     const sink = await startSink(values.sink);
     const measured = await measure(
-      [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', values.connections],
+      [
+        process.execPath,
+        'bin/bulletin.js',
+        'send',
+        file,
+        '--list',
+        'bench',
+        '--yes',
+        '--json',
+        '--quiet',
+        '--rate',
+        '1000000/s',
+        '--connections',
+        values.connections,
+      ],
       { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}?tls=off` },
     );
     const counts = await sink.stop();
@@ -52,7 +68,9 @@ try {
       `${name.padEnd(8)} ${formatBytes(Buffer.byteLength(text)).padStart(9)}  ${String(counts.messages).padStart(5)} delivered (${summary.counts.sent} sent)  ${measured.seconds.toFixed(1).padStart(6)} s  CPU ${measured.cpu.toFixed(1).padStart(6)} s  peak RSS ${measured.maxRssMb.toFixed(0).padStart(4)} MB`,
     );
   };
-  console.log(`recipients: ${n}, names of ${MAX_FIELD_LENGTH} characters, connections: ${values.connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: ${values.sink}`);
+  console.log(
+    `recipients: ${n}, names of ${MAX_FIELD_LENGTH} characters, connections: ${values.connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: ${values.sink}`,
+  );
   await run('small', SMALL);
   await run('largest', largestBulletin());
 } finally {

@@ -72,10 +72,7 @@ const source = parseBulletinSource(
 
 let dkim: DkimOptions | null = null;
 if (values.dkim === 'rsa' || values.dkim === 'ed25519') {
-  const { privateKey } =
-    values.dkim === 'rsa'
-      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-      : generateKeyPairSync('ed25519');
+  const { privateKey } = values.dkim === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
   dkim = { domain: 'example.net', selector: 'bench', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 } else if (values.dkim !== undefined) {
   throw new Error('--dkim must be rsa or ed25519');

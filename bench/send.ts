@@ -130,7 +130,24 @@ async function benchFaults(firstEnv: NodeJS.ProcessEnv, file: string): Promise<v
     let run: Measured;
     try {
       run = await measure(
-        [process.execPath, 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', ...flags, '--connections', String(connections), '--retry-min', '1s', '--retry-max', '2s'],
+        [
+          process.execPath,
+          'bin/bulletin.js',
+          'send',
+          file,
+          '--list',
+          'bench',
+          '--yes',
+          '--json',
+          '--quiet',
+          ...flags,
+          '--connections',
+          String(connections),
+          '--retry-min',
+          '1s',
+          '--retry-max',
+          '2s',
+        ],
         { ...env, SMTP_URL: `smtp://127.0.0.1:${started.port}?tls=off` },
       );
     } catch (error) {
@@ -144,7 +161,9 @@ async function benchFaults(firstEnv: NodeJS.ProcessEnv, file: string): Promise<v
   };
   const header = `${'scenario'.padEnd(20)} ${'flags'.padEnd(13)} ${'attempts/s'.padStart(10)} ${'vs baseline'.padStart(11)} ${'to 95%'.padStart(10)} ${'vs baseline'.padStart(11)} ${'accepted'.padStart(9)} ${'drained in'.padStart(10)} ${'duplicates'.padStart(10)}  finished`;
   for (const group of FAULT_GROUPS) {
-    const scenarios = group.scenarios.filter((scenario) => wanted === undefined || wanted.some((name) => scenario.sink.startsWith(name) || scenario.label.startsWith(name)));
+    const scenarios = group.scenarios.filter(
+      (scenario) => wanted === undefined || wanted.some((name) => scenario.sink.startsWith(name) || scenario.label.startsWith(name)),
+    );
     if (scenarios.length === 0) continue;
     const baseline = await sendInto('none', group.flags);
     const baseRate = baseline.counts.attempts / baseline.seconds;
@@ -157,7 +176,9 @@ async function benchFaults(firstEnv: NodeJS.ProcessEnv, file: string): Promise<v
     rows.push(row('no faults (baseline)', baseline));
     for (const scenario of scenarios) rows.push(row(scenario.label, await sendInto(scenario.sink, group.flags)));
   }
-  console.log(`recipients: ${n.toLocaleString('en-US')} per send, connections: ${connections}, --retry-min 1s --retry-max 2s, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: bench/smtp-sink.ts`);
+  console.log(
+    `recipients: ${n.toLocaleString('en-US')} per send, connections: ${connections}, --retry-min 1s --retry-max 2s, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: bench/smtp-sink.ts`,
+  );
   console.log('attempts/s: MAIL FROMs at the sink per second of the whole send (until every recipient has an outcome, retry waits included);');
   console.log('to 95%: attempts/s until 95% of the messages were accepted (the pace while there is a backlog; the rest is the tail of retries, each');
   console.log('waiting --retry-min or more whatever the pace); accepted: share of attempts answered 250; duplicates: Message-IDs accepted twice');
@@ -181,7 +202,22 @@ try {
 
   let sink = await startSink(values.sink);
   const ours = await measure(
-    [process.execPath, ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []), 'bin/bulletin.js', 'send', file, '--list', 'bench', '--yes', '--json', '--quiet', '--rate', '1000000/s', '--connections', String(connections)],
+    [
+      process.execPath,
+      ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
+      'bin/bulletin.js',
+      'send',
+      file,
+      '--list',
+      'bench',
+      '--yes',
+      '--json',
+      '--quiet',
+      '--rate',
+      '1000000/s',
+      '--connections',
+      String(connections),
+    ],
     { ...env, SMTP_URL: `smtp://127.0.0.1:${sink.port}?tls=off` },
   );
   const oursSink = await sink.stop();
@@ -195,12 +231,20 @@ try {
   const naiveSink = await sink.stop();
 
   const row = (name: string, measured: Measured, delivered: number) =>
-    `${name.padEnd(34)} ${Math.round(delivered / measured.seconds).toLocaleString('en-US').padStart(8)} msg/s  ${measured.seconds.toFixed(1).padStart(6)} s  CPU ${measured.cpu.toFixed(1).padStart(6)} s  peak RSS ${measured.maxRssMb.toFixed(0).padStart(4)} MB`;
-  console.log(`recipients: ${n.toLocaleString('en-US')}, connections: ${connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: ${values.sink}`);
+    `${name.padEnd(34)} ${Math.round(delivered / measured.seconds)
+      .toLocaleString('en-US')
+      .padStart(
+        8,
+      )} msg/s  ${measured.seconds.toFixed(1).padStart(6)} s  CPU ${measured.cpu.toFixed(1).padStart(6)} s  peak RSS ${measured.maxRssMb.toFixed(0).padStart(4)} MB`;
+  console.log(
+    `recipients: ${n.toLocaleString('en-US')}, connections: ${connections}, database: ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded'}, sink: ${values.sink}`,
+  );
   console.log(row('bulletin send (tracked)', ours, oursSink.messages));
   console.log(row('naive nodemailer pool (composing)', naive, naiveSink.messages));
-  console.log(`ratio: ${((oursSink.messages / ours.seconds) / (naiveSink.messages / naive.seconds)).toFixed(2)}x`);
-  console.log(`bulletin: sink received ${oursSink.messages}${oursSink.duplicates === null ? '' : `, ${oursSink.duplicates} duplicate Message-IDs`}; database says ${JSON.stringify(summary.counts)}`);
+  console.log(`ratio: ${(oursSink.messages / ours.seconds / (naiveSink.messages / naive.seconds)).toFixed(2)}x`);
+  console.log(
+    `bulletin: sink received ${oursSink.messages}${oursSink.duplicates === null ? '' : `, ${oursSink.duplicates} duplicate Message-IDs`}; database says ${JSON.stringify(summary.counts)}`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
   await dropBenchDatabase();

@@ -65,7 +65,10 @@ try {
   const report = JSON.parse(sync.output) as { added: number; updated: number; removed: number; activeBefore: number; activeAfter: number };
   console.log(`members:  ${n.toLocaleString('en-US')}; file: ${changes.removed} missing, ${changes.changed} changed, ${changes.added} new`);
   console.log(`sync:     ${report.added} added, ${report.updated} updated, ${report.removed} removed (${report.activeBefore} → ${report.activeAfter} active)`);
-  for (const [label, run] of [['import --dry-run (baseline)', baseline], ['sync', sync]] as const) {
+  for (const [label, run] of [
+    ['import --dry-run (baseline)', baseline],
+    ['sync', sync],
+  ] as const) {
     console.log(`${label.padEnd(28)} ${run.seconds.toFixed(1)} s wall, ${run.cpu.toFixed(1)} s CPU, ${run.maxRssMb.toFixed(0)} MB peak RSS`);
   }
 } finally {

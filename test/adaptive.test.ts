@@ -209,15 +209,26 @@ describe('adaptive pace', () => {
     const clock = { now: 0 };
     const pace = new AdaptivePace({ maxRate: 100, floorRate: 5, now: () => clock.now });
     const notes = new Set<string>();
-    simulate(pace, 3, () => {
-      notes.add(`${pace.state}: ${pace.note}`);
-      return PUSHBACK;
-    }, clock);
-    assert.ok([...notes].some((note) => /^rate signal: slowed to \d+(\.\d)?\/s: the relay asks us to slow down \(450 4\.7\.0 rate exceeded\); it took \d/.test(note)), [...notes].join('\n'));
+    simulate(
+      pace,
+      3,
+      () => {
+        notes.add(`${pace.state}: ${pace.note}`);
+        return PUSHBACK;
+      },
+      clock,
+    );
+    assert.ok(
+      [...notes].some((note) => /^rate signal: slowed to \d+(\.\d)?\/s: the relay asks us to slow down \(450 4\.7\.0 rate exceeded\); it took \d/.test(note)),
+      [...notes].join('\n'),
+    );
     const testing = new AdaptivePace({ maxRate: 100, floorRate: 5, now: () => clock.now });
     clock.now = 0;
     const random = seeded(3);
     simulate(testing, 5, () => (random() < 0.3 ? NOISE : SENT), clock);
-    assert.match(testing.note ?? '', /to see whether \d+% temporary failures \(451 4\.3\.0 Temporary local problem\) are about our pace|do not depend on our pace/);
+    assert.match(
+      testing.note ?? '',
+      /to see whether \d+% temporary failures \(451 4\.3\.0 Temporary local problem\) are about our pace|do not depend on our pace/,
+    );
   });
 });

@@ -25,7 +25,10 @@ before(async () => {
   await runOk(['list', 'create', 'news', ...LIST_FLAGS, '--description', 'Service notices from ExampleNet'], db);
   await runOk(['subscribers', 'add', 'reader@example.net', '--list', 'news'], db);
   const bulletins = [
-    ['first.md', '---\nsubject: Planned maintenance on Saturday\n---\nThe mail servers will be **upgraded** on Saturday night.\n\n- Webmail stays up.\n- Delivery may pause for a few minutes.\n'],
+    [
+      'first.md',
+      '---\nsubject: Planned maintenance on Saturday\n---\nThe mail servers will be **upgraded** on Saturday night.\n\n- Webmail stays up.\n- Delivery may pause for a few minutes.\n',
+    ],
     ['second.md', '---\nsubject: Maintenance finished\nin-reply-to: first.md\n---\nThe upgrade is done; everything works as before.\n'],
     ['third.md', '---\nsubject: New spam filter settings\n---\nYou can now tune your spam filter from the account page.\n'],
   ];
@@ -70,7 +73,10 @@ test(`browse the archive: list page, month, thread view, a bulletin, next and pr
   assert.equal(await page.title(), '[ExampleNet-Bulletins] Planned maintenance on Saturday');
   assert.match((await page.textContent('.body')) ?? '', /upgraded on Saturday night/);
   assert.match((await page.textContent('.meta')) ?? '', /bulletins at lists\.example\.net/);
-  const styled = await page.$eval('body', (element) => (globalThis as unknown as { getComputedStyle(node: unknown): { maxWidth: string } }).getComputedStyle(element).maxWidth);
+  const styled = await page.$eval(
+    'body',
+    (element) => (globalThis as unknown as { getComputedStyle(node: unknown): { maxWidth: string } }).getComputedStyle(element).maxWidth,
+  );
   assert.notEqual(styled, 'none', 'the stylesheet applies');
   await page.screenshot({ path: screenshotPath(shots, '3-bulletin'), fullPage: true });
 

@@ -23,7 +23,10 @@ const HOSTILE = '<img src=x onerror=alert(1)> & "quotes"';
 
 async function files(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1)).sort();
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1))
+    .sort();
 }
 
 /** Sends a bulletin as if on `at`: the archive files by the send date, so every month below follows from these dates. */
@@ -37,10 +40,18 @@ before(async () => {
   site = join(db.cwd, 'site');
   await runOk(['list', 'create', 'news', ...LIST_FLAGS, '--description', 'Notices about <our> service & more'], db);
   for (const [address, name] of SUBSCRIBERS) await runOk(['subscribers', 'add', address, '--list', 'news', '--name', name], db);
-  await send('outage.md', '---\nsubject: Mail delays this week\n---\nDear {{default subscriber.name "customer"}} ({{subscriber.email}}),\n\nMail was **slow**.\n\n<script>alert("x")</script><a href="javascript:alert(1)" onclick="alert(2)">click</a>\n\nFrom here on, all is well. [Leave]({{unsubscribeUrl}})\n', '2026-11-20T08:00:00Z');
+  await send(
+    'outage.md',
+    '---\nsubject: Mail delays this week\n---\nDear {{default subscriber.name "customer"}} ({{subscriber.email}}),\n\nMail was **slow**.\n\n<script>alert("x")</script><a href="javascript:alert(1)" onclick="alert(2)">click</a>\n\nFrom here on, all is well. [Leave]({{unsubscribeUrl}})\n',
+    '2026-11-20T08:00:00Z',
+  );
   // Sent second, but dated in October: the archive orders and numbers by send date.
   await send('hostile.md', `---\nsubject: '${HOSTILE}'\n---\nA subject to escape.\n`, '2026-10-15T09:30:00Z');
-  await send('followup.md', '---\nsubject: Mail delays, resolved\nin-reply-to: outage.md\nsummary: The backlog is cleared & <all> is delivered.\n---\nThe backlog is cleared.\n', '2026-11-21T08:00:00Z');
+  await send(
+    'followup.md',
+    '---\nsubject: Mail delays, resolved\nin-reply-to: outage.md\nsummary: The backlog is cleared & <all> is delivered.\n---\nThe backlog is cleared.\n',
+    '2026-11-21T08:00:00Z',
+  );
 });
 after(async () => {
   await db?.drop();
@@ -48,7 +59,12 @@ after(async () => {
 
 describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
   test('writes the list page, each month by thread, subject, author and date, a page per bulletin, mbox and feed', async () => {
-    const summary = (await runOk(['archive', 'export', '--list', 'news', '--out', site, '--json'], db)) as { bulletins: number; months: number; written: number; numbered: number };
+    const summary = (await runOk(['archive', 'export', '--list', 'news', '--out', site, '--json'], db)) as {
+      bulletins: number;
+      months: number;
+      written: number;
+      numbered: number;
+    };
     assert.deepEqual([summary.bulletins, summary.months, summary.numbered], [3, 2, 3]);
     const names = await files(site);
     assert.deepEqual(names, [
@@ -194,7 +210,10 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
       await mkdir(join(db.cwd, 'threads', path, '..'), { recursive: true });
       await writeFile(join(db.cwd, 'threads', path), body);
       const at = `2026-03-01T10:${String(++minute).padStart(2, '0')}:00Z`;
-      await runOk(['send', join(db.cwd, 'threads', path), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], { ...db, clock: clockAt(at) });
+      await runOk(['send', join(db.cwd, 'threads', path), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], {
+        ...db,
+        clock: clockAt(at),
+      });
     };
     await sendTo('first/notice.md', '---\nsubject: Notice one\n---\nOne.\n');
     await sendTo('reply-one.md', '---\nsubject: Reply to one\nin-reply-to: notice.md\n---\nR1.\n');
@@ -207,21 +226,11 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
     const thread = await readFile(join(out, 'threads/2026-March/thread.html'), 'utf8');
     const tree = thread.slice(thread.indexOf('<ul class="bulletins">') + '<ul class="bulletins">'.length, thread.indexOf('<hr>'));
     const items = [...tree.matchAll(/<li><a href="\d{6}\.html">([^<]+)<\/a>|<\/?ul>/g)].map((match) => match[1] ?? match[0]);
-    assert.deepEqual(items, [
-      'Notice one',
-      '<ul>',
-      'Reply to one',
-      'Notice two',
-      '<ul>',
-      'Reply to two',
-      '</ul>',
-      'Reply by id',
-      '</ul>',
-      '</ul>',
-    ]);
+    assert.deepEqual(items, ['Notice one', '<ul>', 'Reply to one', 'Notice two', '<ul>', 'Reply to two', '</ul>', 'Reply by id', '</ul>', '</ul>']);
     const mbox = gunzipSync(await readFile(join(out, 'threads/2026-March.txt.gz'))).toString('utf8');
     const messages = mbox.split(/^(?=From threads@lists\.example\.net )/m);
-    const header = (subject: string, name: string) => messages.find((message) => message.includes(`Subject: [ExampleNet-Bulletins] ${subject}\n`))?.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
+    const header = (subject: string, name: string) =>
+      messages.find((message) => message.includes(`Subject: [ExampleNet-Bulletins] ${subject}\n`))?.match(new RegExp(`^${name}: (.*)$`, 'm'))?.[1];
     assert.equal(header('Reply to two', 'In-Reply-To'), header('Notice two', 'Message-ID'));
     assert.equal(header('Reply to one', 'In-Reply-To'), header('Notice one', 'Message-ID'));
     assert.equal(header('Reply by id', 'In-Reply-To'), header('Notice one', 'Message-ID'));
@@ -230,14 +239,28 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
 
   test('two exports at once hand out each number once and write the same bytes', async () => {
     await writeFile(join(db.cwd, 'extra.md'), '---\nsubject: One more notice\n---\nMore.\n');
-    await runOk(['send', join(db.cwd, 'extra.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], { ...db, clock: clockAt('2026-03-02T10:00:00Z') });
+    await runOk(['send', join(db.cwd, 'extra.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], {
+      ...db,
+      clock: clockAt('2026-03-02T10:00:00Z'),
+    });
     await writeFile(join(db.cwd, 'extra2.md'), '---\nsubject: And another\n---\nMore.\n');
-    await runOk(['send', join(db.cwd, 'extra2.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], { ...db, clock: clockAt('2026-03-02T10:05:00Z') });
+    await runOk(['send', join(db.cwd, 'extra2.md'), '--list', 'threads', '--outbox', join(db.cwd, 'outbox-threads'), '--yes', '--quiet'], {
+      ...db,
+      clock: clockAt('2026-03-02T10:05:00Z'),
+    });
     const [left, right] = [join(db.cwd, 'concurrent-a'), join(db.cwd, 'concurrent-b')];
-    const summaries = await inspect(db, (app) => Promise.all([exportArchive(app, { slug: 'threads', outDir: left }), exportArchive(app, { slug: 'threads', outDir: right })]));
+    const summaries = await inspect(db, (app) =>
+      Promise.all([exportArchive(app, { slug: 'threads', outDir: left }), exportArchive(app, { slug: 'threads', outDir: right })]),
+    );
     assert.equal(summaries[0].numbered + summaries[1].numbered, 2, 'the two new bulletins are numbered once, by one of the exports');
-    const numbers = await rows<{ archive_number: number }>(db, `SELECT archive_number FROM bulletins JOIN lists ON lists.id = bulletins.list_id WHERE lists.slug = 'threads' ORDER BY archive_number`);
-    assert.deepEqual(numbers.map((row) => row.archive_number), [0, 1, 2, 3, 4, 5, 6]);
+    const numbers = await rows<{ archive_number: number }>(
+      db,
+      `SELECT archive_number FROM bulletins JOIN lists ON lists.id = bulletins.list_id WHERE lists.slug = 'threads' ORDER BY archive_number`,
+    );
+    assert.deepEqual(
+      numbers.map((row) => row.archive_number),
+      [0, 1, 2, 3, 4, 5, 6],
+    );
     const names = await files(left);
     assert.deepEqual(await files(right), names);
     for (const name of names) assert.ok((await readFile(join(left, name))).equals(await readFile(join(right, name))), `${name} is the same in both`);
@@ -246,12 +269,18 @@ describe(`bulletin archive export (${DATABASE_KIND} database)`, () => {
     await runOk(['archive', 'export', '--list', 'news', '--out', site], db);
     for (const order of ['thread', 'date', 'subject', 'author']) {
       const month = await readFile(join(site, 'news/2026-November', `${order}.html`), 'utf8');
-      assert.match(month, /Mail delays, resolved<\/a> <span class="small">[^<]+<\/span><br><span class="summary">The backlog is cleared &amp; &lt;all&gt; is delivered\.<\/span>/, order);
+      assert.match(
+        month,
+        /Mail delays, resolved<\/a> <span class="small">[^<]+<\/span><br><span class="summary">The backlog is cleared &amp; &lt;all&gt; is delivered\.<\/span>/,
+        order,
+      );
       assert.equal((month.match(/class="summary"/g) ?? []).length, 1, 'a bulletin without a summary shows none');
     }
     const feed = await readFile(join(site, 'news/feed.xml'), 'utf8');
-    assert.match(feed, /<title type="text">\[ExampleNet-Bulletins\] Mail delays, resolved<\/title>[\s\S]*?<summary type="text">The backlog is cleared &amp; &lt;all&gt; is delivered\.<\/summary>/);
+    assert.match(
+      feed,
+      /<title type="text">\[ExampleNet-Bulletins\] Mail delays, resolved<\/title>[\s\S]*?<summary type="text">The backlog is cleared &amp; &lt;all&gt; is delivered\.<\/summary>/,
+    );
     assert.equal((feed.match(/<summary /g) ?? []).length, 1);
   });
-
 });

@@ -125,9 +125,15 @@ const MISTAKES: [string, RegExp][] = [
   ['attributes.state starts "S"', /column 25: expected "with"/],
   ['attributes.a contains 3', /column 23: "contains" takes a quoted string/],
   ['name = "bad \\q escape"', /column 13: a backslash in a string starts an escape/],
-  [`${'('.repeat(MAX_FILTER_NESTING + 1)}name = "x"${')'.repeat(MAX_FILTER_NESTING + 1)}`, new RegExp(`column ${MAX_FILTER_NESTING + 1}: parentheses and "not" nest at most ${MAX_FILTER_NESTING} deep`)],
+  [
+    `${'('.repeat(MAX_FILTER_NESTING + 1)}name = "x"${')'.repeat(MAX_FILTER_NESTING + 1)}`,
+    new RegExp(`column ${MAX_FILTER_NESTING + 1}: parentheses and "not" nest at most ${MAX_FILTER_NESTING} deep`),
+  ],
   [`${'not '.repeat(MAX_FILTER_NESTING + 1)}name = "x"`, /nest at most 32 deep/],
-  ['(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((', /nest at most/],
+  [
+    '(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((',
+    /nest at most/,
+  ],
   ['', /The filter is empty/],
   ['x'.repeat(5000), /at most 4,000 are allowed/],
 ];
@@ -153,7 +159,10 @@ test('subscribers count --where counts active members only, with a sample; bad f
     sample: { email: string }[];
   };
   assert.equal(counted.count, 3, 'gone@example.net unsubscribed and is not counted');
-  assert.deepEqual(counted.sample.map((member) => member.email), ['ann@example.net', 'cat@example.org', 'dan@example.org']);
+  assert.deepEqual(
+    counted.sample.map((member) => member.email),
+    ['ann@example.net', 'cat@example.org', 'dan@example.org'],
+  );
   const text = await runOk(['subscribers', 'count', '--list', 'news', '--where', 'attributes.state = "NT"'], db);
   assert.match(String(text), /^2\n {2}bob@example\.net \(Bob\)\n {2}dan@example\.org\n$/);
   const bad = await runCli(['subscribers', 'count', '--list', 'news', '--where', 'attributes.state = '], db);
@@ -161,23 +170,33 @@ test('subscribers count --where counts active members only, with a sample; bad f
   assert.match(bad.stderr, /^bulletin: The filter is wrong at column 20: expected a value/);
 });
 
-test('an attribute no member has is refused, naming the list\'s attributes, unless --allow-unknown', async () => {
+test("an attribute no member has is refused, naming the list's attributes, unless --allow-unknown", async () => {
   const refused = await runCli(['subscribers', 'count', '--list', 'news', '--where', 'attributes.platfrom = "mail"'], db);
   assert.equal(refused.code, 65);
-  assert.match(refused.stderr, /column 1: no member of "news" has the attribute "platfrom" \(its members have: mbps, note, platform, renewal, state\); add --allow-unknown if it is meant\./);
-  const allowed = (await runOk(['subscribers', 'count', '--list', 'news', '--where', 'attributes.platfrom = "mail"', '--allow-unknown', '--json'], db)) as { count: number };
+  assert.match(
+    refused.stderr,
+    /column 1: no member of "news" has the attribute "platfrom" \(its members have: mbps, note, platform, renewal, state\); add --allow-unknown if it is meant\./,
+  );
+  const allowed = (await runOk(['subscribers', 'count', '--list', 'news', '--where', 'attributes.platfrom = "mail"', '--allow-unknown', '--json'], db)) as {
+    count: number;
+  };
   assert.equal(allowed.count, 0);
 });
 
 test('segments: create, ls with counts, count --segment, refused twice or when unknown', async () => {
-  const created = (await runOk(['segment', 'create', 'mail-customers', '--list', 'news', '--where', 'attributes.platform = "mail"', '--json'], db)) as { count: number };
+  const created = (await runOk(['segment', 'create', 'mail-customers', '--list', 'news', '--where', 'attributes.platform = "mail"', '--json'], db)) as {
+    count: number;
+  };
   assert.equal(created.count, 3);
   const again = await runCli(['segment', 'create', 'mail-customers', '--list', 'news', '--where', 'name exists'], db);
   assert.equal(again.code, 65);
   assert.match(again.stderr, /already has a segment "mail-customers"/);
   const listed = (await runOk(['segment', 'ls', '--json'], db)) as { list: string; name: string; filter: string; count: number }[];
   assert.deepEqual(listed, [{ list: 'news', name: 'mail-customers', filter: 'attributes.platform = "mail"', count: 3 }]);
-  const bySegment = (await runOk(['subscribers', 'count', '--list', 'news', '--segment', 'mail-customers', '--json'], db)) as { count: number; segment: string };
+  const bySegment = (await runOk(['subscribers', 'count', '--list', 'news', '--segment', 'mail-customers', '--json'], db)) as {
+    count: number;
+    segment: string;
+  };
   assert.equal(bySegment.count, 3);
   const unknown = await runCli(['subscribers', 'count', '--list', 'news', '--segment', 'nope'], db);
   assert.equal(unknown.code, 66);

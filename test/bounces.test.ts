@@ -339,7 +339,15 @@ async function delivery(sentMessage: Sent) {
 }
 
 async function bouncesOf(email: string) {
-  return rows<{ status: string; diagnostic: string; original_message_id: string | null; bounce_message_id: string | null; delivery_id: number | null; reported_at: Date | null; recorded_at: Date }>(
+  return rows<{
+    status: string;
+    diagnostic: string;
+    original_message_id: string | null;
+    bounce_message_id: string | null;
+    delivery_id: number | null;
+    reported_at: Date | null;
+    recorded_at: Date;
+  }>(
     db,
     `SELECT b.status, b.diagnostic, b.original_message_id, b.bounce_message_id, b.delivery_id, b.reported_at, b.recorded_at
        FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id WHERE s.email = $1 ORDER BY b.id`,
@@ -430,7 +438,15 @@ describe(`bulletin bounces process (${DATABASE_KIND} database)`, () => {
     await writeFile(join(maildir, 'cur', '1764362642.M2P1.mx2:2,S'), eximDsnBounce(withDsn, '1tQxzz-000AbD-3E'));
     await writeFile(
       join(maildir, 'cur', '1764362643.M3P1.mx2:2,S'),
-      crlf(['From: Someone <someone@example.org>', `To: ${PLAIN_BOUNCE_ADDRESS}`, 'Subject: Re: Maintenance on Tuesday', `Date: ${DATE}`, '', 'Thanks for letting us know!', '']),
+      crlf([
+        'From: Someone <someone@example.org>',
+        `To: ${PLAIN_BOUNCE_ADDRESS}`,
+        'Subject: Re: Maintenance on Tuesday',
+        `Date: ${DATE}`,
+        '',
+        'Thanks for letting us know!',
+        '',
+      ]),
     );
     await writeFile(join(maildir, 'tmp', 'half-written'), 'garbage that is still being delivered');
     const summary = await processBounces(maildir);
@@ -509,7 +525,10 @@ describe(`bulletin bounces process (${DATABASE_KIND} database)`, () => {
     assert.match(result.stdout, /malformed\/1-garbage\.eml: not a mail message \(no header fields\)$/m);
     assert.match(result.stdout, /malformed\/2-bad-token\.eml: its VERP address does not verify/m);
     assert.match(result.stdout, /malformed\/3-nobody\.eml: no recipient identifiable: no VERP address and no original Message-ID$/m);
-    assert.match(result.stdout, /malformed\/4-someone-elses\.eml: no recipient identifiable: no VERP address, and no delivery has the Message-ID <not-ours@elsewhere\.example>$/m);
+    assert.match(
+      result.stdout,
+      /malformed\/4-someone-elses\.eml: no recipient identifiable: no VERP address, and no delivery has the Message-ID <not-ours@elsewhere\.example>$/m,
+    );
     assert.match(result.stdout, /malformed\/5-truncated\.eml: not a delivery status report$/m);
     assert.equal((await delivery(original))?.state, 'sent');
     assert.equal((await bouncesOf(people[6]!)).length, 0);
@@ -520,7 +539,11 @@ describe(`bulletin bounces process (${DATABASE_KIND} database)`, () => {
     const messages = [0, 1, 2].map((index) =>
       postfixBounce(bounce(index, person), {
         id: `MB${index}`,
-        notification: ["I'm sorry to have to inform you that your message could not", 'From here on the report is quoted in the mbox.', '>From here too, twice.'],
+        notification: [
+          "I'm sorry to have to inform you that your message could not",
+          'From here on the report is quoted in the mbox.',
+          '>From here too, twice.',
+        ],
       }),
     );
     const garbage = '\u0000\u0001 not a message at all \u00ff';
@@ -552,7 +575,10 @@ describe(`bulletin bounces process (${DATABASE_KIND} database)`, () => {
     for (const index of [0, 1, 2]) assert.equal((await delivery(bounce(index, person)))?.state, 'failed');
 
     const again = await processBounces(file);
-    assert.deepEqual({ recorded: again.hardBouncesRecorded, before: again.alreadyRecorded, bounced: again.nowBounced }, { recorded: 0, before: 3, bounced: [] });
+    assert.deepEqual(
+      { recorded: again.hardBouncesRecorded, before: again.alreadyRecorded, bounced: again.nowBounced },
+      { recorded: 0, before: 3, bounced: [] },
+    );
     assert.equal((await bouncesOf(person)).length, 3);
   });
 
@@ -601,7 +627,12 @@ describe(`bulletin bounces process (${DATABASE_KIND} database)`, () => {
     const file = join(db.cwd, 'people-summary.mbox');
     const person = people[5]!;
     const mbox = mboxOf([
-      postfixBounce(bounce(0, person), { id: 'S1', action: 'delayed', status: '4.4.7', diagnostic: 'X-Postfix; connect to mx.example.net: Connection timed out' }),
+      postfixBounce(bounce(0, person), {
+        id: 'S1',
+        action: 'delayed',
+        status: '4.4.7',
+        diagnostic: 'X-Postfix; connect to mx.example.net: Connection timed out',
+      }),
       postfixBounce(bounce(1, person), { id: 'S2' }),
       'Subject: hello\n\nnot a bounce\n',
     ]);
@@ -680,7 +711,12 @@ describe('mbox splitting and bounce reading (pure)', () => {
       bulletinId: 1,
       messageId: '<0123456789abcdef0123456789abcdef@lists.example.net>',
       verp: `bulletins-bounces+${'A'.repeat(20)}${'b_-9'.repeat(5)}@lists.example.net`,
-      headers: crlf(['From: ExampleNet <noreply@example.net>', 'To: jo@example.net', 'Subject: Hello', 'Message-ID: <0123456789abcdef0123456789abcdef@lists.example.net>']),
+      headers: crlf([
+        'From: ExampleNet <noreply@example.net>',
+        'To: jo@example.net',
+        'Subject: Hello',
+        'Message-ID: <0123456789abcdef0123456789abcdef@lists.example.net>',
+      ]),
       raw: '',
     };
     const withRaw = { ...original, raw: `${original.headers}\r\n\r\nHello there.\r\nFrom the team.\r\n` };
@@ -697,11 +733,18 @@ describe('mbox splitting and bounce reading (pure)', () => {
     assert.deepEqual(postfix.verpTokens, [token]);
     assert.deepEqual(postfix.originalMessageIds, [original.messageId]);
 
-    const classic = await readBounce(Buffer.from(eximClassicBounce({ ...withRaw, verp: PLAIN_BOUNCE_ADDRESS }, 'X1').replace(`Return-path: <${PLAIN_BOUNCE_ADDRESS}>`, `Return-path: <${original.verp}>`)));
+    const classic = await readBounce(
+      Buffer.from(
+        eximClassicBounce({ ...withRaw, verp: PLAIN_BOUNCE_ADDRESS }, 'X1').replace(
+          `Return-path: <${PLAIN_BOUNCE_ADDRESS}>`,
+          `Return-path: <${original.verp}>`,
+        ),
+      ),
+    );
     assert.equal(classic.report?.format, 'exim-text');
     assert.equal(classic.report?.status, '5.1.1');
     assert.equal(classic.report?.finalRecipient, 'jo@example.net');
-    assert.deepEqual(classic.verpTokens, [token], 'found in the returned copy\'s Return-path');
+    assert.deepEqual(classic.verpTokens, [token], "found in the returned copy's Return-path");
     assert.deepEqual(classic.originalMessageIds, [original.messageId]);
 
     const gmail = await readBounce(Buffer.from(gmailBounce(withRaw, { to: PLAIN_BOUNCE_ADDRESS })));
@@ -710,7 +753,9 @@ describe('mbox splitting and bounce reading (pure)', () => {
     assert.deepEqual(gmail.originalMessageIds, [original.messageId]);
     assert.equal(gmail.messageId, '<6749d4b1.050a0220.1b2c3.a1b2.GMR@mx.google.com>');
 
-    const delayed = await readBounce(Buffer.from(postfixBounce(original, { id: 'P2', action: 'delayed', status: '4.4.7', diagnostic: 'X-Postfix; timed out' })));
+    const delayed = await readBounce(
+      Buffer.from(postfixBounce(original, { id: 'P2', action: 'delayed', status: '4.4.7', diagnostic: 'X-Postfix; timed out' })),
+    );
     assert.deepEqual([delayed.report?.outcome, delayed.report?.status, delayed.report?.action], ['temporary', '4.4.7', 'delayed']);
 
     const eximDelay = await readBounce(
@@ -733,7 +778,9 @@ describe('mbox splitting and bounce reading (pure)', () => {
     );
     assert.deepEqual([eximDelay.report?.outcome, eximDelay.report?.status], ['temporary', '4.7.1']);
 
-    const success = await readBounce(Buffer.from(postfixBounce(original, { id: 'P3', action: 'delivered', status: '2.0.0', diagnostic: 'smtp; 250 2.0.0 Ok' })));
+    const success = await readBounce(
+      Buffer.from(postfixBounce(original, { id: 'P3', action: 'delivered', status: '2.0.0', diagnostic: 'smtp; 250 2.0.0 Ok' })),
+    );
     assert.equal(success.report?.outcome, 'success');
     const parsedOriginal = await simpleParser(Buffer.from(withRaw.raw));
     assert.equal(parsedOriginal.messageId, original.messageId, 'the fixture is a parseable message');

@@ -202,7 +202,12 @@ describe(`bulletin CLI (${DATABASE_KIND} database)`, () => {
     await rm(join(db.cwd, '.env'));
     assert.ok(!existsSync(join(db.cwd, '.bulletin')), 'no embedded database was created in the working directory');
     // A malformed URL is a configuration error too (exit 78), and the sentence never repeats the URL (it may hold a password).
-    for (const malformed of ['postgres://user:s3cret@db.example.net:99999/bulletin', 'postgres://user:s3cret@[::1/bulletin', 'postgres://user:s3cret@db example/bulletin', 'postgres://user:s3cret@db.example.net/bulletin?connect_timeout=soon']) {
+    for (const malformed of [
+      'postgres://user:s3cret@db.example.net:99999/bulletin',
+      'postgres://user:s3cret@[::1/bulletin',
+      'postgres://user:s3cret@db example/bulletin',
+      'postgres://user:s3cret@db.example.net/bulletin?connect_timeout=soon',
+    ]) {
       const refused = await runCli(['list', 'ls'], { env: { DATABASE_URL: malformed }, cwd: db.cwd });
       assert.equal(refused.code, 78, `${malformed}: ${refused.stderr}`);
       assert.match(refused.stderr, /^bulletin: DATABASE_URL [^\n]+\.\n$/);

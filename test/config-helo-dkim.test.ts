@@ -43,7 +43,11 @@ test('the EHLO a relay receives: ?helo= over SMTP_HELO over the machine name; ne
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.server.address() as AddressInfo).port;
-  const message = { raw: Buffer.from('From: a@example.net\r\nTo: b@example.net\r\nSubject: x\r\n\r\nHello\r\n'), envelope: { from: 'a@example.net', to: ['b@example.net'] }, messageId: '<helo-test@example.net>' };
+  const message = {
+    raw: Buffer.from('From: a@example.net\r\nTo: b@example.net\r\nSubject: x\r\n\r\nHello\r\n'),
+    envelope: { from: 'a@example.net', to: ['b@example.net'] },
+    messageId: '<helo-test@example.net>',
+  };
   try {
     for (const [env, expected] of [
       [{ SMTP_URL: `smtp://127.0.0.1:${port}?tls=off&helo=relay-own.example.net`, SMTP_HELO: 'mail.example.net' }, 'relay-own.example.net'],
@@ -77,7 +81,14 @@ test('DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE name one key, or two in pairs', ()
     { selector: 'rsa2026', privateKeyFile: '/keys/rsa.pem' },
     { selector: 'ed2026', privateKeyFile: '/keys/ed.pem' },
   ]);
-  for (const [selectors, files] of [['a,b', 'k.pem'], ['a,b,c', 'x,y,z'], ['a,', 'x,y']]) {
-    assert.throws(() => config({ DKIM_DOMAIN: 'example.net', DKIM_SELECTOR: selectors!, DKIM_PRIVATE_KEY_FILE: files! }), configError(/one key each, or two in pairs/));
+  for (const [selectors, files] of [
+    ['a,b', 'k.pem'],
+    ['a,b,c', 'x,y,z'],
+    ['a,', 'x,y'],
+  ]) {
+    assert.throws(
+      () => config({ DKIM_DOMAIN: 'example.net', DKIM_SELECTOR: selectors!, DKIM_PRIVATE_KEY_FILE: files! }),
+      configError(/one key each, or two in pairs/),
+    );
   }
 });

@@ -31,7 +31,9 @@ test('connection errors: refused, reset, broken pipe, a missing Unix socket, tim
     failure('connection failure', { code: '08006' }),
     failure('SSL SYSCALL error', { code: '08000' }),
     failure('sorry, too many clients already', { code: '53300' }),
-    new BulletinError('DATABASE_UNAVAILABLE', 'Cannot connect to PostgreSQL at db:5432/x: connect ECONNREFUSED.', { cause: failure('connect ECONNREFUSED', { code: 'ECONNREFUSED' }) }),
+    new BulletinError('DATABASE_UNAVAILABLE', 'Cannot connect to PostgreSQL at db:5432/x: connect ECONNREFUSED.', {
+      cause: failure('connect ECONNREFUSED', { code: 'ECONNREFUSED' }),
+    }),
     new CommitUnknownError(failure('Connection terminated unexpectedly')),
     Object.assign(new AggregateError([failure('connect ECONNREFUSED ::1:5432', { code: 'ECONNREFUSED' })], ''), {}),
   ];
@@ -47,7 +49,10 @@ test('not connection errors: a statement that failed, a file that is missing, a 
     failure("ENOENT: no such file or directory, open 'notice.md'", { code: 'ENOENT', syscall: 'open' }),
     failure('password authentication failed for user "bulletin"', { code: '28P01' }),
     new TypeError("Cannot read properties of undefined (reading 'id')"),
-    new BulletinError('DATABASE_UNAVAILABLE', 'The embedded database in /x is being set up by another bulletin process (pid 7); run the command again when it has finished.'),
+    new BulletinError(
+      'DATABASE_UNAVAILABLE',
+      'The embedded database in /x is being set up by another bulletin process (pid 7); run the command again when it has finished.',
+    ),
   ];
   for (const error of failed) assert.equal(isConnectionError(error), false, error.message);
   assert.equal(isConnectionError(null), false);
@@ -94,7 +99,10 @@ test('DatabaseOutage waits out connection errors with backoff, throws anything e
   assert.equal(outage.downSince, null, 'answered again');
   assert.equal(outage.note(), null);
 
-  await assert.rejects(outage.ride(async () => Promise.reject(failure('duplicate key', { code: '23505' }))), /duplicate key/);
+  await assert.rejects(
+    outage.ride(async () => Promise.reject(failure('duplicate key', { code: '23505' }))),
+    /duplicate key/,
+  );
   assert.equal(waits.length, 7, 'a failed statement is not retried');
 
   const stop = new AbortController();

@@ -40,7 +40,7 @@ test(`bulletin demo --no-serve sends two bulletins into the capture, exports the
   const link = /Unsubscribe link of (\S+): (http:\/\/127\.0\.0\.1:8080\/u\/[A-Za-z0-9_-]{40})$/m.exec(first.stdout);
   assert.ok(link, first.stdout);
   const check = await runCli(['subscribers', 'unsubscribe-url', link[1] as string, '--list', 'demo'], db);
-  assert.equal(check.stdout.trim(), link[2], 'the printed link is that subscriber\'s real link');
+  assert.equal(check.stdout.trim(), link[2], "the printed link is that subscriber's real link");
 
   const second = await runCli(['demo', '--no-serve', '--rate', '2000/s'], db);
   assert.equal(second.code, 0, second.stderr);

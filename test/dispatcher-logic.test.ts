@@ -31,7 +31,16 @@ class MemoryStore implements DispatchStore {
   readonly reopened: number[] = [];
 
   constructor(emails: readonly string[]) {
-    this.rows = emails.map((email, index) => ({ id: index + 1, email, state: 'queued', before: 'queued', owner: null, attempts: 0, firstAttemptAt: null, nextAttemptAt: null }));
+    this.rows = emails.map((email, index) => ({
+      id: index + 1,
+      email,
+      state: 'queued',
+      before: 'queued',
+      owner: null,
+      attempts: 0,
+      firstAttemptAt: null,
+      nextAttemptAt: null,
+    }));
   }
 
   private claim(rows: Row[], owner: string, limit: number, now: Date): ClaimedDelivery[] {
@@ -55,7 +64,8 @@ class MemoryStore implements DispatchStore {
 
   async claimDue(options: { owner: string; limit: number; now: Date; includeUncertain: boolean }) {
     const due = this.rows.filter(
-      (row) => (row.state === 'deferred' || (row.state === 'uncertain' && options.includeUncertain)) && row.nextAttemptAt !== null && row.nextAttemptAt <= options.now,
+      (row) =>
+        (row.state === 'deferred' || (row.state === 'uncertain' && options.includeUncertain)) && row.nextAttemptAt !== null && row.nextAttemptAt <= options.now,
     );
     return this.claim(due, options.owner, options.limit, options.now);
   }
@@ -68,7 +78,13 @@ class MemoryStore implements DispatchStore {
   async selectOwnClaims(_bulletinId: number, owner: string) {
     return this.rows
       .filter((row) => row.state === 'sending' && row.owner === owner)
-      .map((row) => ({ id: row.id, state: 'sending' as const, attempts: row.attempts, firstAttemptAt: row.firstAttemptAt!, subscriber: { id: row.id, email: row.email, name: null, attributes: {} } }));
+      .map((row) => ({
+        id: row.id,
+        state: 'sending' as const,
+        attempts: row.attempts,
+        firstAttemptAt: row.firstAttemptAt!,
+        subscriber: { id: row.id, email: row.email, name: null, attributes: {} },
+      }));
   }
 
   async recordOutcomes(owner: string, outcomes: readonly DeliveryOutcome[]) {
@@ -175,7 +191,10 @@ test('every claimed delivery ends with one outcome, claimed 4 at a time past the
   assert.equal(end, 'finished');
   assert.deepEqual(dispatcher.counts, { sent: 23, deferred: 0, failed: 2, uncertain: 0, skipped: 0 });
   assert.equal(store.count('sent'), 23);
-  assert.deepEqual(store.rows.filter((row) => row.state === 'failed').map((row) => row.email), refused);
+  assert.deepEqual(
+    store.rows.filter((row) => row.state === 'failed').map((row) => row.email),
+    refused,
+  );
   assert.ok(store.claims.length >= 7, `claimed in batches of at most 4: ${store.claims.join(', ')}`);
   assert.ok(store.claims.every((size) => size <= 4));
   const arrived = smtp.received.filter((message) => message.accepted).flatMap((message) => message.envelope.to);

@@ -76,5 +76,8 @@ test(`claims in batches of 7 over 60 members, 15 of whom leave mid-send (${DATAB
   for (const { email, state } of states) assert.equal(state, leaving.includes(email) ? 'skipped' : 'sent', email);
   const arrived = smtp.received.flatMap((message) => message.envelope.to);
   assert.equal(arrived.length, 45, 'each remaining member mailed once');
-  assert.deepEqual([...new Set(arrived)].sort(), addresses.filter((address) => !leaving.includes(address)));
+  assert.deepEqual(
+    [...new Set(arrived)].sort(),
+    addresses.filter((address) => !leaving.includes(address)),
+  );
 });

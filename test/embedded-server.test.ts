@@ -100,7 +100,7 @@ describe('the embedded PostgreSQL shared by several bulletin processes', () => {
     const created = serves.filter((serve) => /created an embedded PostgreSQL database/.test(serve.output()));
     assert.equal(created.length, 1, serves.map((serve) => serve.output()).join('\n---\n'));
     assert.equal(await serverStarts(cwd), 1, 'one postmaster came up for the three');
-    const status = await runOk(['db', 'status', '--json'], cli(cwd)) as { running: boolean; pid: number; processes: number };
+    const status = (await runOk(['db', 'status', '--json'], cli(cwd))) as { running: boolean; pid: number; processes: number };
     assert.equal(status.running, true);
     assert.equal(status.processes, 3, 'the three serves (`db status` itself neither starts nor joins it)');
     const pid = status.pid;
@@ -134,7 +134,11 @@ describe('the embedded PostgreSQL shared by several bulletin processes', () => {
     const path = new URL(link).pathname;
     const page = await fetch(`${base}${path}`);
     assert.equal(page.status, 200);
-    const unsubscribed = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+    const unsubscribed = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
     assert.ok(unsubscribed.status < 400, `unsubscribe answered ${unsubscribed.status}`);
     send.child.kill('SIGKILL');
     const killed = await send.exited;
@@ -173,7 +177,10 @@ describe('the embedded PostgreSQL shared by several bulletin processes', () => {
         await new Promise((resolve) => process.stdin.once('data', resolve));
         await client.query('COMMIT');
         await client.end();`;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
       children.push(child);
       const [line] = (await once(child.stdout!, 'data')) as [Buffer];
       const theirs = JSON.parse(line.toString()) as number[];
@@ -275,7 +282,10 @@ describe('who runs it', () => {
       const first = await as(['list', 'create', 'news', ...LIST_FLAGS]);
       assert.match(first.stderr, /created an embedded PostgreSQL database/);
       const listed = await as(['list', 'ls', '--json']);
-      assert.deepEqual((JSON.parse(listed.stdout) as { slug: string }[]).map((list) => list.slug), ['news']);
+      assert.deepEqual(
+        (JSON.parse(listed.stdout) as { slug: string }[]).map((list) => list.slug),
+        ['news'],
+      );
       assert.equal((await stat(embeddedCluster(join(own, '.bulletin')).clusterDir)).uid, Number(uid));
       assert.equal(await postmasterPid(join(own, '.bulletin')), null, 'stopped after the last command');
     } else {
@@ -296,9 +306,17 @@ describe('a data directory made by release 0.1.0 (PGlite)', () => {
     const app: App = { config, db: pglite, clock: realClock, close: () => pglite.close() };
     try {
       await applyMigrations(pglite);
-      await createList(app, 'news', { name: 'News', address: 'news@lists.example.net', from: 'News <noreply@example.net>', baseUrl: 'https://lists.example.net' });
-      for (const address of ['ann@example.net', 'bob@example.net', 'cy@example.net']) await addSubscriber(app, 'news', { address, name: address.split('@')[0]! });
-      await pglite.query("UPDATE memberships SET status = 'unsubscribed', status_source = 'link' WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'bob@example.net')");
+      await createList(app, 'news', {
+        name: 'News',
+        address: 'news@lists.example.net',
+        from: 'News <noreply@example.net>',
+        baseUrl: 'https://lists.example.net',
+      });
+      for (const address of ['ann@example.net', 'bob@example.net', 'cy@example.net'])
+        await addSubscriber(app, 'news', { address, name: address.split('@')[0]! });
+      await pglite.query(
+        "UPDATE memberships SET status = 'unsubscribed', status_source = 'link' WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'bob@example.net')",
+      );
     } finally {
       await pglite.close();
     }
@@ -308,12 +326,16 @@ describe('a data directory made by release 0.1.0 (PGlite)', () => {
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /moved the embedded database in \S+ from PGlite into PostgreSQL 18; the PGlite files are kept in \S+pgdata-pglite/);
     const members = JSON.parse(first.stdout) as { email: string; status: string }[];
-    assert.deepEqual(members.map((member) => `${member.email} ${member.status}`).sort(), ['ann@example.net active', 'bob@example.net unsubscribed', 'cy@example.net active']);
+    assert.deepEqual(members.map((member) => `${member.email} ${member.status}`).sort(), [
+      'ann@example.net active',
+      'bob@example.net unsubscribed',
+      'cy@example.net active',
+    ]);
     assert.ok(existsSync(join(dataDir, 'pgdata-pglite', 'PG_VERSION')) && !existsSync(join(dataDir, 'pgdata')));
     const again = await runCli(['subscribers', 'add', 'dee@example.net', '--list', 'news'], cli(cwd));
     assert.equal(again.code, 0, again.stderr);
     assert.doesNotMatch(again.stderr, /moved/, 'said once');
-    const ids = await runOk(['subscribers', 'ls', '--list', 'news', '--json'], cli(cwd)) as { email: string }[];
+    const ids = (await runOk(['subscribers', 'ls', '--list', 'news', '--json'], cli(cwd))) as { email: string }[];
     assert.equal(ids.length, 4, 'a new subscriber gets an id after the old ones (the identity carried over)');
   });
 });

@@ -139,8 +139,12 @@ describe(`subscribers import (${DATABASE_KIND} database)`, () => {
     assert.equal(first.membershipsAdded, 2);
     assert.equal(first.subscribersCreated, 2);
     const snapshot = async () =>
-      rows(db, `SELECT s.*, m.* FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id
-                 JOIN lists l ON l.id = m.list_id WHERE l.slug = $1 ORDER BY s.email`, [slug]);
+      rows(
+        db,
+        `SELECT s.*, m.* FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id
+                 JOIN lists l ON l.id = m.list_id WHERE l.slug = $1 ORDER BY s.email`,
+        [slug],
+      );
     const before = await snapshot();
     const second = await importJson(file, slug);
     assert.equal(second.membershipsAdded, 0);
@@ -250,7 +254,10 @@ describe(`subscribers import (${DATABASE_KIND} database)`, () => {
     assert.match(result.stdout, /line 4: "evil\\x1b\[31m\\r@example\.net" address contains a line break/);
     assert.doesNotMatch(result.stdout, /[\u0000-\u0009\u000b-\u001f]/);
     assert.match(result.stdout, /line 5: ""q"@example\.com" address has a quoted local part/);
-    assert.deepEqual((await members(slug)).map((member) => member.email), ['ok@example.net']);
+    assert.deepEqual(
+      (await members(slug)).map((member) => member.email),
+      ['ok@example.net'],
+    );
 
     const wide = await writeCsv('wide.csv', `email,name,${Array.from({ length: 101 }, (_, i) => `a${i}`).join(',')}\nx@example.net\n`);
     const refused = await runCli(['subscribers', 'import', wide, '--list', slug], db);
@@ -261,7 +268,10 @@ describe(`subscribers import (${DATABASE_KIND} database)`, () => {
     const huge = await runCli(['subscribers', 'import', open, '--list', slug], db);
     assert.equal(huge.code, 65);
     assert.match(huge.stderr, /open\.csv line \d+: a record is over 128 KiB, the most one row may hold \(a quote left open\?\); nothing was imported\./);
-    assert.deepEqual((await members(slug)).map((member) => member.email), ['ok@example.net']);
+    assert.deepEqual(
+      (await members(slug)).map((member) => member.email),
+      ['ok@example.net'],
+    );
   });
 
   test('subscribers add refuses a quoted local part, an overlong name or value, and shows the address escaped', async () => {
@@ -273,7 +283,10 @@ describe(`subscribers import (${DATABASE_KIND} database)`, () => {
     assert.equal(control.code, 65);
     assert.match(control.stderr, /"a\\x1b\[2Jb@example\.com" contains a control character/);
     assert.match((await runCli(['subscribers', 'add', 'n@example.com', '--list', slug, '--name', 'N'.repeat(1001)], db)).stderr, /at most 1,000/);
-    assert.match((await runCli(['subscribers', 'add', 'n@example.com', '--list', slug, '--attr', `city=${'C'.repeat(1001)}`], db)).stderr, /Attribute "city" has 1,001 characters/);
+    assert.match(
+      (await runCli(['subscribers', 'add', 'n@example.com', '--list', slug, '--attr', `city=${'C'.repeat(1001)}`], db)).stderr,
+      /Attribute "city" has 1,001 characters/,
+    );
     assert.deepEqual(await members(slug), []);
   });
 });

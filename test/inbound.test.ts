@@ -78,7 +78,7 @@ function postfixBounce(email: string, options: { status: string; action: string;
     'Content-Description: Notification',
     'Content-Type: text/plain; charset=us-ascii',
     '',
-    'I\'m sorry to have to inform you that your message could not',
+    "I'm sorry to have to inform you that your message could not",
     'be delivered to one or more recipients.',
     '',
     `--${boundary}`,
@@ -229,12 +229,19 @@ describe(`bulletin inbound (${DATABASE_KIND} database)`, () => {
     });
     assert.deepEqual(await membership('bounced@example.org'), ['bounced', 'bounce'], 'threshold 1');
     const line = log.at(-1) ?? '';
-    assert.match(line, /^inbound: from=<> to=<bulletins-bounces\+…@lists\.example\.net> size=\d+: hard bounce 5\.1\.1 on news, delivery \d+ failed, member now bounced$/);
+    assert.match(
+      line,
+      /^inbound: from=<> to=<bulletins-bounces\+…@lists\.example\.net> size=\d+: hard bounce 5\.1\.1 on news, delivery \d+ failed, member now bounced$/,
+    );
     assert.ok(!line.includes(verpOf('bounced@example.org')), 'no token in the log');
   });
 
   test('an ARF complaint to the complaints address unsubscribes the member it is about (by VERP), not the one it names', async () => {
-    const response = await sendMail(inbound.port, { from: 'feedback@mailbox.example', to: [COMPLAINTS] }, arfReport('complainer@example.org', { verp: true, messageId: true }));
+    const response = await sendMail(
+      inbound.port,
+      { from: 'feedback@mailbox.example', to: [COMPLAINTS] },
+      arfReport('complainer@example.org', { verp: true, messageId: true }),
+    );
     assert.match(response, /^250 /);
     assert.deepEqual(await membership('complainer@example.org'), ['unsubscribed', 'complaint']);
     assert.deepEqual(await membership('again@example.org'), ['active', 'command line'], 'Original-Rcpt-To names nobody');
@@ -253,15 +260,30 @@ describe(`bulletin inbound (${DATABASE_KIND} database)`, () => {
   test('an unsubscribe request to LIST-unsubscribe@ with the token in the subject unsubscribes (mailto); a bad or old token changes nothing', async () => {
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: inbound.port, secure: false, ignoreTLS: true });
     try {
-      const forged = await transport.sendMail({ from: 'requester@example.org', to: `bulletins-unsubscribe@${DOMAIN}`, subject: `unsubscribe ${'A'.repeat(40)}`, text: 'please' });
+      const forged = await transport.sendMail({
+        from: 'requester@example.org',
+        to: `bulletins-unsubscribe@${DOMAIN}`,
+        subject: `unsubscribe ${'A'.repeat(40)}`,
+        text: 'please',
+      });
       assert.match(forged.response, /^250 /, 'accepted, and nobody is answered');
       assert.deepEqual(await membership('requester@example.org'), ['active', 'command line']);
       assert.match(log.at(-1) ?? '', /ignored: an unsubscribe request whose token does not verify; nothing changed$/);
-      const none = await transport.sendMail({ from: 'requester@example.org', to: `bulletins-unsubscribe@${DOMAIN}`, subject: 'unsubscribe', text: 'take me off' });
+      const none = await transport.sendMail({
+        from: 'requester@example.org',
+        to: `bulletins-unsubscribe@${DOMAIN}`,
+        subject: 'unsubscribe',
+        text: 'take me off',
+      });
       assert.match(none.response, /^250 /);
       assert.match(log.at(-1) ?? '', /without a token/);
 
-      const real = await transport.sendMail({ from: 'Someone <requester@example.org>', to: `bulletins-unsubscribe@${DOMAIN}`, subject: `unsubscribe ${unsubscribeTokenOf('requester@example.org')}`, text: '' });
+      const real = await transport.sendMail({
+        from: 'Someone <requester@example.org>',
+        to: `bulletins-unsubscribe@${DOMAIN}`,
+        subject: `unsubscribe ${unsubscribeTokenOf('requester@example.org')}`,
+        text: '',
+      });
       assert.match(real.response, /^250 /);
       assert.deepEqual(await membership('requester@example.org'), ['unsubscribed', 'mailto']);
       assert.match(log.at(-1) ?? '', /unsubscribe request: r\*\*\*@example\.org unsubscribed on news \(mailto\)$/);
@@ -271,18 +293,28 @@ describe(`bulletin inbound (${DATABASE_KIND} database)`, () => {
       await addSubscriber(app, 'news', { address: 'again@example.org' });
       await app.db.query(`UPDATE memberships SET status = 'unsubscribed' WHERE subscriber_id = $1`, [ids.get('again@example.org')]);
       await addSubscriber(app, 'news', { address: 'again@example.org', resubscribe: true });
-      const stale = await transport.sendMail({ from: 'again@example.org', to: `bulletins-unsubscribe@${DOMAIN}`, subject: 'Unsubscribe', text: `unsubscribe ${old}\n` });
+      const stale = await transport.sendMail({
+        from: 'again@example.org',
+        to: `bulletins-unsubscribe@${DOMAIN}`,
+        subject: 'Unsubscribe',
+        text: `unsubscribe ${old}\n`,
+      });
       assert.match(stale.response, /^250 /);
       assert.deepEqual(await membership('again@example.org'), ['active', 'command line']);
       assert.match(log.at(-1) ?? '', /out of date/);
-      await transport.sendMail({ from: 'again@example.org', to: `bulletins-unsubscribe@${DOMAIN}`, subject: 'Unsubscribe', text: `unsubscribe ${unsubscribeTokenOf('again@example.org', 1)}\n` });
+      await transport.sendMail({
+        from: 'again@example.org',
+        to: `bulletins-unsubscribe@${DOMAIN}`,
+        subject: 'Unsubscribe',
+        text: `unsubscribe ${unsubscribeTokenOf('again@example.org', 1)}\n`,
+      });
       assert.deepEqual(await membership('again@example.org'), ['unsubscribed', 'mailto']);
     } finally {
       transport.close();
     }
   });
 
-  test('swaks: every address that is not a list\'s own gets 550, whatever the relay trick; the list addresses are taken', async () => {
+  test("swaks: every address that is not a list's own gets 550, whatever the relay trick; the list addresses are taken", async () => {
     const refused = [
       'victim@elsewhere.example',
       `victim%elsewhere.example@${DOMAIN}`,
@@ -305,7 +337,14 @@ describe(`bulletin inbound (${DATABASE_KIND} database)`, () => {
       assert.doesNotMatch(session, /<\*\* /, to);
     }
     // Relaying through us by mixing an address of ours with a stranger's: the stranger is refused, only ours gets the message.
-    const mixed = await swaks(inbound.port, ['--from', 'spammer@elsewhere.example', '--to', `victim@elsewhere.example,bulletins-unsubscribe@${DOMAIN}`, '--body', 'buy now']);
+    const mixed = await swaks(inbound.port, [
+      '--from',
+      'spammer@elsewhere.example',
+      '--to',
+      `victim@elsewhere.example,bulletins-unsubscribe@${DOMAIN}`,
+      '--body',
+      'buy now',
+    ]);
     assert.match(mixed, /<\*\* 550 5\.7\.1 /);
     assert.match(mixed, /<- {2}250 2\.0\.0 Thank you/);
     assert.match(log.at(-1) ?? '', /to=<bulletins-unsubscribe@lists\.example\.net> size=\d+: ignored/);
@@ -319,7 +358,14 @@ describe(`bulletin inbound (${DATABASE_KIND} database)`, () => {
     await writeFile(file, Buffer.from('this is not a mail message at all\r\n\x00\x01\xff binary\r\n.\r\n', 'latin1'));
     const garbage = await swaks(inbound.port, ['--from', '<>', '--to', `bulletins-bounces@${DOMAIN}`, '--data', file]);
     assert.match(garbage, /<- {2}250 2\.0\.0 Thank you/);
-    const headersOnly = await swaks(inbound.port, ['--from', '<>', '--to', COMPLAINTS, '--data', 'Content-Type: multipart/report; report-type=feedback-report; boundary=x\r\n\r\n--x\r\nContent-Type: message/feedback-report\r\n\r\n--x--\r\n']);
+    const headersOnly = await swaks(inbound.port, [
+      '--from',
+      '<>',
+      '--to',
+      COMPLAINTS,
+      '--data',
+      'Content-Type: multipart/report; report-type=feedback-report; boundary=x\r\n\r\n--x\r\nContent-Type: message/feedback-report\r\n\r\n--x--\r\n',
+    ]);
     assert.match(headersOnly, /<- {2}250 /);
     const lines = log.slice(before);
     assert.equal(lines.length, 2, 'one line per message');
@@ -343,7 +389,14 @@ describe(`bulletin inbound (${DATABASE_KIND} database)`, () => {
       const big = await swaks(small.port, ['--from', '<>', '--to', `bulletins-bounces@${DOMAIN}`, '--body', 'x'.repeat(8000)]);
       assert.match(big, /<\*\* 552 5\.3\.4 /);
       assert.match(log.at(-1) ?? '', /refused: over 4096 bytes \(552\)/);
-      const many = await swaks(small.port, ['--from', '<>', '--to', `bulletins-bounces@${DOMAIN},bulletins-unsubscribe@${DOMAIN},${COMPLAINTS}`, '--quit-after', 'RCPT']);
+      const many = await swaks(small.port, [
+        '--from',
+        '<>',
+        '--to',
+        `bulletins-bounces@${DOMAIN},bulletins-unsubscribe@${DOMAIN},${COMPLAINTS}`,
+        '--quit-after',
+        'RCPT',
+      ]);
       assert.match(many, /<\*\* 4\d\d 4\.5\.3 Too many recipients/);
 
       // Two connections held open; a third is told 421.
@@ -388,9 +441,18 @@ describe(`bulletin inbound (${DATABASE_KIND} database)`, () => {
     await mkdir(join(dir, 'cur'), { recursive: true });
     await addSubscriber(app, 'news', { address: 'folder@example.org' });
     ids.set('folder@example.org', Number((await app.db.query<{ id: number }>(`SELECT id FROM subscribers WHERE email = 'folder@example.org'`)).rows[0]!.id));
-    await writeFile(join(dir, 'new', '1.request'), crlf(['From: folder@example.org', `To: bulletins-unsubscribe@${DOMAIN}`, `Subject: unsubscribe ${unsubscribeTokenOf('folder@example.org')}`, '', '']));
-    await writeFile(join(dir, 'new', '2.delayed'), postfixBounce('delayed@example.org', { status: '4.4.7', action: 'delayed', diagnostic: 'X-Postfix; connect to mx.example.org: Connection timed out' }));
-    await writeFile(join(dir, 'new', '3.expired'), postfixBounce('expired@example.org', { status: '4.2.2', action: 'failed', diagnostic: 'smtp; 452 4.2.2 <expired@example.org>: Mailbox full' }));
+    await writeFile(
+      join(dir, 'new', '1.request'),
+      crlf(['From: folder@example.org', `To: bulletins-unsubscribe@${DOMAIN}`, `Subject: unsubscribe ${unsubscribeTokenOf('folder@example.org')}`, '', '']),
+    );
+    await writeFile(
+      join(dir, 'new', '2.delayed'),
+      postfixBounce('delayed@example.org', { status: '4.4.7', action: 'delayed', diagnostic: 'X-Postfix; connect to mx.example.org: Connection timed out' }),
+    );
+    await writeFile(
+      join(dir, 'new', '3.expired'),
+      postfixBounce('expired@example.org', { status: '4.2.2', action: 'failed', diagnostic: 'smtp; 452 4.2.2 <expired@example.org>: Mailbox full' }),
+    );
     const summary = await processBounces(app, dir, 'Maildir', { threshold: 1 });
     assert.equal(summary.unsubscribeRequests, 1);
     assert.equal(summary.delayedIgnored, 1, 'Action: delayed stays a delay');
@@ -455,7 +517,14 @@ describe(`bulletin inbound behind a real Postfix (${DATABASE_KIND} database)`, {
       reply = (
         await transport.sendMail({
           envelope: { from: verpOf('full@mx.example.org'), to: ['full@mx.example.org'] },
-          raw: crlf([`From: ExampleNet <noreply@example.net>`, 'To: full@mx.example.org', 'Subject: [ExampleNet-Bulletins] Maintenance', `Message-ID: ${messageIdOf('full@mx.example.org')}`, '', 'The network will be down on Sunday.']),
+          raw: crlf([
+            `From: ExampleNet <noreply@example.net>`,
+            'To: full@mx.example.org',
+            'Subject: [ExampleNet-Bulletins] Maintenance',
+            `Message-ID: ${messageIdOf('full@mx.example.org')}`,
+            '',
+            'The network will be down on Sunday.',
+          ]),
         })
       ).response;
     } finally {
@@ -477,7 +546,10 @@ describe(`bulletin inbound behind a real Postfix (${DATABASE_KIND} database)`, {
     const { rows } = await app.db.query<{ status: string }>('SELECT status FROM bounces WHERE subscriber_id = $1', [subscriberId]);
     assert.deepEqual(rows, [{ status: '4.2.2' }], 'it counts toward the bounce threshold');
     assert.deepEqual(await membership('full@mx.example.org'), ['bounced', 'bounce']);
-    assert.match(log.find((line) => line.includes('expired at the relay 4.2.2')) ?? '', /^inbound: from=<> to=<bulletins-bounces\+…@lists\.example\.net> size=\d+: expired at the relay 4\.2\.2 on news/);
+    assert.match(
+      log.find((line) => line.includes('expired at the relay 4.2.2')) ?? '',
+      /^inbound: from=<> to=<bulletins-bounces\+…@lists\.example\.net> size=\d+: expired at the relay 4\.2\.2 on news/,
+    );
   });
 });
 
@@ -491,14 +563,51 @@ test('`bulletin deliveries` shows the relay reply and the bounce side by side; `
   assert.match(table.stdout, /bounced@example\.org\s+failed\s+1\s+250 2\.0\.0 Ok: queued as 4B1F2C\d+\s+bounce 5\.1\.1: 550 5\.1\.1/);
   const status = await runCli(['status', String(bulletinId)], { env, cwd: db.cwd });
   assert.match(status.stdout, /complaints \(feedback loops\): 1, each complainer unsubscribed/);
-  const http = await runCli(['list', 'create', 'plain', '--name', 'Plain', '--address', 'plain@lists.example.net', '--from', 'p@example.net', '--base-url', 'http://lists.example.net'], { env, cwd: db.cwd });
+  const http = await runCli(
+    ['list', 'create', 'plain', '--name', 'Plain', '--address', 'plain@lists.example.net', '--from', 'p@example.net', '--base-url', 'http://lists.example.net'],
+    { env, cwd: db.cwd },
+  );
   assert.equal(http.code, 65, http.stderr);
-  assert.match(http.stderr, /--base-url "http:\/\/lists\.example\.net" must be https: mail programs send the one-click unsubscribe \(RFC 8058\) only to an https link \(--allow-http for a test set-up\)\./);
+  assert.match(
+    http.stderr,
+    /--base-url "http:\/\/lists\.example\.net" must be https: mail programs send the one-click unsubscribe \(RFC 8058\) only to an https link \(--allow-http for a test set-up\)\./,
+  );
   for (const url of ['http://127.0.0.1:8080', 'http://localhost:8080']) {
-    const loopback = await runCli(['list', 'create', `loop${url.length}${url.includes('local') ? 'l' : 'i'}`, '--name', 'Loop', '--address', 'loop@lists.example.net', '--from', 'p@example.net', '--base-url', url], { env, cwd: db.cwd });
+    const loopback = await runCli(
+      [
+        'list',
+        'create',
+        `loop${url.length}${url.includes('local') ? 'l' : 'i'}`,
+        '--name',
+        'Loop',
+        '--address',
+        'loop@lists.example.net',
+        '--from',
+        'p@example.net',
+        '--base-url',
+        url,
+      ],
+      { env, cwd: db.cwd },
+    );
     assert.equal(loopback.code, 0, loopback.stderr);
   }
-  const allowed = await runCli(['list', 'create', 'plain', '--name', 'Plain', '--address', 'plain@lists.example.net', '--from', 'p@example.net', '--base-url', 'http://lists.example.net', '--allow-http'], { env, cwd: db.cwd });
+  const allowed = await runCli(
+    [
+      'list',
+      'create',
+      'plain',
+      '--name',
+      'Plain',
+      '--address',
+      'plain@lists.example.net',
+      '--from',
+      'p@example.net',
+      '--base-url',
+      'http://lists.example.net',
+      '--allow-http',
+    ],
+    { env, cwd: db.cwd },
+  );
   assert.equal(allowed.code, 0, allowed.stderr);
   const update = await runCli(['list', 'update', 'news', '--base-url', 'http://news.example.net'], { env, cwd: db.cwd });
   assert.equal(update.code, 65);

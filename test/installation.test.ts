@@ -123,7 +123,9 @@ describe(`one installation per database (${DATABASE_KIND} database)`, () => {
     const databases = await Promise.all(Array.from({ length: 6 }, () => openDatabase(db.config().database)));
     try {
       const rows = await Promise.all(
-        databases.map((database, index) => settleInstallation(database, { id: `00000000-0000-4000-8000-00000000000${index}`, secret: `candidate-secret-number-${index}-0123456789abcdef` })),
+        databases.map((database, index) =>
+          settleInstallation(database, { id: `00000000-0000-4000-8000-00000000000${index}`, secret: `candidate-secret-number-${index}-0123456789abcdef` }),
+        ),
       );
       assert.equal(new Set(rows.map((row) => `${row.id} ${row.secret}`)).size, 1, 'one id and secret for all');
     } finally {
@@ -195,23 +197,33 @@ describe(`one installation per database (${DATABASE_KIND} database)`, () => {
     // The schema as bulletin 0.1 left it (0001–0007), with a list, two members and an unfinished bulletin.
     const earlier = join(db.cwd, 'migrations-0.1');
     await mkdir(earlier);
-    for (const name of (await readdir(MIGRATIONS_DIR)).filter((file) => file.endsWith('.sql') && file < '0008')) await copyFile(join(MIGRATIONS_DIR, name), join(earlier, name));
+    for (const name of (await readdir(MIGRATIONS_DIR)).filter((file) => file.endsWith('.sql') && file < '0008'))
+      await copyFile(join(MIGRATIONS_DIR, name), join(earlier, name));
     const config = db.config();
     const before = await openDatabase(config.database);
     let ids: { list: number; jo: number; sam: number; bulletin: number };
     try {
       await applyMigrations(before, earlier);
-      const list = (await before.query<{ id: number }>(
-        `INSERT INTO lists (slug, name, address, from_name, from_address, base_url) VALUES ('news', 'News', 'bulletins@lists.example.net', 'ExampleNet', 'noreply@example.net', 'https://lists.example.net') RETURNING id`,
-      )).rows[0]!.id;
-      const people = (await before.query<{ id: number; email: string }>(`INSERT INTO subscribers (email) VALUES ('jo@example.net'), ('sam@example.net') RETURNING id, email`)).rows;
+      const list = (
+        await before.query<{ id: number }>(
+          `INSERT INTO lists (slug, name, address, from_name, from_address, base_url) VALUES ('news', 'News', 'bulletins@lists.example.net', 'ExampleNet', 'noreply@example.net', 'https://lists.example.net') RETURNING id`,
+        )
+      ).rows[0]!.id;
+      const people = (
+        await before.query<{ id: number; email: string }>(`INSERT INTO subscribers (email) VALUES ('jo@example.net'), ('sam@example.net') RETURNING id, email`)
+      ).rows;
       const jo = people.find((person) => person.email === 'jo@example.net')!.id;
       const sam = people.find((person) => person.email === 'sam@example.net')!.id;
-      await before.query(`INSERT INTO memberships (list_id, subscriber_id, subscribed_source, status_source) SELECT $1, id, 'import', 'import' FROM subscribers`, [list]);
-      const bulletin = (await before.query<{ id: number }>(
-        `INSERT INTO bulletins (list_id, subject, source, source_name, templates) VALUES ($1, 'Begun before the upgrade', $2, 'old.md', $3::jsonb) RETURNING id`,
-        [list, '---\nsubject: Begun before the upgrade\n---\nHello.\n', JSON.stringify(await loadTemplateSet(null))],
-      )).rows[0]!.id;
+      await before.query(
+        `INSERT INTO memberships (list_id, subscriber_id, subscribed_source, status_source) SELECT $1, id, 'import', 'import' FROM subscribers`,
+        [list],
+      );
+      const bulletin = (
+        await before.query<{ id: number }>(
+          `INSERT INTO bulletins (list_id, subject, source, source_name, templates) VALUES ($1, 'Begun before the upgrade', $2, 'old.md', $3::jsonb) RETURNING id`,
+          [list, '---\nsubject: Begun before the upgrade\n---\nHello.\n', JSON.stringify(await loadTemplateSet(null))],
+        )
+      ).rows[0]!.id;
       await before.query(`INSERT INTO deliveries (bulletin_id, subscriber_id) SELECT $1, subscriber_id FROM memberships`, [bulletin]);
       ids = { list, jo, sam, bulletin };
     } finally {
@@ -273,7 +285,9 @@ describe(`one installation per database (${DATABASE_KIND} database)`, () => {
     await runOk(['subscribers', 'add', 'jo@example.net', '--list', 'news'], db);
     const kept = ((await runOk(['subscribers', 'unsubscribe-url', 'jo@example.net', '--list', 'news', '--json'], db)) as { url: string }).url;
     const rotated = { ...db.env, BULLETIN_SECRET: 'a-new-secret-set-by-the-operator-0123456789' };
-    const overridden = ((await runOk(['subscribers', 'unsubscribe-url', 'jo@example.net', '--list', 'news', '--json'], { env: rotated, cwd: db.cwd })) as { url: string }).url;
+    const overridden = (
+      (await runOk(['subscribers', 'unsubscribe-url', 'jo@example.net', '--list', 'news', '--json'], { env: rotated, cwd: db.cwd })) as { url: string }
+    ).url;
     assert.notEqual(overridden, kept);
     const app = await openApp(db.config(rotated), { notice: () => undefined });
     const { rows } = await app.db.query<{ secret: string }>('SELECT secret FROM installation');

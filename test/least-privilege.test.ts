@@ -90,7 +90,10 @@ describe('least privilege: a role that may only read and write the tables', () =
     await runOk(['preview', notice, '--list', 'news', '--to', 'jo@example.net'], sender);
     // The first command that needs the installation's secret makes it, as this role.
     const link = ((await runOk(['subscribers', 'unsubscribe-url', 'jo@example.net', '--list', 'news', '--json'], sender)) as { url: string }).url;
-    const sent = (await runOk(['send', notice, '--list', 'news', '--yes', '--quiet', '--json', '--rate', '200/s'], sender)) as { bulletinId: number; counts: { sent: number } };
+    const sent = (await runOk(['send', notice, '--list', 'news', '--yes', '--quiet', '--json', '--rate', '200/s'], sender)) as {
+      bulletinId: number;
+      counts: { sent: number };
+    };
     assert.equal(sent.counts.sent, 31);
     assert.equal(relay!.received.length, 31);
     await runOk(['resume', String(sent.bulletinId), '--quiet'], sender);
@@ -141,7 +144,10 @@ describe('least privilege: a role that may only read and write the tables', () =
     await writeFile(csv, 'email\nnew@example.net\n');
     const noTemp = await runCli(['subscribers', 'import', csv, '--list', 'news'], sender);
     assert.equal(noTemp.code, 77, noTemp.stderr);
-    assert.match(noTemp.stderr, /^bulletin: The database role "sender" lacks TEMPORARY on database bulletin_lp \(permission denied to create temporary tables in database "bulletin_lp"\); grant it as "Least privilege" in bulletin's README shows\.\n$/);
+    assert.match(
+      noTemp.stderr,
+      /^bulletin: The database role "sender" lacks TEMPORARY on database bulletin_lp \(permission denied to create temporary tables in database "bulletin_lp"\); grant it as "Least privilege" in bulletin's README shows\.\n$/,
+    );
 
     await asOwner('REVOKE SELECT ON lists FROM sender');
     const noSelect = await runCli(['list', 'ls'], sender);

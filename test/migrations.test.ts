@@ -54,8 +54,14 @@ test('no shipped migration was edited, renamed or deleted', async () => {
   const files = (await readdir(MIGRATIONS_DIR)).filter((name) => name.endsWith('.sql')).sort();
   for (const [name, sha256] of Object.entries(SHIPPED)) {
     assert.ok(files.includes(name), `migrations/${name} has shipped and is gone: migrations are only ever added; restore it and add a new migration instead`);
-    const actual = createHash('sha256').update(await readFile(join(MIGRATIONS_DIR, name))).digest('hex');
-    assert.equal(actual, sha256, `migrations/${name} changed after it shipped: databases migrated with it would never see the change; restore it and add a new migration instead`);
+    const actual = createHash('sha256')
+      .update(await readFile(join(MIGRATIONS_DIR, name)))
+      .digest('hex');
+    assert.equal(
+      actual,
+      sha256,
+      `migrations/${name} changed after it shipped: databases migrated with it would never see the change; restore it and add a new migration instead`,
+    );
   }
   const unrecorded = files.filter((name) => !(name in SHIPPED));
   assert.deepEqual(unrecorded, [], `record the SHA-256 of each new migration in SHIPPED (test/migrations.test.ts) once it is committed`);
@@ -80,7 +86,10 @@ test('a fresh embedded database is created and migrated by any command, and says
 
 test(`on a server, commands refuse an unmigrated database and name \`bulletin db migrate\` (${DATABASE_KIND} database: the embedded one through its socket)`, async () => {
   const db = await createTestDatabase({ migrated: false });
-  const names = (await readdir(MIGRATIONS_DIR)).filter((name) => name.endsWith('.sql')).sort().map((name) => name.replace(/\.sql$/, ''));
+  const names = (await readdir(MIGRATIONS_DIR))
+    .filter((name) => name.endsWith('.sql'))
+    .sort()
+    .map((name) => name.replace(/\.sql$/, ''));
   try {
     const server = { env: { DATABASE_URL: await db.url() }, cwd: db.cwd };
     const refused = await runCli(['list', 'ls'], server);
@@ -108,7 +117,9 @@ async function schemaOf(db: Database): Promise<string[]> {
     `SELECT format('column %s.%s %s null=%s default=%s', table_name, column_name, data_type, is_nullable, coalesce(column_default, '')) AS line
        FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'pgmigrations'`,
   );
-  const indexes = await db.query<{ line: string }>(`SELECT format('index %s', indexdef) AS line FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'pgmigrations'`);
+  const indexes = await db.query<{ line: string }>(
+    `SELECT format('index %s', indexdef) AS line FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'pgmigrations'`,
+  );
   const enums = await db.query<{ line: string }>(
     `SELECT format('enum %s %s', t.typname, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)) AS line
        FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname`,
@@ -156,13 +167,21 @@ describe(`databases migrated before release 0.1.0 upgrade to its schema (${DATAB
         await migrateAsEarlier(db, files);
         const migrated = (await runOk(['db', 'migrate', '--json'], db)) as { applied: string[] };
         const had = files.map((file) => (file.split('/').at(-1) as string).replace(/\.sql$/, ''));
-        assert.deepEqual(migrated.applied, Object.keys(SHIPPED).map((name) => name.replace(/\.sql$/, '')).filter((name) => !had.includes(name)));
+        assert.deepEqual(
+          migrated.applied,
+          Object.keys(SHIPPED)
+            .map((name) => name.replace(/\.sql$/, ''))
+            .filter((name) => !had.includes(name)),
+        );
         const database = await openTest(db);
         assert.deepEqual(await schemaOf(database).finally(() => database.close()), baseline);
         await runOk(['list', 'create', 'news', ...LIST_FLAGS], db);
         await runOk(['subscribers', 'add', 'reader@example.net', '--list', 'news'], db);
         await writeFile(join(db.cwd, 'notice.md'), '---\nsubject: After the upgrade\n---\nAll is well.\n');
-        const sent = (await runOk(['send', join(db.cwd, 'notice.md'), '--list', 'news', '--outbox', join(db.cwd, 'outbox'), '--yes', '--quiet', '--json'], db)) as { counts: { sent: number } };
+        const sent = (await runOk(
+          ['send', join(db.cwd, 'notice.md'), '--list', 'news', '--outbox', join(db.cwd, 'outbox'), '--yes', '--quiet', '--json'],
+          db,
+        )) as { counts: { sent: number } };
         assert.equal(sent.counts.sent, 1);
         await runOk(['archive', 'export', '--list', 'news', '--out', join(db.cwd, 'site')], db);
       } finally {
@@ -178,14 +197,19 @@ describe(`databases migrated before release 0.1.0 upgrade to its schema (${DATAB
       const database = await openTest(db);
       await database.query(`INSERT INTO pgmigrations (name, run_on) VALUES ('0099_from_a_newer_bulletin', now())`);
       await database.close();
-      for (const args of [['list', 'ls'], ['db', 'migrate']]) {
+      for (const args of [
+        ['list', 'ls'],
+        ['db', 'migrate'],
+      ]) {
         const refused = await runCli(args, db);
         assert.equal(refused.code, 78, refused.stderr);
-        assert.match(refused.stderr, /^bulletin: The .* was migrated by a newer bulletin \(it has 0099_from_a_newer_bulletin, which this version does not know\); run that version or a newer one\.\n$/);
+        assert.match(
+          refused.stderr,
+          /^bulletin: The .* was migrated by a newer bulletin \(it has 0099_from_a_newer_bulletin, which this version does not know\); run that version or a newer one\.\n$/,
+        );
       }
     } finally {
       await db.drop();
     }
   });
 });
-

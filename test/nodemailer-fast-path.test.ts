@@ -40,7 +40,10 @@ async function written(stream: Transform, socket: PassThrough, message: Buffer):
 }
 
 test(`nodemailer ${PINNED_NODEMAILER} still has the private SMTPConnection._createSendStream(callback) the fast path overrides`, () => {
-  assert.ok(installed.startsWith(`${PINNED_NODEMAILER}.`), `${why}: the pin and the installed version differ; check the override against the new release before moving the pin.`);
+  assert.ok(
+    installed.startsWith(`${PINNED_NODEMAILER}.`),
+    `${why}: the pin and the installed version differ; check the override against the new release before moving the pin.`,
+  );
   const method = (SMTPConnection.prototype as unknown as Internals)._createSendStream;
   assert.equal(typeof method, 'function', `${why}: _createSendStream is gone.`);
   assert.equal(method!.length, 1, `${why}: _createSendStream no longer takes (callback) alone.`);

@@ -79,8 +79,7 @@ async function sendThroughSmtp(raw: Buffer, envelope: { from: string; to: string
 
 for (const type of ['rsa', 'ed25519'] as const) {
   test(`an ${type} signature verifies with mailauth on the bytes an SMTP server received`, async () => {
-    const { privateKey, publicKey } =
-      type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
+    const { privateKey, publicKey } = type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
     const bulletin = await compileText(
       bulletinText(
         { subject: 'Καλημέρα: signed bulletin', 'in-reply-to': '6' },
@@ -104,7 +103,10 @@ for (const type of ['rsa', 'ed25519'] as const) {
       assert.equal(signature?.signingDomain, DOMAIN);
       // mailauth reports the h= list it verified against (a field its typings leave out).
       const verified = signature as typeof signature & { signingHeaders?: { keys?: string } };
-      const signed = (verified?.signingHeaders?.keys ?? '').toLowerCase().split(':').map((name) => name.trim());
+      const signed = (verified?.signingHeaders?.keys ?? '')
+        .toLowerCase()
+        .split(':')
+        .map((name) => name.trim());
       for (const name of ['from', 'subject', 'date', 'message-id', 'list-id', 'list-unsubscribe', 'list-unsubscribe-post']) {
         assert.ok(signed.includes(name), `h= does not cover ${name}: ${signed.join(':')}`);
       }
@@ -144,10 +146,9 @@ test('the body hash equals a plain relaxed canonicalization of the whole body', 
   // The composer canonicalizes fixed chunks once per bulletin; this checks that shortcut against
   // the RFC 6376 rule applied to the whole body, with values full of awkward whitespace.
   const privateKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const bulletin = await compileText(
-    bulletinText({ subject: 'Hi' }, 'Hello {{subscriber.name}}  \n\n{{subscriber.attributes.note}}\t\n\n    code  block\n'),
-    { dkim: { domain: DOMAIN, selector: SELECTOR, privateKey } },
-  );
+  const bulletin = await compileText(bulletinText({ subject: 'Hi' }, 'Hello {{subscriber.name}}  \n\n{{subscriber.attributes.note}}\t\n\n    code  block\n'), {
+    dkim: { domain: DOMAIN, selector: SELECTOR, privateKey },
+  });
   const notes = ['', ' ', 'trailing  ', '\t\ttabs\t', 'a  b\r\n  c  \r\n', ' x '.repeat(60)];
   for (const note of notes) {
     const { raw } = bulletin.render({ ...JANE, name: `  Jane\t Doe  `, attributes: { note } });
@@ -214,18 +215,33 @@ test('an RSA and an Ed25519 key sign side by side, and each signature verifies w
       { domain: DOMAIN, selector: 'rsa2026', privateKey: pem(rsa.privateKey) },
     ],
   });
-  assert.deepEqual(bulletin.dkimSignatures.map((signature) => `${signature.algorithm} ${signature.selector}`), ['rsa-sha256 rsa2026', 'ed25519-sha256 ed2026']);
-  const records: Record<string, string> = { [`rsa2026._domainkey.${DOMAIN}`]: txtRecord(rsa.publicKey, 'rsa'), [`ed2026._domainkey.${DOMAIN}`]: txtRecord(ed.publicKey, 'ed25519') };
+  assert.deepEqual(
+    bulletin.dkimSignatures.map((signature) => `${signature.algorithm} ${signature.selector}`),
+    ['rsa-sha256 rsa2026', 'ed25519-sha256 ed2026'],
+  );
+  const records: Record<string, string> = {
+    [`rsa2026._domainkey.${DOMAIN}`]: txtRecord(rsa.publicKey, 'rsa'),
+    [`ed2026._domainkey.${DOMAIN}`]: txtRecord(ed.publicKey, 'ed25519'),
+  };
   const message = bulletin.render(JANE);
   assertWellFormed(message.raw);
   const text = message.raw.toString('latin1');
-  assert.match(text, /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.net;\r\n s=rsa2026;[\s\S]*?\r\nDKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=example\.net;\r\n s=ed2026;/);
+  assert.match(
+    text,
+    /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.net;\r\n s=rsa2026;[\s\S]*?\r\nDKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=example\.net;\r\n s=ed2026;/,
+  );
   const delivery = await sendThroughSmtp(message.raw, message.envelope);
 
   assert.equal(await dkimpyVerifies(delivery.data, 0, records), true, 'dkimpy: the RSA signature does not verify');
   assert.equal(await dkimpyVerifies(delivery.data, 1, records), true, 'dkimpy: the Ed25519 signature does not verify');
   // A verifier that finds the wrong key for a selector says so (the check can fail).
-  assert.equal(await dkimpyVerifies(delivery.data, 0, { ...records, [`rsa2026._domainkey.${DOMAIN}`]: txtRecord(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey, 'rsa') }), false);
+  assert.equal(
+    await dkimpyVerifies(delivery.data, 0, {
+      ...records,
+      [`rsa2026._domainkey.${DOMAIN}`]: txtRecord(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey, 'rsa'),
+    }),
+    false,
+  );
 
   const resolver = async (name: string, rrtype: string): Promise<string[][]> => {
     const record = records[name];
@@ -233,16 +249,36 @@ test('an RSA and an Ed25519 key sign side by side, and each signature verifies w
     throw Object.assign(new Error(`no ${rrtype} record for ${name}`), { code: 'ENOTFOUND' });
   };
   const result = await dkimVerify(delivery.data, { resolver });
-  assert.deepEqual(result.results.map((signature) => [signature.status.result, signature.signingDomain]), [['pass', DOMAIN], ['pass', DOMAIN]]);
+  assert.deepEqual(
+    result.results.map((signature) => [signature.status.result, signature.signingDomain]),
+    [
+      ['pass', DOMAIN],
+      ['pass', DOMAIN],
+    ],
+  );
 });
 
 test('two DKIM keys must be one of each kind, with two selectors', async () => {
   const text = bulletinText({ subject: 'Hi' }, 'Body');
   const pem = (type: 'rsa' | 'ed25519') =>
-    (type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 1024 }) : generateKeyPairSync('ed25519')).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    (type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 1024 }) : generateKeyPairSync('ed25519')).privateKey
+      .export({ type: 'pkcs8', format: 'pem' })
+      .toString();
   for (const [dkim, pattern] of [
-    [[{ domain: DOMAIN, selector: 'a', privateKey: pem('rsa') }, { domain: DOMAIN, selector: 'b', privateKey: pem('rsa') }], /not two RSA keys/],
-    [[{ domain: DOMAIN, selector: 'a', privateKey: pem('rsa') }, { domain: DOMAIN, selector: 'a', privateKey: pem('ed25519') }], /two selectors/],
+    [
+      [
+        { domain: DOMAIN, selector: 'a', privateKey: pem('rsa') },
+        { domain: DOMAIN, selector: 'b', privateKey: pem('rsa') },
+      ],
+      /not two RSA keys/,
+    ],
+    [
+      [
+        { domain: DOMAIN, selector: 'a', privateKey: pem('rsa') },
+        { domain: DOMAIN, selector: 'a', privateKey: pem('ed25519') },
+      ],
+      /two selectors/,
+    ],
   ] as const) {
     await assert.rejects(compileText(text, { dkim }), { name: 'BulletinError', code: 'CONFIG', message: pattern });
   }

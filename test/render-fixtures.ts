@@ -2,13 +2,7 @@
 // checks every composed message must pass. Not a test file itself (no .test.ts suffix).
 import assert from 'node:assert/strict';
 import type { MailingList } from '../src/domain/list.js';
-import {
-  compileBulletin,
-  parseBulletinSource,
-  type CompileBulletinOptions,
-  type CompiledBulletin,
-  type Recipient,
-} from '../src/render/index.js';
+import { compileBulletin, parseBulletinSource, type CompileBulletinOptions, type CompiledBulletin, type Recipient } from '../src/render/index.js';
 
 export const SECRET = 'render-test-secret-0123456789';
 export const INSTALLATION = '3e0f6a1d-2b4c-4d8e-9f10-a1b2c3d4e5f6';

@@ -56,7 +56,11 @@ test('blocks nested past the limit are refused at the block that goes too deep',
   await compileText(body(nested(MAX_TEMPLATE_NESTING)));
   const column = MAX_TEMPLATE_NESTING * '{{#if list.name}}'.length + 1;
   for (const depth of [MAX_TEMPLATE_NESTING + 1, 5_000, 40_000]) {
-    await assert.rejects(compileText(body(nested(depth)), {}, 'b.md'), badInput(new RegExp(`^b\\.md:4:${column}: blocks nest more than ${MAX_TEMPLATE_NESTING} deep`)), `depth ${depth}`);
+    await assert.rejects(
+      compileText(body(nested(depth)), {}, 'b.md'),
+      badInput(new RegExp(`^b\\.md:4:${column}: blocks nest more than ${MAX_TEMPLATE_NESTING} deep`)),
+      `depth ${depth}`,
+    );
   }
   // 100,000 levels are over the size limit: refused for that, as quickly.
   await assert.rejects(compileText(body(nested(100_000)), {}, 'b.md'), badInput(/^b\.md:1:1: the bulletin is 2\.3 MiB; a bulletin may be at most 1 MiB/));
@@ -70,7 +74,10 @@ test('blocks nested past the limit are refused at the block that goes too deep',
 test('Markdown nested past the limit is refused with its place, never a stack overflow', async () => {
   const cases: [string, RegExp][] = [
     [`Intro\n\n${'>'.repeat(100_000)} deep`, new RegExp(`^b\\.md:6:${MAX_MARKDOWN_NESTING + 1}: quotes and lists nest more than ${MAX_MARKDOWN_NESTING} deep`)],
-    [Array.from({ length: 700 }, (_, i) => `${'  '.repeat(i)}- item`).join('\n'), new RegExp(`^b\\.md:${4 + MAX_MARKDOWN_NESTING}:\\d+: quotes and lists nest`)],
+    [
+      Array.from({ length: 700 }, (_, i) => `${'  '.repeat(i)}- item`).join('\n'),
+      new RegExp(`^b\\.md:${4 + MAX_MARKDOWN_NESTING}:\\d+: quotes and lists nest`),
+    ],
     ['- '.repeat(50_000) + 'x', /^b\.md:4:\d+: quotes and lists nest/],
     [`${'**a '.repeat(25_000)}x${' a**'.repeat(25_000)}`, /^b\.md:4:\d+: emphasis nests more than/],
     [`${'*'.repeat(100_000)}x${'*'.repeat(100_000)}`, /^b\.md:4:\d+: this paragraph has more than \d+ emphasis marks/],
@@ -86,16 +93,19 @@ test('Markdown nested past the limit is refused with its place, never a stack ov
 });
 
 test('YAML anchors and aliases in the front matter are refused with their place, bombs included', () => {
-  const bomb = [
-    '---',
-    'subject: &a "lol"',
-    'summary: [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
-    '---',
-    'Body',
-  ].join('\n');
+  const bomb = ['---', 'subject: &a "lol"', 'summary: [*a, *a, *a, *a, *a, *a, *a, *a, *a]', '---', 'Body'].join('\n');
   assert.throws(() => parseBulletinSource(bomb, 'bomb.md'), badInput(/^bomb\.md:2:13: the front matter uses a YAML anchor or alias/));
-  const levels = Array.from({ length: 9 }, (_, i) => `l${i + 1}: &l${i + 1} [${Array(9).fill(i === 0 ? '"x"' : `*l${i}`).join(',')}]`);
-  assert.throws(() => parseBulletinSource(['---', 'subject: Hi', 'l0: &l0 x', ...levels, '---', ''].join('\n'), 'laughs.md'), badInput(/^laughs\.md:3:9: .*anchor or alias/));
+  const levels = Array.from(
+    { length: 9 },
+    (_, i) =>
+      `l${i + 1}: &l${i + 1} [${Array(9)
+        .fill(i === 0 ? '"x"' : `*l${i}`)
+        .join(',')}]`,
+  );
+  assert.throws(
+    () => parseBulletinSource(['---', 'subject: Hi', 'l0: &l0 x', ...levels, '---', ''].join('\n'), 'laughs.md'),
+    badInput(/^laughs\.md:3:9: .*anchor or alias/),
+  );
 });
 
 test('a bulletin over the size limit is refused with its size and the limit', () => {

@@ -5,18 +5,7 @@ import assert from 'node:assert/strict';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { verifyToken } from '../src/domain/token.js';
 import { HEADER_PIPELINE, type Recipient } from '../src/render/index.js';
-import {
-  assertWellFormed,
-  bulletinText,
-  compileText,
-  headerBlock,
-  JANE,
-  KEYRING,
-  SIGNING,
-  SEND_DATE,
-  sampleList,
-  TARO,
-} from './render-fixtures.js';
+import { assertWellFormed, bulletinText, compileText, headerBlock, JANE, KEYRING, SIGNING, SEND_DATE, sampleList, TARO } from './render-fixtures.js';
 
 const BODY = [
   'Hello {{default subscriber.name "subscriber"}},',
@@ -73,12 +62,38 @@ test('every standard header is present, in pipeline order, with the expected val
     .filter((line) => /^[A-Za-z-]+:/.test(line))
     .map((line) => line.slice(0, line.indexOf(':')));
   assert.deepEqual(names, [
-    'From', 'To', 'Subject', 'Date', 'Message-ID', 'MIME-Version', 'List-Id', 'List-Unsubscribe',
-    'List-Archive', 'List-Help', 'List-Post', 'List-Unsubscribe-Post', 'Precedence', 'Auto-Submitted', 'Content-Type',
+    'From',
+    'To',
+    'Subject',
+    'Date',
+    'Message-ID',
+    'MIME-Version',
+    'List-Id',
+    'List-Unsubscribe',
+    'List-Archive',
+    'List-Help',
+    'List-Post',
+    'List-Unsubscribe-Post',
+    'Precedence',
+    'Auto-Submitted',
+    'Content-Type',
   ]);
   assert.deepEqual(
     HEADER_PIPELINE.map(([step]) => step),
-    ['from', 'to', 'subject', 'date', 'message-id', 'threading', 'mime-version', 'rfc2919-list-id', 'rfc2369-list-fields', 'rfc8058-one-click', 'bulk-mail', 'content-type'],
+    [
+      'from',
+      'to',
+      'subject',
+      'date',
+      'message-id',
+      'threading',
+      'mime-version',
+      'rfc2919-list-id',
+      'rfc2369-list-fields',
+      'rfc8058-one-click',
+      'bulk-mail',
+      'content-type',
+    ],
   );
 });
 
@@ -138,11 +153,17 @@ test('the Message-ID is stable per bulletin and subscriber, and never shared', a
   assert.notEqual((await compileText(text, { bulletinKey: '8' })).render(JANE).messageId, first.messageId);
   assert.notEqual((await compileText(text, { signing: { ...SIGNING, secret: 'another-secret' } })).render(JANE).messageId, first.messageId);
   // Another installation, even with the same secret: another id.
-  assert.notEqual((await compileText(text, { signing: { ...SIGNING, installationId: 'c0ffee00-0000-4000-8000-000000000000' } })).render(JANE).messageId, first.messageId);
+  assert.notEqual(
+    (await compileText(text, { signing: { ...SIGNING, installationId: 'c0ffee00-0000-4000-8000-000000000000' } })).render(JANE).messageId,
+    first.messageId,
+  );
   // A bulletin begun before installations had an id keeps its ids the old way (from the secret alone).
   const legacy = (await compileText(text, { messageIdVersion: 1 })).render(JANE).messageId;
   assert.notEqual(legacy, first.messageId);
-  assert.equal((await compileText(text, { messageIdVersion: 1, signing: { ...SIGNING, installationId: 'c0ffee00-0000-4000-8000-000000000000' } })).render(JANE).messageId, legacy);
+  assert.equal(
+    (await compileText(text, { messageIdVersion: 1, signing: { ...SIGNING, installationId: 'c0ffee00-0000-4000-8000-000000000000' } })).render(JANE).messageId,
+    legacy,
+  );
   const ids = new Set<string>();
   for (let id = 1; id <= 2000; id++) ids.add(bulletin.render({ id, email: `s${id}@example.org`, name: null, attributes: {} }).messageId);
   assert.equal(ids.size, 2000);
@@ -153,7 +174,7 @@ test('the Message-ID is stable per bulletin and subscriber, and never shared', a
   assert.notEqual(next.slice(1, 9), first.messageId.slice(1, 9));
 });
 
-test('a follow-up bulletin points at the same recipient\'s copy of the earlier one', async () => {
+test("a follow-up bulletin points at the same recipient's copy of the earlier one", async () => {
   const earlier = await compileText(bulletinText({ subject: 'First' }, 'One'), { bulletinKey: '41' });
   const later = await compileText(bulletinText({ subject: 'Second', 'in-reply-to': '41' }, 'Two'), { bulletinKey: '42' });
   for (const recipient of [JANE, TARO]) {

@@ -161,7 +161,10 @@ test('a templates directory overrides files one by one and its errors name its f
     },
     async (dir) => {
       const bulletin = await compileText(bulletinText({ subject: 'Hi' }, 'Body'), { templatesDir: dir });
-      assert.equal(bulletin.renderHtml(JANE), '<html lang="en"><main><p>Body</p>\n</main><footer>Bye jane@example.org -- ExampleNet-Bulletins</footer></html>\n');
+      assert.equal(
+        bulletin.renderHtml(JANE),
+        '<html lang="en"><main><p>Body</p>\n</main><footer>Bye jane@example.org -- ExampleNet-Bulletins</footer></html>\n',
+      );
       // The text layout was not overridden: the shipped one is used.
       assert.match(bulletin.renderText(JANE), /Unsubscribe: https:\/\/lists\.example\.net\/u\//);
       assert.equal(bulletin.templates.partials.signature?.text, '-- {{list.name}}');
@@ -177,7 +180,10 @@ test('a templates directory overrides files one by one and its errors name its f
     );
   });
   await withTemplatesDir({ 'email/layout.text.hbs': 'no body here {{list.name}}\n' }, async (dir) => {
-    await assert.rejects(compileText(bulletinText({ subject: 'Hi' }, 'Body'), { templatesDir: dir }), badInput(/layout\.text\.hbs: the layout has no \{\{\{body\}\}\}/));
+    await assert.rejects(
+      compileText(bulletinText({ subject: 'Hi' }, 'Body'), { templatesDir: dir }),
+      badInput(/layout\.text\.hbs: the layout has no \{\{\{body\}\}\}/),
+    );
   });
   await withTemplatesDir({ 'email/layout.text.hbs': '{{#if list.name}}{{{body}}}{{/if}}\n' }, async (dir) => {
     await assert.rejects(compileText(bulletinText({ subject: 'Hi' }, 'Body'), { templatesDir: dir }), badInput(/top level/));
@@ -186,7 +192,10 @@ test('a templates directory overrides files one by one and its errors name its f
     await assert.rejects(compileText(bulletinText({ subject: 'Hi' }, 'Body'), { templatesDir: dir }), badInput(/partial "footer" includes itself/));
   });
   await withTemplatesDir({ 'email/layout.html.hbs': '<p>{{{body}}}</p>\n{{#each}}' }, async (dir) => {
-    await assert.rejects(compileText(bulletinText({ subject: 'Hi' }, 'Body'), { templatesDir: dir }), badInput(/layout\.html\.hbs:2:\d+: template syntax error/));
+    await assert.rejects(
+      compileText(bulletinText({ subject: 'Hi' }, 'Body'), { templatesDir: dir }),
+      badInput(/layout\.html\.hbs:2:\d+: template syntax error/),
+    );
   });
   await assert.rejects(compileText(bulletinText({ subject: 'Hi' }, 'Body'), { templatesDir: '/nonexistent/templates' }), {
     code: 'NOT_FOUND',
@@ -241,7 +250,10 @@ test('the text part reads like hand-written mail: paragraphs wrapped once, image
     const text = bulletin.renderText(recipient);
     const paragraph = text.slice(text.indexOf('Between'), text.indexOf('sorry.') + 6);
     // Soft line breaks are spaces, lines are wrapped once near 72 columns, no double spaces.
-    assert.equal(paragraph.replace(/\n/g, ' '), `Between Tuesday and Thursday, mail to ${recipient.email} may have arrived late. The mail cluster was moved to new hardware and the move has been delivered, at last, in full.${recipient === JANE ? ' Our office in Athens is open again.' : ''} We are sorry.`);
+    assert.equal(
+      paragraph.replace(/\n/g, ' '),
+      `Between Tuesday and Thursday, mail to ${recipient.email} may have arrived late. The mail cluster was moved to new hardware and the move has been delivered, at last, in full.${recipient === JANE ? ' Our office in Athens is open again.' : ''} We are sorry.`,
+    );
     for (const line of paragraph.split('\n').slice(0, -1)) assert.ok(line.length <= 72 && line.length > 50, `ragged line: ${JSON.stringify(line)}`);
     assert.match(text, /sorry\.\n\nA chart of the mail queue, back to normal\n\nSee the status page/);
     assert.equal(text.match(/<https:\/\/status\.example\.net>/g)?.length, 1, 'the same link listed twice');

@@ -38,7 +38,10 @@ async function relay(behaviour: Parameters<typeof startSmtpServer>[0] = {}): Pro
 async function listWith(slug: string, count: number): Promise<string[]> {
   await runOk(['list', 'create', slug, ...LIST_FLAGS], db);
   const addresses = Array.from({ length: count }, (_, index) => `person${index}@${slug}.example.net`);
-  await importRows(slug, addresses.map((address, index) => [address, index % 2 === 0 ? 'mail' : 'web']));
+  await importRows(
+    slug,
+    addresses.map((address, index) => [address, index % 2 === 0 ? 'mail' : 'web']),
+  );
   return addresses;
 }
 
@@ -55,7 +58,9 @@ async function bulletinFile(name: string, subject: string): Promise<string> {
 }
 
 async function deliveredTo(bulletinId: number): Promise<{ email: string; state: string }[]> {
-  return rows(db, `SELECT s.email, d.state::text FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.bulletin_id = $1 ORDER BY s.email`, [bulletinId]);
+  return rows(db, `SELECT s.email, d.state::text FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.bulletin_id = $1 ORDER BY s.email`, [
+    bulletinId,
+  ]);
 }
 
 const MAIL = 'attributes.platform = "mail"';
@@ -82,7 +87,10 @@ describe(`audiences and scheduled sends (${DATABASE_KIND} database)`, () => {
     ]);
 
     // Meanwhile one member moves to the mail platform and a new one joins it: not this bulletin's audience.
-    await importRows('frozen', [[addresses[1]!, 'mail'], ['newcomer@frozen.example.net', 'mail']]);
+    await importRows('frozen', [
+      [addresses[1]!, 'mail'],
+      ['newcomer@frozen.example.net', 'mail'],
+    ]);
     const otherWhere = await runCli(['send', file, '--list', 'frozen', '--where', 'attributes.platform = "web"', '--yes'], env);
     assert.equal(otherWhere.code, 65);
     assert.match(otherWhere.stderr, /was started from this file for the members matching attributes\.platform = "mail"; it resumes with that audience/);
@@ -90,8 +98,15 @@ describe(`audiences and scheduled sends (${DATABASE_KIND} database)`, () => {
     assert.equal(resumed.finished, true);
     await runOk(['retry', String(bulletin!.id), '--state', 'failed,uncertain', '--json', '--quiet', ...FAST_RETRIES], env);
     assert.equal((await runCli(['worker', '--once', '--json', '--quiet'], env)).code, 0);
-    assert.deepEqual((await deliveredTo(bulletin!.id)).map((row) => row.email), mail, 'no delivery was added for members who matched later');
-    const received = server.received.filter((message) => message.accepted).map((message) => message.envelope.to[0]).sort();
+    assert.deepEqual(
+      (await deliveredTo(bulletin!.id)).map((row) => row.email),
+      mail,
+      'no delivery was added for members who matched later',
+    );
+    const received = server.received
+      .filter((message) => message.accepted)
+      .map((message) => message.envelope.to[0])
+      .sort();
     assert.deepEqual(received, mail);
 
     const status = (await runOk(['status', String(bulletin!.id), '--json'], db)) as { audience: { filter: string | null }; state: string };
@@ -100,20 +115,29 @@ describe(`audiences and scheduled sends (${DATABASE_KIND} database)`, () => {
     assert.match(String(await runOk(['status', String(bulletin!.id)], db)), /audience: {3}where attributes\.platform = "mail"/);
   });
 
-  test('send --segment uses the segment\'s filter, and status names the segment; a filter matching nobody sends nothing', async () => {
+  test("send --segment uses the segment's filter, and status names the segment; a filter matching nobody sends nothing", async () => {
     await listWith('segmented', 4);
     await runOk(['segment', 'create', 'web-customers', '--list', 'segmented', '--where', 'attributes.platform = "web"'], db);
     const outbox = join(db.cwd, 'outbox-segmented');
     const file = await bulletinFile('segmented.md', 'Web news');
-    const sent = (await runOk(['send', file, '--list', 'segmented', '--segment', 'web-customers', '--outbox', outbox, '--yes', '--json', '--quiet'], db)) as { bulletinId: number; counts: { sent: number } };
+    const sent = (await runOk(['send', file, '--list', 'segmented', '--segment', 'web-customers', '--outbox', outbox, '--yes', '--json', '--quiet'], db)) as {
+      bulletinId: number;
+      counts: { sent: number };
+    };
     assert.equal(sent.counts.sent, 2);
     assert.equal((await readdir(outbox)).filter((name) => name.endsWith('.eml')).length, 2);
     const status = (await runOk(['status', String(sent.bulletinId), '--json'], db)) as { audience: unknown };
     assert.deepEqual(status.audience, { filter: 'attributes.platform = "web"', segment: 'web-customers' });
-    const nobody = await runCli(['send', await bulletinFile('nobody.md', 'Nobody'), '--list', 'segmented', '--where', 'attributes.platform = "fax"', '--outbox', outbox, '--yes'], db);
+    const nobody = await runCli(
+      ['send', await bulletinFile('nobody.md', 'Nobody'), '--list', 'segmented', '--where', 'attributes.platform = "fax"', '--outbox', outbox, '--yes'],
+      db,
+    );
     assert.equal(nobody.code, 65);
     assert.match(nobody.stderr, /The filter matches no active member of "segmented": nothing to send/);
-    const dry = (await runOk(['send', await bulletinFile('dry.md', 'Dry'), '--list', 'segmented', '--where', 'attributes.platform = "mail"', '--dry-run', '--json'], db)) as { rendered: number };
+    const dry = (await runOk(
+      ['send', await bulletinFile('dry.md', 'Dry'), '--list', 'segmented', '--where', 'attributes.platform = "mail"', '--dry-run', '--json'],
+      db,
+    )) as { rendered: number };
     assert.equal(dry.rendered, 2, 'a dry run renders the audience only');
   });
 
@@ -123,7 +147,10 @@ describe(`audiences and scheduled sends (${DATABASE_KIND} database)`, () => {
     const outbox = join(db.cwd, 'outbox-scheduled');
     // 09:00 in Adelaide (+10:30) is 22:30 UTC the evening before.
     const before = clockAt('2030-03-01T22:00:00Z');
-    const scheduled = (await runOk(['send', file, '--list', 'scheduled', '--where', MAIL, '--at', '2030-03-02T09:00+10:30', '--yes', '--json'], { ...db, clock: before })) as {
+    const scheduled = (await runOk(['send', file, '--list', 'scheduled', '--where', MAIL, '--at', '2030-03-02T09:00+10:30', '--yes', '--json'], {
+      ...db,
+      clock: before,
+    })) as {
       bulletinId: number;
       state: string;
       scheduledFor: string;
@@ -131,9 +158,17 @@ describe(`audiences and scheduled sends (${DATABASE_KIND} database)`, () => {
     assert.equal(scheduled.state, 'scheduled');
     assert.equal(scheduled.scheduledFor, '2030-03-01T22:30:00.000Z');
     assert.deepEqual(await deliveredTo(scheduled.bulletinId), [], 'nothing is enqueued before the start');
-    const listed = (await runOk(['status', '--json'], { ...db, clock: before })) as { scheduled: { bulletinId: number; scheduledFor: string; audience: { filter: string } }[] };
-    assert.deepEqual(listed.scheduled.map((each) => [each.bulletinId, each.scheduledFor, each.audience.filter]), [[scheduled.bulletinId, '2030-03-01T22:30:00.000Z', MAIL]]);
-    assert.match(String(await runOk(['status'], { ...db, clock: before })), /Scheduled sends:\n +\d+ {2}2030-03-01 22:30:00Z {2}"scheduled": Maintenance at nine/);
+    const listed = (await runOk(['status', '--json'], { ...db, clock: before })) as {
+      scheduled: { bulletinId: number; scheduledFor: string; audience: { filter: string } }[];
+    };
+    assert.deepEqual(
+      listed.scheduled.map((each) => [each.bulletinId, each.scheduledFor, each.audience.filter]),
+      [[scheduled.bulletinId, '2030-03-01T22:30:00.000Z', MAIL]],
+    );
+    assert.match(
+      String(await runOk(['status'], { ...db, clock: before })),
+      /Scheduled sends:\n +\d+ {2}2030-03-01 22:30:00Z {2}"scheduled": Maintenance at nine/,
+    );
 
     const early = await runCli(['worker', '--once', '--outbox', outbox, '--json'], { ...db, clock: clockAt('2030-03-01T22:29:50Z') });
     assert.equal(early.code, 0, early.stderr);
@@ -149,7 +184,11 @@ describe(`audiences and scheduled sends (${DATABASE_KIND} database)`, () => {
       { email: 'late@scheduled.example.net', state: 'sent' },
       { email: addresses[2]!, state: 'sent' },
     ]);
-    const [stored] = await rows<{ state: string; started_at: Date; sent_date: Date }>(db, 'SELECT state::text, started_at, sent_date FROM bulletins WHERE id = $1', [scheduled.bulletinId]);
+    const [stored] = await rows<{ state: string; started_at: Date; sent_date: Date }>(
+      db,
+      'SELECT state::text, started_at, sent_date FROM bulletins WHERE id = $1',
+      [scheduled.bulletinId],
+    );
     assert.equal(stored!.state, 'started');
     assert.equal(stored!.sent_date.toISOString(), '2030-03-01T22:30:00.000Z', 'the bulletin is dated for its scheduled time');
     assert.ok(Math.abs(stored!.started_at.getTime() - Date.parse('2030-03-01T22:30:01Z')) < 60_000);
@@ -170,12 +209,17 @@ describe(`audiences and scheduled sends (${DATABASE_KIND} database)`, () => {
     const past = await runCli(['send', file, '--list', 'unscheduled', '--at', '2030-04-30T09:00Z', '--yes'], { ...db, clock });
     assert.equal(past.code, 65);
     assert.match(past.stderr, /--at 2030-04-30T09:00:00.000Z is not in the future/);
-    const scheduled = (await runOk(['send', file, '--list', 'unscheduled', '--at', '2030-05-01T06:00-04:00', '--yes', '--json'], { ...db, clock })) as { bulletinId: number };
+    const scheduled = (await runOk(['send', file, '--list', 'unscheduled', '--at', '2030-05-01T06:00-04:00', '--yes', '--json'], { ...db, clock })) as {
+      bulletinId: number;
+    };
     assert.match(String(await runOk(['unschedule', String(scheduled.bulletinId)], db)), /Unscheduled bulletin \d+ \(Never mind\); it will not be sent\./);
     const twice = await runCli(['unschedule', String(scheduled.bulletinId)], db);
     assert.equal(twice.code, 65);
     assert.match(twice.stderr, /already unscheduled/);
-    const idle = await runCli(['worker', '--once', '--outbox', join(db.cwd, 'outbox-unscheduled'), '--json'], { ...db, clock: clockAt('2030-05-02T00:00:00Z') });
+    const idle = await runCli(['worker', '--once', '--outbox', join(db.cwd, 'outbox-unscheduled'), '--json'], {
+      ...db,
+      clock: clockAt('2030-05-02T00:00:00Z'),
+    });
     assert.equal(idle.code, 0, idle.stderr);
     assert.deepEqual(await deliveredTo(scheduled.bulletinId), []);
     const status = (await runOk(['status', String(scheduled.bulletinId), '--json'], db)) as { state: string };
@@ -219,15 +263,28 @@ test('two worker processes racing for a scheduled start: it starts once, and eve
   const workers = [worker({ SMTP_URL: server.url }), worker({ SMTP_URL: server.url })];
   try {
     // Both idle and looking before the start is due, so both wake for it at the same moment.
-    await waitFor(async () => workers.every((each) => each.child.exitCode === null && each.stderr().includes('No unfinished sends')), 'both workers to be idle');
+    await waitFor(
+      async () => workers.every((each) => each.child.exitCode === null && each.stderr().includes('No unfinished sends')),
+      'both workers to be idle',
+    );
     const at = new Date(Date.now() + 3000).toISOString();
     const scheduled = (await runOk(['send', file, '--list', 'race', '--at', at, '--yes', '--json'], db)) as { bulletinId: number };
-    await waitFor(async () => (await rows(db, 'SELECT 1 FROM bulletins WHERE id = $1 AND finished_at IS NOT NULL', [scheduled.bulletinId])).length === 1, 'the scheduled send to finish');
+    await waitFor(
+      async () => (await rows(db, 'SELECT 1 FROM bulletins WHERE id = $1 AND finished_at IS NOT NULL', [scheduled.bulletinId])).length === 1,
+      'the scheduled send to finish',
+    );
     const starts = workers.map((each) => (each.stderr().match(/Started scheduled bulletin/g) ?? []).length);
     assert.deepEqual(starts.sort(), [0, 1], 'exactly one worker started it');
-    const accepted = server.received.filter((message) => message.accepted).map((message) => message.envelope.to[0]).sort();
+    const accepted = server.received
+      .filter((message) => message.accepted)
+      .map((message) => message.envelope.to[0])
+      .sort();
     assert.deepEqual(accepted, [...addresses].sort(), 'each member got exactly one copy');
-    const states = await rows<{ state: string; count: number }>(db, `SELECT state::text, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state`, [scheduled.bulletinId]);
+    const states = await rows<{ state: string; count: number }>(
+      db,
+      `SELECT state::text, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state`,
+      [scheduled.bulletinId],
+    );
     assert.deepEqual(states, [{ state: 'sent', count: addresses.length }]);
   } finally {
     for (const each of workers) each.child.kill('SIGTERM');

@@ -30,7 +30,11 @@ async function prepare(slug: string, count: number): Promise<{ addresses: string
   return { addresses, file: await listWith(db, slug, addresses, { subject: `Crash test ${slug}` }) };
 }
 
-function startSend(file: string, slug: string, smtpUrl: string): { child: ChildProcess; output: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
+function startSend(
+  file: string,
+  slug: string,
+  smtpUrl: string,
+): { child: ChildProcess; output: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
   const child = spawn(process.execPath, [BIN, 'send', file, '--list', slug, '--yes', '--rate', '250/s', '--connections', '5'], {
     env: childEnv(db.env, { SMTP_URL: smtpUrl }),
     cwd: db.cwd,
@@ -59,12 +63,9 @@ describe(`crash and stop (${DATABASE_KIND} database)`, () => {
 
     // What the database knew at the crash: these were in flight (claimed, outcome not yet written).
     const inFlight = new Set(
-      (
-        await rows<{ email: string }>(
-          db,
-          `SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.state = 'sending'`,
-        )
-      ).map((row) => row.email),
+      (await rows<{ email: string }>(db, `SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.state = 'sending'`)).map(
+        (row) => row.email,
+      ),
     );
     assert.ok(inFlight.size > 0, 'the crash left messages in flight');
     const bulletinId = (await rows<{ id: number }>(db, 'SELECT id FROM bulletins ORDER BY id DESC LIMIT 1'))[0]!.id;
@@ -81,7 +82,12 @@ describe(`crash and stop (${DATABASE_KIND} database)`, () => {
     const status = (await runOk(['status', String(bulletinId), '--json'], db)) as { counts: Record<string, number>; finishedAt: string | null };
     assert.equal(status.counts.sent, addresses.length);
     assert.notEqual(status.finishedAt, null);
-    const inDoubt = (await runOk(['deliveries', String(bulletinId), '--state', 'in-doubt', '--json'], db)) as { email: string; state: string; inDoubt: boolean; attempts: number }[];
+    const inDoubt = (await runOk(['deliveries', String(bulletinId), '--state', 'in-doubt', '--json'], db)) as {
+      email: string;
+      state: string;
+      inDoubt: boolean;
+      attempts: number;
+    }[];
     assert.deepEqual(inDoubt.map((row) => row.email).sort(), [...inFlight].sort(), '`deliveries --state in-doubt` lists exactly those that were in flight');
     assert.ok(inDoubt.every((row) => row.inDoubt && row.state === 'sent' && row.attempts === 2));
 
@@ -114,7 +120,9 @@ describe(`crash and stop (${DATABASE_KIND} database)`, () => {
     const bulletinId = Number(/bulletin resume (\d+)/.exec(ended.stdout)?.[1]);
     const sending = await rows(db, `SELECT 1 FROM deliveries WHERE bulletin_id = $1 AND state = 'sending'`, [bulletinId]);
     assert.equal(sending.length, 0, 'every claim was finished or given back');
-    const sentBefore = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND state = 'sent'`, [bulletinId]);
+    const sentBefore = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND state = 'sent'`, [
+      bulletinId,
+    ]);
     assert.equal(sentBefore[0]?.count, server.received.length, 'every message the server accepted is recorded as sent');
 
     await runOk(['resume', String(bulletinId)], { ...db, env: { ...db.env, SMTP_URL: server.url } });

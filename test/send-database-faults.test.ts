@@ -65,12 +65,16 @@ async function query<Row extends object>(db: TestDatabase, text: string): Promis
 /** Sends through the proxy while `faults` are armed; every one must have happened. */
 async function sendThrough(setup: Setup, faults: StatementFault[], extraArgs: string[] = []): Promise<CliResult> {
   const happened = faults.map((fault) => setup.proxy.faultOn(fault).then(() => true));
-  const result = await runCli(
-    ['send', setup.file, '--list', 'news', '--yes', '--json', '--rate', '400/s', '--connections', '4', ...extraArgs],
-    { env: setup.env, cwd: setup.db.cwd },
-  );
+  const result = await runCli(['send', setup.file, '--list', 'news', '--yes', '--json', '--rate', '400/s', '--connections', '4', ...extraArgs], {
+    env: setup.env,
+    cwd: setup.db.cwd,
+  });
   const fired = await Promise.all(happened.map((done) => Promise.race([done, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 100))])));
-  assert.deepEqual(fired, faults.map(() => true), `every fault happened (${faults.map((fault) => fault.text).join(', ')})`);
+  assert.deepEqual(
+    fired,
+    faults.map(() => true),
+    `every fault happened (${faults.map((fault) => fault.text).join(', ')})`,
+  );
   return result;
 }
 
@@ -85,10 +89,17 @@ async function assertEveryoneOnce(setup: Setup, result: CliResult): Promise<void
   const copies = new Map<string, number>();
   for (const to of accepted) copies.set(to, (copies.get(to) ?? 0) + 1);
   assert.deepEqual([...copies.keys()].sort(), [...setup.addresses].sort(), 'every recipient reached the relay');
-  assert.deepEqual([...copies.entries()].filter(([, count]) => count > 1), [], 'nobody twice: a database fault puts nothing back on the wire');
+  assert.deepEqual(
+    [...copies.entries()].filter(([, count]) => count > 1),
+    [],
+    'nobody twice: a database fault puts nothing back on the wire',
+  );
   const states = await query<{ state: string; count: number }>(setup.db, `SELECT state::text, count(*)::int AS count FROM deliveries GROUP BY state`);
   assert.deepEqual(states, [{ state: 'sent', count: RECIPIENTS }]);
-  const bulletins = await query<{ count: number; finished: number }>(setup.db, `SELECT count(*)::int AS count, count(finished_at)::int AS finished FROM bulletins`);
+  const bulletins = await query<{ count: number; finished: number }>(
+    setup.db,
+    `SELECT count(*)::int AS count, count(finished_at)::int AS finished FROM bulletins`,
+  );
   assert.deepEqual(bulletins, [{ count: 1, finished: 1 }], 'one bulletin, finished');
 }
 
@@ -114,7 +125,10 @@ describe(`a database fault at every step of a send: pause, retry, carry on (prox
     const restoring = new Promise((resolve) => setTimeout(resolve, 1500)).then(() => setup.proxy.restore());
     const result = await runCli(['send', setup.file, '--list', 'news', '--yes', '--json', '--rate', '400/s'], { env: setup.env, cwd: setup.db.cwd });
     await restoring;
-    assert.match(result.stderr, /^bulletin: database unreachable since \d\d:\d\d:\d\d \(connect ECONNREFUSED 127\.0\.0\.1:\d+\); waiting for it before going on, retrying in \d+ s$/m);
+    assert.match(
+      result.stderr,
+      /^bulletin: database unreachable since \d\d:\d\d:\d\d \(connect ECONNREFUSED 127\.0\.0\.1:\d+\); waiting for it before going on, retrying in \d+ s$/m,
+    );
     await assertEveryoneOnce(setup, result);
   });
 
@@ -123,7 +137,10 @@ describe(`a database fault at every step of a send: pause, retry, carry on (prox
     ['preparing: reading the installation keys, connection reset', { text: STEP.installation, mode: 'reset' }],
     ['enqueueing: the INSERT of the deliveries never arrives', { text: STEP.enqueue }],
     ['storing the archive body, in the same transaction', { text: STEP.archiveBody }],
-    ['enqueueing: the COMMIT runs but its answer is lost (the bulletin is saved; the retry must find it)', { text: 'COMMIT', after: STEP.enqueue, when: 'lost-reply' }],
+    [
+      'enqueueing: the COMMIT runs but its answer is lost (the bulletin is saved; the retry must find it)',
+      { text: 'COMMIT', after: STEP.enqueue, when: 'lost-reply' },
+    ],
     ['claiming: the first claim runs but its answer is lost (the deliveries are ours, unknown to us)', { text: STEP.claim, when: 'lost-reply' }],
     ['claiming: a claim made ahead while sending runs, its answer lost', { text: STEP.claim, nth: 2, when: 'lost-reply' }],
     ['writing outcomes: a flush mid-dispatch never arrives', { text: STEP.outcomes, nth: 2 }],
@@ -193,7 +210,11 @@ describe(`commands that are not sends: one sentence, exit 69, and nothing half d
       const result = await runCli(args, { env: setup.env, cwd: setup.db.cwd });
       await fault;
       assert.equal(result.code, 69, `${args.join(' ')}: ${result.stderr}`);
-      assert.match(result.stderr, new RegExp(`^bulletin: Lost the connection to the ${description} \\([^\\n]+\\); run the command again once the database answers\\.\\n$`), args.join(' '));
+      assert.match(
+        result.stderr,
+        new RegExp(`^bulletin: Lost the connection to the ${description} \\([^\\n]+\\); run the command again once the database answers\\.\\n$`),
+        args.join(' '),
+      );
     }
     // Refused outright, and a Unix socket that is not there: the same one sentence at opening.
     await setup.proxy.cut('refuse');
@@ -219,7 +240,11 @@ describe(`commands that are not sends: one sentence, exit 69, and nothing half d
       assert.equal((await fetch(`${server.url}${path}`)).status, 200);
       await setup.proxy.cut('refuse');
       assert.equal((await fetch(`${server.url}/healthz`)).status, 503);
-      const away = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+      const away = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'List-Unsubscribe=One-Click',
+      });
       assert.equal(away.status, 503);
       await setup.proxy.restore();
       assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
@@ -228,7 +253,10 @@ describe(`commands that are not sends: one sentence, exit 69, and nothing half d
       await server.close();
       await app.close();
     }
-    const members = await query<{ status: string }>(setup.db, `SELECT m.status::text AS status FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE s.email = 'reader7@example.net'`);
+    const members = await query<{ status: string }>(
+      setup.db,
+      `SELECT m.status::text AS status FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE s.email = 'reader7@example.net'`,
+    );
     assert.deepEqual(members, [{ status: 'active' }], 'nobody changed while the database was away');
   });
 
@@ -242,7 +270,10 @@ describe(`commands that are not sends: one sentence, exit 69, and nothing half d
     const cut = await runCli(['subscribers', 'import', csv, '--list', 'more'], { env: setup.env, cwd: setup.db.cwd });
     await fault;
     assert.equal(cut.code, 69, cut.stderr);
-    assert.match(cut.stderr, /^bulletin: Lost the connection to the PostgreSQL at [^\n]+ after [\d,]+ rows \([^\n]+\): nothing was imported, and running the import again is safe\.\n$/);
+    assert.match(
+      cut.stderr,
+      /^bulletin: Lost the connection to the PostgreSQL at [^\n]+ after [\d,]+ rows \([^\n]+\): nothing was imported, and running the import again is safe\.\n$/,
+    );
     const none = await query<{ count: number }>(setup.db, `SELECT count(*)::int AS count FROM subscribers WHERE email LIKE 'more%'`);
     assert.deepEqual(none, [{ count: 0 }]);
     // The COMMIT runs and its answer is lost: it may be saved; a second run is safe either way.
@@ -251,7 +282,10 @@ describe(`commands that are not sends: one sentence, exit 69, and nothing half d
     await commit;
     assert.equal(unsure.code, 69, unsure.stderr);
     assert.match(unsure.stderr, /just as the import was being saved, so it may or may not have been; running the import again is safe/);
-    const again = (await runOk(['subscribers', 'import', csv, '--list', 'more', '--json'], { env: setup.env, cwd: setup.db.cwd })) as { subscribersCreated: number; alreadyActive: number };
+    const again = (await runOk(['subscribers', 'import', csv, '--list', 'more', '--json'], { env: setup.env, cwd: setup.db.cwd })) as {
+      subscribersCreated: number;
+      alreadyActive: number;
+    };
     assert.equal(again.subscribersCreated + again.alreadyActive, 7000);
     const all = await query<{ count: number }>(setup.db, `SELECT count(*)::int AS count FROM subscribers WHERE email LIKE 'more%'`);
     assert.deepEqual(all, [{ count: 7000 }], 'each person once');

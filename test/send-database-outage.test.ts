@@ -86,7 +86,12 @@ test('PostgreSQL restarted mid-send: the send pauses, reconnects and finishes; n
 });
 
 /** A database of its own on the test's server, migrated, with a list of `count` members. */
-async function freshDatabase(server: OwnPostgres, name: string, count: number, url = server.url): Promise<{ env: Record<string, string>; cwd: string; addresses: string[] }> {
+async function freshDatabase(
+  server: OwnPostgres,
+  name: string,
+  count: number,
+  url = server.url,
+): Promise<{ env: Record<string, string>; cwd: string; addresses: string[] }> {
   const admin = new pg.Client({ connectionString: server.url });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);

@@ -67,13 +67,19 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     assert.match(copy.stderr, /^bulletin: No usable relay: smtp:\/\/127\.0\.0\.1:\d+ refuses our configuration: 535 5\.7\.8 .*check SMTP_USER and SMTP_PASS/m);
     const result = await runCli(['send', file, '--list', 'auth', ...SEND], env(url));
     assert.equal(result.code, 78, result.stderr);
-    assert.match(result.stderr, /No usable relay: smtp:\/\/127\.0\.0\.1:\d+ refuses our configuration: 535 5\.7\.8 Authentication credentials invalid .*bulletin resume \d+\.$/m);
+    assert.match(
+      result.stderr,
+      /No usable relay: smtp:\/\/127\.0\.0\.1:\d+ refuses our configuration: 535 5\.7\.8 Authentication credentials invalid .*bulletin resume \d+\.$/m,
+    );
     assert.equal(result.stderr.trim().split('\n').length, 1, 'one sentence');
     const summary = JSON.parse(result.stdout) as { bulletinId: number; halt: { end: string } };
     assert.equal(summary.halt.end, 'relay unusable');
     assert.deepEqual(await states('auth'), { queued: 12 }, 'not deferred, not failed: queued');
     assert.equal(relay.received.length, 0);
-    const resumed = (await runOk(['resume', String(summary.bulletinId), '--json', '--quiet'], env(`smtp://bulletin:right@127.0.0.1:${relay.port}?tls=off`))) as { finished: boolean };
+    const resumed = (await runOk(
+      ['resume', String(summary.bulletinId), '--json', '--quiet'],
+      env(`smtp://bulletin:right@127.0.0.1:${relay.port}?tls=off`),
+    )) as { finished: boolean };
     assert.equal(resumed.finished, true);
     assert.deepEqual(await states('auth'), { sent: 12 });
   });
@@ -108,7 +114,9 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     assert.equal(small.triedAt.length, 0, 'no MAIL FROM at all');
     assert.deepEqual(await states('big'), { queued: 5 });
     const roomy = await server({ size: 10_485_760 });
-    const summary = JSON.parse((await runCli(['resume', String((JSON.parse(result.stdout) as { bulletinId: number }).bulletinId), '--json', '--quiet'], env(roomy.url))).stdout) as { finished: boolean };
+    const summary = JSON.parse(
+      (await runCli(['resume', String((JSON.parse(result.stdout) as { bulletinId: number }).bulletinId), '--json', '--quiet'], env(roomy.url))).stdout,
+    ) as { finished: boolean };
     assert.equal(summary.finished, true);
     assert.equal(roomy.mailFromSizes.length, 5);
     for (const [index, size] of roomy.mailFromSizes.entries()) assert.equal(size, roomy.received[index]?.raw.length, 'SIZE= is the size of the message');
@@ -119,7 +127,10 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     const { file } = await listWith('content', 40);
     const result = await runCli(['send', file, '--list', 'content', ...SEND, '--connections', '1'], env(strict.url));
     assert.equal(result.code, 75, result.stderr);
-    assert.match(result.stderr, /^bulletin: Send held: smtp:\/\/127\.0\.0\.1:\d+ refused the message itself 20 times in a row \(554 5\.7\.1 Message content rejected\); fix the message or the relay's policy, then run bulletin resume \d+\.$/m);
+    assert.match(
+      result.stderr,
+      /^bulletin: Send held: smtp:\/\/127\.0\.0\.1:\d+ refused the message itself 20 times in a row \(554 5\.7\.1 Message content rejected\); fix the message or the relay's policy, then run bulletin resume \d+\.$/m,
+    );
     const held = await states('content');
     assert.equal(held.failed, undefined, 'nobody failed for good');
     assert.equal((held.deferred ?? 0) + (held.queued ?? 0), 40, JSON.stringify(held));
@@ -132,7 +143,10 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
   });
 
   test('a 5xx at RCPT saying the mailbox does not exist is a hard bounce (source smtp) toward the threshold; a policy refusal is not', async () => {
-    const relay = await server({ reject: ['rcpt0@example.net', 'rcpt1@example.net'], rcptReplies: { 'rcpt2@example.net': '550 5.7.1 Recipient rejected by policy' } });
+    const relay = await server({
+      reject: ['rcpt0@example.net', 'rcpt1@example.net'],
+      rcptReplies: { 'rcpt2@example.net': '550 5.7.1 Recipient rejected by policy' },
+    });
     const { file } = await listWith('rcpt', 6);
     const summary = (await runOk(['send', file, '--list', 'rcpt', ...SEND], env(relay.url, { BULLETIN_BOUNCE_THRESHOLD: '1' }))) as { finished: boolean };
     assert.equal(summary.finished, true);
@@ -140,26 +154,37 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
       db,
       `SELECT s.email, b.status, b.source, b.delivery_id FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id ORDER BY s.email`,
     );
-    assert.deepEqual(bounces.map((bounce) => [bounce.email, bounce.status, bounce.source]), [
-      ['rcpt0@example.net', '5.1.1', 'smtp'],
-      ['rcpt1@example.net', '5.1.1', 'smtp'],
-    ]);
+    assert.deepEqual(
+      bounces.map((bounce) => [bounce.email, bounce.status, bounce.source]),
+      [
+        ['rcpt0@example.net', '5.1.1', 'smtp'],
+        ['rcpt1@example.net', '5.1.1', 'smtp'],
+      ],
+    );
     assert.ok(bounces.every((bounce) => bounce.delivery_id !== null));
     const members = await rows<{ email: string; status: string }>(
       db,
       `SELECT s.email, m.status::text AS status FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
          JOIN lists l ON l.id = m.list_id WHERE l.slug = 'rcpt' ORDER BY s.email`,
     );
-    assert.deepEqual(members.filter((member) => member.status !== 'active').map((member) => member.email), ['rcpt0@example.net', 'rcpt1@example.net']);
+    assert.deepEqual(
+      members.filter((member) => member.status !== 'active').map((member) => member.email),
+      ['rcpt0@example.net', 'rcpt1@example.net'],
+    );
     assert.equal(members.find((member) => member.email === 'rcpt2@example.net')?.status, 'active', 'a policy refusal is not held against the subscriber');
   });
 
   test('a relay ending sessions after 20 messages (452 4.5.3): no deferral, the message goes on a fresh session, and sessions are renewed before 20', async () => {
     const relay = await server({ sessionLimit: { messages: 20 } });
     const { file } = await listWith('spent', 200);
-    const summary = (await runOk(['send', file, '--list', 'spent', ...SEND, '--connections', '2', '--rate', '500/s', '--retry-min', '5m'], env(relay.url))) as { finished: boolean; bulletinId: number };
+    const summary = (await runOk(['send', file, '--list', 'spent', ...SEND, '--connections', '2', '--rate', '500/s', '--retry-min', '5m'], env(relay.url))) as {
+      finished: boolean;
+      bulletinId: number;
+    };
     assert.equal(summary.finished, true);
-    const retried = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND attempts > 1`, [summary.bulletinId]);
+    const retried = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND attempts > 1`, [
+      summary.bulletinId,
+    ]);
     assert.equal(retried[0]?.count, 0, 'nobody waited for a retry');
     assert.deepEqual(await states('spent'), { sent: 200 });
     const refused = relay.triedAt.length - relay.acceptedAt.length;
@@ -171,18 +196,26 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     const relay = await server({ closeAtMailFrom: 2 });
     const { file } = await listWith('closing', 10);
     const started = Date.now();
-    const summary = (await runOk(['send', file, '--list', 'closing', ...SEND, '--retry-min', '5m'], env(relay.url))) as { finished: boolean; bulletinId: number };
+    const summary = (await runOk(['send', file, '--list', 'closing', ...SEND, '--retry-min', '5m'], env(relay.url))) as {
+      finished: boolean;
+      bulletinId: number;
+    };
     assert.equal(summary.finished, true);
     assert.ok(Date.now() - started < 30_000, 'done in seconds');
     assert.deepEqual(await states('closing'), { sent: 10 });
-    const retried = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND attempts > 1`, [summary.bulletinId]);
+    const retried = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND attempts > 1`, [
+      summary.bulletinId,
+    ]);
     assert.equal(retried[0]?.count, 0);
   });
 
   test('a relay slow to greet: renewals are spread out and opened ahead, so sending never stalls', async () => {
     const relay = await server({ greetingDelayMs: 1000 });
     const { file } = await listWith('slowgreet', 360);
-    const summary = (await runOk(['send', file, '--list', 'slowgreet', ...SEND, '--connections', '3', '--messages-per-connection', '60', '--rate', '60/s'], env(relay.url))) as { finished: boolean };
+    const summary = (await runOk(
+      ['send', file, '--list', 'slowgreet', ...SEND, '--connections', '3', '--messages-per-connection', '60', '--rate', '60/s'],
+      env(relay.url),
+    )) as { finished: boolean };
     assert.equal(summary.finished, true);
     const stamps = relay.acceptedAt;
     assert.equal(stamps.length, 360);
@@ -193,13 +226,19 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     assert.ok(relay.connections.mostAtOnce <= 6, `${relay.connections.mostAtOnce} connections at once`);
     // The first three sessions to end: the spread renewals (successors opened ahead near the end may carry nothing).
     const [first, second, third] = relay.perConnection.slice(0, 3).sort((a, b) => a - b);
-    assert.ok(first !== undefined && second !== undefined && third !== undefined && first < second && second < third, `the first sessions carried different counts: ${relay.perConnection.join(', ')}`);
+    assert.ok(
+      first !== undefined && second !== undefined && third !== undefined && first < second && second < third,
+      `the first sessions carried different counts: ${relay.perConnection.join(', ')}`,
+    );
   });
 
   test('retries come no sooner than --retry-min and no later than --retry-max plus its jitter', async () => {
     const relay = await server({ deferFraction: { fraction: 0.3, seed: 'retry-min' } });
     const { addresses, file } = await listWith('retrymin', 60);
-    const summary = (await runOk(['send', file, '--list', 'retrymin', ...SEND, '--retry-min', '2s', '--retry-max', '3s', '--retry-deadline', '5m'], env(relay.url))) as { finished: boolean };
+    const summary = (await runOk(
+      ['send', file, '--list', 'retrymin', ...SEND, '--retry-min', '2s', '--retry-max', '3s', '--retry-deadline', '5m'],
+      env(relay.url),
+    )) as { finished: boolean };
     assert.equal(summary.finished, true);
     let retries = 0;
     for (const address of addresses) {
@@ -218,13 +257,22 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     const port = await closedPort();
     const { file } = await listWith('nobody', 10);
     const started = Date.now();
-    const summary = (await runOk(['send', file, '--list', 'nobody', ...SEND, '--retry-min', '1s', '--retry-max', '2s', '--retry-deadline', '3s'], env(`smtp://127.0.0.1:${port}?tls=off`))) as { finished: boolean };
+    const summary = (await runOk(
+      ['send', file, '--list', 'nobody', ...SEND, '--retry-min', '1s', '--retry-max', '2s', '--retry-deadline', '3s'],
+      env(`smtp://127.0.0.1:${port}?tls=off`),
+    )) as { finished: boolean };
     const seconds = (Date.now() - started) / 1000;
     assert.equal(summary.finished, true);
     assert.ok(seconds < 9, `took ${seconds.toFixed(1)} s for a 3 s deadline`);
     assert.deepEqual(await states('nobody'), { failed: 10 });
-    const replies = await rows<{ last_reply: string }>(db, `SELECT last_reply FROM deliveries d JOIN bulletins b ON b.id = d.bulletin_id JOIN lists l ON l.id = b.list_id WHERE l.slug = 'nobody'`);
-    assert.ok(replies.every((row) => /^expired: no success before the retry deadline/.test(row.last_reply)), replies[0]?.last_reply);
+    const replies = await rows<{ last_reply: string }>(
+      db,
+      `SELECT last_reply FROM deliveries d JOIN bulletins b ON b.id = d.bulletin_id JOIN lists l ON l.id = b.list_id WHERE l.slug = 'nobody'`,
+    );
+    assert.ok(
+      replies.every((row) => /^expired: no success before the retry deadline/.test(row.last_reply)),
+      replies[0]?.last_reply,
+    );
   });
 
   test('a final reply slower than --data-timeout: uncertain, re-sent no sooner than --retry-min and each time twice as late, always with the same Message-ID (default wait: 10 minutes)', async () => {
@@ -234,14 +282,21 @@ describe(`sending against misbehaving relays (${DATABASE_KIND} database)`, () =>
     const bad = await runCli(['send', file, '--list', 'slowdot', '--data-timeout', 'soon', ...SEND], env(slow.url));
     assert.equal(bad.code, 65);
     assert.match(bad.stderr, /--data-timeout "soon" is not a duration/);
-    const summary = (await runOk(['send', file, '--list', 'slowdot', ...SEND, '--data-timeout', '1s', '--retry-min', '1s', '--retry-max', '1s', '--retry-deadline', '14s'], env(slow.url))) as { finished: boolean };
+    const summary = (await runOk(
+      ['send', file, '--list', 'slowdot', ...SEND, '--data-timeout', '1s', '--retry-min', '1s', '--retry-max', '1s', '--retry-deadline', '14s'],
+      env(slow.url),
+    )) as { finished: boolean };
     assert.equal(summary.finished, true);
     const copies = slow.received.filter((message) => message.envelope.to[0] === 'slowdot0@example.net');
     assert.ok(copies.length >= 3 && copies.length <= 5, `${copies.length} copies in 14 s`);
     assert.equal(new Set(copies.map((copy) => copy.messageId)).size, 1, 'one Message-ID for every copy');
     const arrivals = slow.rcpts.map((rcpt) => rcpt.at);
     const gaps = arrivals.slice(1).map((at, index) => at - (arrivals[index] as number));
-    assert.ok(gaps.every((gap) => gap >= 1000 + 1000), `each resend waits the data timeout plus at least --retry-min: ${gaps.join(', ')} ms`);
-    for (let index = 1; index < gaps.length; index++) assert.ok((gaps[index] as number) > (gaps[index - 1] as number) + 500, `the waits grow: ${gaps.join(', ')} ms`);
+    assert.ok(
+      gaps.every((gap) => gap >= 1000 + 1000),
+      `each resend waits the data timeout plus at least --retry-min: ${gaps.join(', ')} ms`,
+    );
+    for (let index = 1; index < gaps.length; index++)
+      assert.ok((gaps[index] as number) > (gaps[index - 1] as number) + 500, `the waits grow: ${gaps.join(', ')} ms`);
   });
 });

@@ -19,10 +19,25 @@ describe('retry schedule', () => {
     const after = (attempt: number, random: number, outcome: 'deferred' | 'uncertain' = 'deferred') =>
       nextAttemptAt(DEFAULT_RETRY_POLICY, attempt, first, first, () => random, outcome)!.getTime() - first.getTime();
     const minutes = (list: number[]) => list.map((value) => value * 60_000);
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map((attempt) => after(attempt, 0)), minutes([5, 10, 20, 40, 60, 60, 60, 60]), 'never sooner than the delay');
-    assert.deepEqual([1, 2, 3, 4, 5, 6].map((attempt) => after(attempt, 1)), minutes([6.25, 12.5, 25, 50, 75, 75]), 'at most a quarter later');
-    assert.ok([1, 2, 3, 4, 5, 6, 7, 8].every((attempt) => after(attempt, 0.999) <= 75 * 60_000), 'never later than --retry-max plus the jitter');
-    assert.deepEqual([1, 2, 3, 4, 5, 6].map((attempt) => after(attempt, 0, 'uncertain')), minutes([5, 10, 20, 40, 80, 160]), 'an uncertain one doubles every time, beyond the cap');
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7, 8].map((attempt) => after(attempt, 0)),
+      minutes([5, 10, 20, 40, 60, 60, 60, 60]),
+      'never sooner than the delay',
+    );
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6].map((attempt) => after(attempt, 1)),
+      minutes([6.25, 12.5, 25, 50, 75, 75]),
+      'at most a quarter later',
+    );
+    assert.ok(
+      [1, 2, 3, 4, 5, 6, 7, 8].every((attempt) => after(attempt, 0.999) <= 75 * 60_000),
+      'never later than --retry-max plus the jitter',
+    );
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6].map((attempt) => after(attempt, 0, 'uncertain')),
+      minutes([5, 10, 20, 40, 80, 160]),
+      'an uncertain one doubles every time, beyond the cap',
+    );
     const late = new Date(first.getTime() + 5 * 86_400_000 - 60_000);
     assert.equal(nextAttemptAt(DEFAULT_RETRY_POLICY, 40, first, late), null, 'past the deadline');
     assert.equal(parseDuration('90s'), 90_000);
@@ -44,7 +59,10 @@ describe('SMTP transport against real servers', () => {
     assert.equal(relay.description, 'smtps://relay.example.net:465');
     assert.equal(parseRelayUrl('smtp://relay.example.net', 'env-user', 'env-pass').user, 'env-user');
     assert.throws(() => parseRelayUrl('http://relay'), /must start with smtp/);
-    assert.throws(() => parseRelayUrl('smtp://user:pw@[bad'), (error: Error) => !error.message.includes('pw'));
+    assert.throws(
+      () => parseRelayUrl('smtp://user:pw@[bad'),
+      (error: Error) => !error.message.includes('pw'),
+    );
   });
 
   test('sent, refused (550) and deferred (451) as the server answers', async () => {
@@ -77,7 +95,10 @@ describe('SMTP transport against real servers', () => {
     );
     try {
       const outcomes = await Promise.all(transports.map((transport) => transport.send(message('x@example.net'))));
-      assert.deepEqual(outcomes.map((outcome) => outcome.kind), ['deferred', 'deferred', 'uncertain']);
+      assert.deepEqual(
+        outcomes.map((outcome) => outcome.kind),
+        ['deferred', 'deferred', 'uncertain'],
+      );
       assert.match(outcomes[0]?.reply ?? '', /421/);
       assert.equal(dropping.received.length, 1, 'the dropping server did receive the whole message');
     } finally {

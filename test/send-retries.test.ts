@@ -82,7 +82,11 @@ describe(`retries and the deadline (${DATABASE_KIND} database)`, () => {
     }
     assert.deepEqual(
       states.filter((state) => fine.includes(state.email)).map((state) => [state.state, state.attempts]),
-      [['sent', 1], ['sent', 1], ['sent', 1]],
+      [
+        ['sent', 1],
+        ['sent', 1],
+        ['sent', 1],
+      ],
     );
   });
 
@@ -117,6 +121,9 @@ describe(`retries and the deadline (${DATABASE_KIND} database)`, () => {
     assert.equal(again.finished, true);
     assert.equal(again.thisRun.sent, 1);
     assert.deepEqual([again.counts.sent, again.counts.failed], [3, 0]);
-    assert.deepEqual(lenient.received.map((message) => [message.envelope.to, message.messageId]), [[[refused], before?.message_id]]);
+    assert.deepEqual(
+      lenient.received.map((message) => [message.envelope.to, message.messageId]),
+      [[[refused], before?.message_id]],
+    );
   });
 });

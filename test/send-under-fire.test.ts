@@ -73,16 +73,21 @@ describe(`sending under fire (${DATABASE_KIND} database)`, () => {
     const relay = await server({ maxConnections: 3 });
     const { addresses, file } = await listWith('conns', 300);
     const summary = (await runOk(['send', file, '--list', 'conns', '--yes', '--json', '--quiet', '--rate', '2000/s', '--connections', '8', ...FAST_RETRIES], {
-        ...db,
-        env: { ...db.env, SMTP_URL: relay.url },
-      })) as Summary;
+      ...db,
+      env: { ...db.env, SMTP_URL: relay.url },
+    })) as Summary;
     assert.equal(summary.finished, true);
     assert.equal(summary.counts.sent, 300);
     const copies = assertDelivered(addresses, [relay]);
-    assert.ok([...copies.values()].every((count) => count === 1), 'nobody got two copies');
+    assert.ok(
+      [...copies.values()].every((count) => count === 1),
+      'nobody got two copies',
+    );
     // Without adapting, every message beyond the third connection would meet a 421 (hundreds).
     assert.ok(relay.connections.refused <= 12, `${relay.connections.refused} connections refused`);
-    const deferred = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND attempts > 1`, [summary.bulletinId]);
+    const deferred = await rows<{ count: number }>(db, `SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND attempts > 1`, [
+      summary.bulletinId,
+    ]);
     assert.equal(deferred[0]?.count, 0, 'a refused connection made no message wait for a retry');
   });
 
@@ -91,9 +96,9 @@ describe(`sending under fire (${DATABASE_KIND} database)`, () => {
     const { addresses, file } = await listWith('pace', 500);
     const started = Date.now();
     const summary = (await runOk(['send', file, '--list', 'pace', '--yes', '--json', '--quiet', '--rate', '200/s', '--connections', '5', ...FAST_RETRIES], {
-        ...db,
-        env: { ...db.env, SMTP_URL: relay.url },
-      })) as Summary;
+      ...db,
+      env: { ...db.env, SMTP_URL: relay.url },
+    })) as Summary;
     const ended = Date.now();
     assert.equal(summary.finished, true);
     assert.equal(summary.counts.sent, 500);
@@ -117,9 +122,9 @@ describe(`sending under fire (${DATABASE_KIND} database)`, () => {
       }
     }, 5);
     const summary = (await runOk(['send', file, '--list', 'relays', '--yes', '--json', '--quiet', '--rate', '300/s', '--connections', '2', ...FAST_RETRIES], {
-        ...db,
-        env: { ...db.env, SMTP_URL: relays.map((relay) => relay.url).join(',') },
-      })) as Summary;
+      ...db,
+      env: { ...db.env, SMTP_URL: relays.map((relay) => relay.url).join(',') },
+    })) as Summary;
     clearInterval(timer);
     assert.equal(summary.finished, true);
     assert.equal(summary.counts.sent, 300);
@@ -139,10 +144,13 @@ describe(`sending under fire (${DATABASE_KIND} database)`, () => {
     const relay = await server({ maxPerSecond: 60, maxConnections: 3 });
     const { addresses, file } = await listWith('edge', 900);
     const started = Date.now();
-    const summary = (await runOk(['send', file, '--list', 'edge', '--yes', '--json', '--quiet', '--rate', '1000/s', '--connections', '10', '--retry-min', '1s', '--retry-max', '2s'], {
-      ...db,
-      env: { ...db.env, SMTP_URL: relay.url },
-    })) as Summary;
+    const summary = (await runOk(
+      ['send', file, '--list', 'edge', '--yes', '--json', '--quiet', '--rate', '1000/s', '--connections', '10', '--retry-min', '1s', '--retry-max', '2s'],
+      {
+        ...db,
+        env: { ...db.env, SMTP_URL: relay.url },
+      },
+    )) as Summary;
     const ended = Date.now();
     assert.equal(summary.finished, true);
     assert.equal(summary.counts.sent, 900);

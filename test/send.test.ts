@@ -60,13 +60,17 @@ describe(`bulletin send (${DATABASE_KIND} database)`, () => {
   test('every recipient gets one message; 550 fails, 451 is retried, a dropped connection after the body is uncertain', async () => {
     const addresses = await listWith('send-basic', 12);
     const [rejected, deferred, dropped] = [addresses[1]!, addresses[2]!, addresses[3]!];
-    const server = await startSmtpServer({ reject: [rejected], deferAfterData: { addresses: [deferred], times: 2 }, dropAfterData: { addresses: [dropped], times: 1 } });
+    const server = await startSmtpServer({
+      reject: [rejected],
+      deferAfterData: { addresses: [deferred], times: 2 },
+      dropAfterData: { addresses: [dropped], times: 1 },
+    });
     servers.push(server);
     const file = await bulletinFile('basic.md', 'Planned maintenance');
-    const summary = (await runOk(
-      ['send', file, '--list', 'send-basic', '--yes', '--json', '--rate', '200/s', '--connections', '5', ...FAST_RETRIES],
-      { ...db, env: { ...db.env, SMTP_URL: server.url } },
-    )) as Summary;
+    const summary = (await runOk(['send', file, '--list', 'send-basic', '--yes', '--json', '--rate', '200/s', '--connections', '5', ...FAST_RETRIES], {
+      ...db,
+      env: { ...db.env, SMTP_URL: server.url },
+    })) as Summary;
     assert.equal(summary.finished, true);
     assert.deepEqual(
       { sent: summary.counts.sent, failed: summary.counts.failed, deferred: summary.counts.deferred, uncertain: summary.counts.uncertain },
@@ -137,7 +141,10 @@ describe(`bulletin send (${DATABASE_KIND} database)`, () => {
     const dry = (await runOk(['send', file, '--list', 'send-skip', '--dry-run', '--json'], { ...db, env })) as { rendered: number };
     assert.equal(dry.rendered, 4);
     await runOk(['send', file, '--list', 'send-skip', '--test-to', 'editor@example.org'], { ...db, env });
-    assert.deepEqual(server.received.map((message) => message.envelope.to), [['editor@example.org']]);
+    assert.deepEqual(
+      server.received.map((message) => message.envelope.to),
+      [['editor@example.org']],
+    );
     assert.equal((await rows(db, `SELECT * FROM bulletins WHERE source_name = 'skip.md'`)).length, 0, 'no bulletin stored');
 
     await runOk(['subscribers', 'remove', addresses[0]!, '--list', 'send-skip'], db);
@@ -173,6 +180,9 @@ describe(`bulletin send (${DATABASE_KIND} database)`, () => {
     assert.equal(parsed.headerLines.find((line) => line.key === 'list-unsubscribe-post')?.line, 'List-Unsubscribe-Post: List-Unsubscribe=One-Click');
     assert.equal(`${files[0]!.replace(/\.eml$/, '')}`, parsed.messageId?.replace(/^<|>$/g, ''));
     const deliveries = (await runOk(['deliveries', String(summary.bulletinId), '--json'], db)) as { state: string }[];
-    assert.deepEqual(deliveries.map((row) => row.state), ['sent', 'sent', 'sent']);
+    assert.deepEqual(
+      deliveries.map((row) => row.state),
+      ['sent', 'sent', 'sent'],
+    );
   });
 });

@@ -76,7 +76,13 @@ describe('shared pacer', () => {
   test('three workers on one timeline keep the rate together, with the database clock far off', async () => {
     const clock = new SimulatedClock();
     const timeline = sharedTimeline(clock, 1_700_000_000_000);
-    const pacers = [1, 2, 3].map((worker) => new SharedPacer(timeline(() => ({ toDatabaseMs: worker, backMs: worker })), { rate: 100, clock }));
+    const pacers = [1, 2, 3].map(
+      (worker) =>
+        new SharedPacer(
+          timeline(() => ({ toDatabaseMs: worker, backMs: worker })),
+          { rate: 100, clock },
+        ),
+    );
     const released = await sendFor(clock, pacers, 10_000);
     assert.ok(released.length >= 950, `sent ${released.length} in 10 s at 100/s`);
     assert.ok(busiest(released, 1000) <= Math.ceil(100 * (1 + LATE_TOLERANCE_MS / 1000)) + 1, `busiest second: ${busiest(released, 1000)}`);
@@ -87,8 +93,14 @@ describe('shared pacer', () => {
     const timeline = sharedTimeline(clock, 5_000);
     let reservations = 0;
     // Worker A's replies are quick, except every fifth, which comes back 150 ms late (a busy event loop).
-    const late = new SharedPacer(timeline(() => ({ toDatabaseMs: 1, backMs: ++reservations % 5 === 0 ? 150 : 1 })), { rate: 100, clock });
-    const prompt = new SharedPacer(timeline(() => ({ toDatabaseMs: 1, backMs: 1 })), { rate: 100, clock });
+    const late = new SharedPacer(
+      timeline(() => ({ toDatabaseMs: 1, backMs: ++reservations % 5 === 0 ? 150 : 1 })),
+      { rate: 100, clock },
+    );
+    const prompt = new SharedPacer(
+      timeline(() => ({ toDatabaseMs: 1, backMs: 1 })),
+      { rate: 100, clock },
+    );
     const released = await sendFor(clock, [late, prompt], 10_000);
     // A window of 200 ms holds at most 200 ms + the late tolerance worth of slots, and one more.
     const limit = Math.ceil(100 * ((200 + LATE_TOLERANCE_MS) / 1000)) + 1;

@@ -103,7 +103,10 @@ describe('relay URL', () => {
         url,
       );
     }
-    assert.throws(() => createSmtpTransport({ url: 'smtp://relay.example.net', connections: 0, messagesPerConnection: 1 }), /connections must be a whole number/);
+    assert.throws(
+      () => createSmtpTransport({ url: 'smtp://relay.example.net', connections: 0, messagesPerConnection: 1 }),
+      /connections must be a whole number/,
+    );
   });
 
   test('several relays, comma-separated, each with an optional weight', () => {
@@ -199,7 +202,10 @@ describe('SMTP transport against real servers', () => {
     assert.equal(picky.connections.opened, 1, 'one connection throughout: RSET after each refusal');
     assert.deepEqual(
       picky.received.map((received) => [received.envelope.to[0], received.disposition]),
-      [['later@example.org', 'deferred'], ['later@example.org', 'accepted']],
+      [
+        ['later@example.org', 'deferred'],
+        ['later@example.org', 'accepted'],
+      ],
       'the refused recipients never got to DATA',
     );
   });
@@ -297,7 +303,10 @@ describe('SMTP transport against real servers', () => {
     const outcome = await smtp.send(message('second@example.org')); // before the client has noticed
     assert.equal(outcome.kind, 'sent', outcome.reply);
     assert.equal(sink.connections.opened, 2);
-    assert.deepEqual(sink.received.map((received) => received.envelope.to[0]), ['first@example.org', 'second@example.org']);
+    assert.deepEqual(
+      sink.received.map((received) => received.envelope.to[0]),
+      ['first@example.org', 'second@example.org'],
+    );
   });
 
   test('close() ends every connection; a send after it is deferred, not attempted', async () => {
@@ -327,10 +336,18 @@ describe('outbox transport', () => {
     const outcomes = await Promise.all(messages.map((sent) => outbox.send(sent)));
     assert.deepEqual(
       outcomes.map((outcome) => outcome.reply),
-      ['250 written to one.example.org.m@bulletin.test.eml', '250 written to two.example.org.m@bulletin.test.eml', '250 written to three.example.org.m@bulletin.test.eml'],
+      [
+        '250 written to one.example.org.m@bulletin.test.eml',
+        '250 written to two.example.org.m@bulletin.test.eml',
+        '250 written to three.example.org.m@bulletin.test.eml',
+      ],
     );
     assert.ok(outcomes.every((outcome) => outcome.kind === 'sent' && outcome.relay === outbox.description));
-    assert.deepEqual((await readdir(directory)).sort(), ['one.example.org.m@bulletin.test.eml', 'three.example.org.m@bulletin.test.eml', 'two.example.org.m@bulletin.test.eml']);
+    assert.deepEqual((await readdir(directory)).sort(), [
+      'one.example.org.m@bulletin.test.eml',
+      'three.example.org.m@bulletin.test.eml',
+      'two.example.org.m@bulletin.test.eml',
+    ]);
     for (const sent of messages) {
       const bytes = await readFile(join(directory, emlFileName(sent.messageId)));
       assert.ok(bytes.equals(sent.raw), 'raw bytes, CRLF as given');

@@ -43,7 +43,20 @@ after(async () => {
 async function spamAssassinRules(message: Buffer): Promise<string[]> {
   const child = execFile(
     'spamassassin',
-    ['-t', '-x', '-p', join(dir, 'user_prefs'), '--cf', `dns_server 127.0.0.1:${dnsPort}`, '--cf', 'dns_available yes', '--cf', 'skip_rbl_checks 1', '--cf', 'use_bayes 0'],
+    [
+      '-t',
+      '-x',
+      '-p',
+      join(dir, 'user_prefs'),
+      '--cf',
+      `dns_server 127.0.0.1:${dnsPort}`,
+      '--cf',
+      'dns_available yes',
+      '--cf',
+      'skip_rbl_checks 1',
+      '--cf',
+      'use_bayes 0',
+    ],
     // Its home is the test's own directory: nothing is left in the real one.
     { maxBuffer: 16 * 1024 * 1024, env: { ...process.env, HOME: dir } },
   );

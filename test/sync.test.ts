@@ -33,7 +33,9 @@ async function writeCsv(content: string): Promise<string> {
 async function listWith(count: number): Promise<string> {
   const slug = `sync-${++lists}`;
   await runOk(['list', 'create', slug, ...LIST_FLAGS], db);
-  const csv = await writeCsv(`email,name,plan\n${Array.from({ length: count }, (_, index) => `person${index}@example.net,Person ${index},basic`).join('\n')}\n`);
+  const csv = await writeCsv(
+    `email,name,plan\n${Array.from({ length: count }, (_, index) => `person${index}@example.net,Person ${index},basic`).join('\n')}\n`,
+  );
   await runOk(['subscribers', 'import', csv, '--list', slug], db);
   return slug;
 }
@@ -73,7 +75,15 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
     );
     const report = (await runOk(['subscribers', 'sync', file, '--list', slug, '--json'], db)) as SyncJson;
     assert.deepEqual(
-      { added: report.added, back: report.back, updated: report.updated, removed: report.removed, keptInactive: report.keptInactive, activeBefore: report.activeBefore, activeAfter: report.activeAfter },
+      {
+        added: report.added,
+        back: report.back,
+        updated: report.updated,
+        removed: report.removed,
+        keptInactive: report.keptInactive,
+        activeBefore: report.activeBefore,
+        activeAfter: report.activeAfter,
+      },
       { added: 2, back: 0, updated: 2, removed: 1, keptInactive: 1, activeBefore: 19, activeAfter: 20 },
     );
     assert.deepEqual(report.sample.removed, ['person0@example.net']);
@@ -93,7 +103,9 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
     // Running it again changes nothing; a later file with person0 brings them back; --resubscribe brings back person3.
     const again = (await runOk(['subscribers', 'sync', file, '--list', slug, '--json'], db)) as SyncJson;
     assert.deepEqual([again.added, again.back, again.updated, again.removed], [0, 0, 0, 0]);
-    const withBoth = await writeCsv(`email,name,plan\nperson0@example.net,Person 0,basic\nperson1@example.net,Person One,pro\nperson2@example.net,Person 2,\nperson3@example.net,Person 3,basic\n${keep.join('\n')}\nnew1@example.net,New One,pro\nnew2@example.net,,basic\n`);
+    const withBoth = await writeCsv(
+      `email,name,plan\nperson0@example.net,Person 0,basic\nperson1@example.net,Person One,pro\nperson2@example.net,Person 2,\nperson3@example.net,Person 3,basic\n${keep.join('\n')}\nnew1@example.net,New One,pro\nnew2@example.net,,basic\n`,
+    );
     const back = (await runOk(['subscribers', 'sync', withBoth, '--list', slug, '--resubscribe', '--json'], db)) as SyncJson;
     assert.deepEqual([back.added, back.back, back.removed], [0, 2, 0]);
     const restored = new Map((await members(slug)).map((member) => [member.email, member]));
@@ -103,15 +115,26 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
 
   test('a sync that would remove more than 10% is refused unless --max-removal allows it; --dry-run shows counts and a sample', async () => {
     const slug = await listWith(20);
-    const truncated = await writeCsv(`email,name,plan\n${Array.from({ length: 15 }, (_, index) => `person${index}@example.net,Person ${index},basic`).join('\n')}\n`);
+    const truncated = await writeCsv(
+      `email,name,plan\n${Array.from({ length: 15 }, (_, index) => `person${index}@example.net,Person ${index},basic`).join('\n')}\n`,
+    );
     const refused = await runCli(['subscribers', 'sync', truncated, '--list', slug], db);
     assert.equal(refused.code, 65);
-    assert.match(refused.stderr, /^bulletin: The sync would remove 5 of the 20 active members of "sync-\d+" \(25%\), more than the 10% allowed \(a truncated export\?\); nothing was changed — if it is right, run it again with --max-removal 25%\.\n$/);
+    assert.match(
+      refused.stderr,
+      /^bulletin: The sync would remove 5 of the 20 active members of "sync-\d+" \(25%\), more than the 10% allowed \(a truncated export\?\); nothing was changed — if it is right, run it again with --max-removal 25%\.\n$/,
+    );
     assert.ok((await members(slug)).every((member) => member.status === 'active'));
 
     const dry = await runOk(['subscribers', 'sync', truncated, '--list', slug, '--dry-run', '--max-removal', '25%'], db);
-    assert.match(String(dry), /Dry run \(nothing changed\): syncing would make "sync-\d+" with 15 rows: 20 active members before, 15 after\n {2}0 added, 0 back, 0 updated \(name or attributes\), 5 removed\n {2}removed, e\.g\.: person15@example\.net, person16@example\.net, person17@example\.net, person18@example\.net, person19@example\.net\n/);
-    assert.ok((await members(slug)).every((member) => member.status === 'active'), 'a dry run changes nothing');
+    assert.match(
+      String(dry),
+      /Dry run \(nothing changed\): syncing would make "sync-\d+" with 15 rows: 20 active members before, 15 after\n {2}0 added, 0 back, 0 updated \(name or attributes\), 5 removed\n {2}removed, e\.g\.: person15@example\.net, person16@example\.net, person17@example\.net, person18@example\.net, person19@example\.net\n/,
+    );
+    assert.ok(
+      (await members(slug)).every((member) => member.status === 'active'),
+      'a dry run changes nothing',
+    );
     const dryRefused = (await runOk(['subscribers', 'sync', truncated, '--list', slug, '--dry-run', '--json'], db)) as SyncJson;
     assert.match(dryRefused.refusal ?? '', /would remove 5 of the 20/);
 
@@ -148,8 +171,14 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
   test('a sync killed midway changes nothing', async () => {
     const slug = await listWith(100);
     const before = await members(slug);
-    const file = await writeCsv(`email,name,plan\n${Array.from({ length: 300_000 }, (_, index) => `other${index}@example.net,Other ${index},pro`).join('\n')}\n`);
-    const child = spawn(process.execPath, [BIN, 'subscribers', 'sync', file, '--list', slug, '--max-removal', '100%'], { env: { ...process.env, ...db.env }, cwd: db.cwd, stdio: 'ignore' });
+    const file = await writeCsv(
+      `email,name,plan\n${Array.from({ length: 300_000 }, (_, index) => `other${index}@example.net,Other ${index},pro`).join('\n')}\n`,
+    );
+    const child = spawn(process.execPath, [BIN, 'subscribers', 'sync', file, '--list', slug, '--max-removal', '100%'], {
+      env: { ...process.env, ...db.env },
+      cwd: db.cwd,
+      stdio: 'ignore',
+    });
     const exited = once(child, 'exit');
     // Killed once the sync has written rows in its transaction (new subscribers are visible to nobody else yet).
     const deadline = Date.now() + 60_000;
@@ -169,7 +198,9 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
 
 test('a member removed by a sync comes back with subscribers add, and subscribers remove makes them unsubscribed', async () => {
   const slug = await listWith(20);
-  const file = await writeCsv(`email,name,plan\n${Array.from({ length: 19 }, (_, index) => `person${index + 1}@example.net,Person ${index + 1},basic`).join('\n')}\n`);
+  const file = await writeCsv(
+    `email,name,plan\n${Array.from({ length: 19 }, (_, index) => `person${index + 1}@example.net,Person ${index + 1},basic`).join('\n')}\n`,
+  );
   await runOk(['subscribers', 'sync', file, '--list', slug], db);
   const status = async (email: string) => (await members(slug)).find((member) => member.email === email)!.status;
   assert.equal(await status('person0@example.net'), 'removed');

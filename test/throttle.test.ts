@@ -31,7 +31,14 @@ function busiestSecond(times: readonly number[]): number {
 
 describe('throttle', () => {
   test('no one-second window ever holds more than rate + burst, over long runs with an irregular caller', async () => {
-    for (const [rate, burst] of [[50, 1], [50, 5], [3000, 30], [7, 1], [0.5, 1], [333.3, 4]] as const) {
+    for (const [rate, burst] of [
+      [50, 1],
+      [50, 5],
+      [3000, 30],
+      [7, 1],
+      [0.5, 1],
+      [333.3, 4],
+    ] as const) {
       const clock = fakeClock();
       const throttle = new Throttle({ rate, burst, clock });
       const times: number[] = [];
@@ -55,7 +62,11 @@ describe('throttle', () => {
   });
 
   test('timers that fire late never let the next messages catch up beyond the bound', async () => {
-    for (const [rate, burst] of [[50, 1], [1000, 10], [3000, 30]] as const) {
+    for (const [rate, burst] of [
+      [50, 1],
+      [1000, 10],
+      [3000, 30],
+    ] as const) {
       const clock = fakeClock();
       let seed = 7;
       const late = () => ((seed = (seed * 48271) % 2147483647) / 2147483647) * 15; // 0–15 ms late
@@ -205,7 +216,11 @@ describe('throttle', () => {
     assert.equal(parseRate(' 12 '), 12);
     assert.equal(parseRate('2.5/sec'), 2.5);
     for (const bad of ['fast', '0/s', '-5/s', '50/d', '50/', '/s', '']) {
-      assert.throws(() => parseRate(bad), (error: Error & { code?: string }) => error.code === 'BAD_INPUT' && error.message.includes(`"${bad}"`), bad);
+      assert.throws(
+        () => parseRate(bad),
+        (error: Error & { code?: string }) => error.code === 'BAD_INPUT' && error.message.includes(`"${bad}"`),
+        bad,
+      );
     }
   });
 });

@@ -37,7 +37,11 @@ test('a token round-trips to its list and subscriber', () => {
 test('large ids and subscription counts round-trip too; a subscriber id beyond 48 bits is refused', () => {
   const big = { listId: 0xffff_ffff, subscriberId: 2 ** 48 - 1, subscription: 65_535 };
   assert.deepEqual(verifyToken(signToken('verp', big, key(SECRET)), 'verp', ring(SECRET)), big);
-  assert.deepEqual(verifyToken(signToken('verp', { ...big, subscription: 65_537 }, key(SECRET)), 'verp', ring(SECRET)), { ...big, subscription: 1 }, 'the count is kept modulo 65,536');
+  assert.deepEqual(
+    verifyToken(signToken('verp', { ...big, subscription: 65_537 }, key(SECRET)), 'verp', ring(SECRET)),
+    { ...big, subscription: 1 },
+    'the count is kept modulo 65,536',
+  );
   assert.throws(() => signToken('verp', { ...big, subscriberId: 2 ** 48 }, key(SECRET)), { name: 'BulletinError', code: 'INTERNAL' });
 });
 

@@ -40,7 +40,10 @@ describe(`unsubscribing from the command line's side (${DATABASE_KIND} database)
     assert.match(printed, /^https:\/\/lists\.example\.net\/u\/[A-Za-z0-9_-]{40}$/);
     assert.equal(await linkOf('jo@example.net'), printed);
     assert.notEqual(await linkOf('sam@example.net'), printed);
-    await writeFile(join(db.cwd, 'hello.md'), '---\nsubject: Maintenance on Sunday\n---\nHello {{default subscriber.name "customer"}}, the network rests on Sunday.\n');
+    await writeFile(
+      join(db.cwd, 'hello.md'),
+      '---\nsubject: Maintenance on Sunday\n---\nHello {{default subscriber.name "customer"}}, the network rests on Sunday.\n',
+    );
     const eml = (await runOk(['preview', join(db.cwd, 'hello.md'), '--list', 'news', '--to', 'jo@example.net', '--format', 'eml'], options)) as string;
     const header = eml.slice(0, eml.indexOf('\r\n\r\n')).replace(/\r\n[ \t]+/g, ' ');
     assert.ok(header.includes(`List-Unsubscribe: <${printed}>, <mailto:`), 'the https URI comes first in List-Unsubscribe');
@@ -94,7 +97,13 @@ describe(`unsubscribing from the command line's side (${DATABASE_KIND} database)
     const shown = (await runOk(['list', 'show', 'news'], options)) as string;
     assert.match(shown, /^ {2}unsubscribed by: 1 command line, 1 one-click; latest \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ via command line$/m);
     const json = (await runOk(['list', 'show', 'news', '--json'], options)) as { unsubscribes: { source: string; count: number; latest: string }[] };
-    assert.deepEqual(json.unsubscribes.map((item) => [item.source, item.count]), [['command line', 1], ['one-click', 1]]);
+    assert.deepEqual(
+      json.unsubscribes.map((item) => [item.source, item.count]),
+      [
+        ['command line', 1],
+        ['one-click', 1],
+      ],
+    );
   });
 
   test('`subscribers remove` skips the deliveries a running send has not claimed yet', async () => {
@@ -119,7 +128,10 @@ describe(`unsubscribing from the command line's side (${DATABASE_KIND} database)
       `SELECT s.email, d.state::text, d.last_reply FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.bulletin_id = $1 ORDER BY s.email`,
       [bulletinId],
     );
-    assert.deepEqual(states.map((row) => [row.email, row.state]), [['kim@example.net', 'skipped']]);
+    assert.deepEqual(
+      states.map((row) => [row.email, row.state]),
+      [['kim@example.net', 'skipped']],
+    );
     assert.match(states[0]?.last_reply ?? '', /unsubscribed \(command line\)/);
   });
 

@@ -54,7 +54,10 @@ test(`unsubscribe and resubscribe in a browser (${DATABASE_KIND} database)`, { s
   assert.equal(await page.title(), 'Unsubscribe from ExampleNet-Bulletins');
   assert.match((await page.textContent('h1')) ?? '', /Unsubscribe j\*\*\*@example\.net\?/);
   assert.deepEqual(await status(), ['active', 'command line'], 'opening the page changed nothing');
-  const styled = await page.$eval('button', (element) => (globalThis as unknown as { getComputedStyle(node: unknown): { borderRadius: string } }).getComputedStyle(element).borderRadius);
+  const styled = await page.$eval(
+    'button',
+    (element) => (globalThis as unknown as { getComputedStyle(node: unknown): { borderRadius: string } }).getComputedStyle(element).borderRadius,
+  );
   assert.notEqual(styled, '0px', 'the stylesheet loaded under the CSP');
   await page.screenshot({ path: screenshotPath(shots, '1-unsubscribe-page'), fullPage: true });
 

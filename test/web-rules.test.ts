@@ -138,9 +138,18 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
       await enqueueDeliveries(app.db, created.id, listId(slug));
       return created.id;
     };
-    const ids = { queued: await bulletin('news', 'queued'), deferred: await bulletin('news', 'deferred'), sending: await bulletin('news', 'sending'), uncertain: await bulletin('news', 'uncertain'), other: await bulletin('other', 'other') };
+    const ids = {
+      queued: await bulletin('news', 'queued'),
+      deferred: await bulletin('news', 'deferred'),
+      sending: await bulletin('news', 'sending'),
+      uncertain: await bulletin('news', 'uncertain'),
+      other: await bulletin('other', 'other'),
+    };
     for (const state of ['deferred', 'sending', 'uncertain'] as const) {
-      await app.db.query(`UPDATE deliveries SET state = $2::delivery_state, owner = CASE WHEN $2 = 'sending' THEN 'w1' END WHERE bulletin_id = $1`, [ids[state], state]);
+      await app.db.query(`UPDATE deliveries SET state = $2::delivery_state, owner = CASE WHEN $2 = 'sending' THEN 'w1' END WHERE bulletin_id = $1`, [
+        ids[state],
+        state,
+      ]);
     }
     assert.equal((await post(tokens.get('sends@example.net') as string, 'List-Unsubscribe=One-Click')).status, 200);
     const { rows } = await app.db.query<{ bulletin_id: number; state: string }>(
@@ -240,7 +249,9 @@ describe(`bulletin serve: rules and limits (${DATABASE_KIND} database)`, () => {
       httpRequest(`${closing.url}/healthz`, { agent }, (response) => {
         response.resume();
         response.on('end', () => resolve(response.statusCode ?? 0));
-      }).on('error', reject).end();
+      })
+        .on('error', reject)
+        .end();
     });
     assert.equal(status, 200);
     await closing.close();

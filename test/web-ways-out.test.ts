@@ -67,7 +67,8 @@ before(async () => {
      SELECT $2, id, 'active', 'import', 'import' FROM people`,
     [CROWD, listId],
   );
-  for (const email of ['again@example.net', 'legacy@example.net', 'origin@example.net', 'crossclick@example.net']) await addSubscriber(app, 'news', { address: email });
+  for (const email of ['again@example.net', 'legacy@example.net', 'origin@example.net', 'crossclick@example.net'])
+    await addSubscriber(app, 'news', { address: email });
   signing = (await installationKeys(app)).signing;
   // The default limit: 30 POSTs a minute per client.
   server = await startWebServer(app, { host: '127.0.0.1', port: 0 });
@@ -102,7 +103,11 @@ describe(`bulletin serve: every way out (${DATABASE_KIND} database)`, () => {
       }
       assert.deepEqual(forged.slice(0, 30), new Array(30).fill(404), 'the first 30 forged ones are told the link is not valid');
       assert.deepEqual([...new Set(forged.slice(30))], [429], 'the rest are limited');
-      assert.equal((await oneClick(await tokenOf('again@example.net'), {}, flooded.url)).status, 200, 'a valid one-click still goes through while forged ones are limited');
+      assert.equal(
+        (await oneClick(await tokenOf('again@example.net'), {}, flooded.url)).status,
+        200,
+        'a valid one-click still goes through while forged ones are limited',
+      );
       assert.equal((await membership('again@example.net')).status, 'unsubscribed');
     } finally {
       await flooded.close();
@@ -210,7 +215,10 @@ describe(`bulletin serve: every way out (${DATABASE_KIND} database)`, () => {
         ),
       ),
     ]);
-    for (const [what, result] of [['headers', headers], ['body', body]] as const) {
+    for (const [what, result] of [
+      ['headers', headers],
+      ['body', body],
+    ] as const) {
       assert.ok(result.seconds >= REQUEST_TIMEOUT_MS / 1000 - 0.5, `${what}: cut off after ${result.seconds} s, not before 15 s`);
       assert.ok(result.seconds <= REQUEST_TIMEOUT_MS / 1000 + 2, `${what}: cut off after ${result.seconds} s, within 2 s of the limit`);
       assert.match(result.answer, /^HTTP\/1\.1 408 /, `${what}: answered 408`);

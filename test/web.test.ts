@@ -40,14 +40,27 @@ before(async () => {
   const options = { env, cwd: db.cwd };
   await runOk(['list', 'create', 'news', ...LIST_FLAGS], options);
   await runOk(['list', 'create', 'other', ...LIST_FLAGS.map((flag) => (flag === 'ExampleNet-Bulletins' ? 'Other list' : flag))], options);
-  for (const address of ['scanner@example.net', 'oneclick@example.net', 'multipart@example.net', 'pager@example.net', 'rotated@example.net', 'pending@example.net', 'quiet@example.net']) {
+  for (const address of [
+    'scanner@example.net',
+    'oneclick@example.net',
+    'multipart@example.net',
+    'pager@example.net',
+    'rotated@example.net',
+    'pending@example.net',
+    'quiet@example.net',
+  ]) {
     await runOk(['subscribers', 'add', address, '--list', 'news'], options);
-    tokens.set(address, ((await runOk(['subscribers', 'unsubscribe-url', address, '--list', 'news', '--json'], options)) as { url: string }).url.split('/u/')[1] as string);
+    tokens.set(
+      address,
+      ((await runOk(['subscribers', 'unsubscribe-url', address, '--list', 'news', '--json'], options)) as { url: string }).url.split('/u/')[1] as string,
+    );
   }
   await runOk(['subscribers', 'add', 'elsewhere@example.net', '--list', 'other'], options);
   app = await openApp(db.config({ BULLETIN_SECRET: SECRET, BULLETIN_SECRET_PREVIOUS: OLD_SECRET }), { notice: () => undefined });
   listIds = Object.fromEntries((await app.db.query<{ slug: string; id: number }>('SELECT slug, id FROM lists')).rows.map((row) => [row.slug, row.id]));
-  subscriberIds = Object.fromEntries((await app.db.query<{ email: string; id: number }>('SELECT email, id FROM subscribers')).rows.map((row) => [row.email, row.id]));
+  subscriberIds = Object.fromEntries(
+    (await app.db.query<{ email: string; id: number }>('SELECT email, id FROM subscribers')).rows.map((row) => [row.email, row.id]),
+  );
   const installationId = (await installationKeys(app)).signing.installationId;
   keyOf = (secret) => ({ secret, installationId });
   server = await startWebServer(app, { host: '127.0.0.1', port: 0, postsPerMinute: 1000 });
@@ -60,7 +73,12 @@ after(async () => {
 
 const url = (token: string) => `${server.url}/u/${token}`;
 const oneClick = (token: string) =>
-  fetch(url(token), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click', redirect: 'manual' });
+  fetch(url(token), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'List-Unsubscribe=One-Click',
+    redirect: 'manual',
+  });
 /** The page's button, as a browser sends it from our own page (Sec-Fetch-Site: same-origin). */
 const form = (token: string, action: string) =>
   fetch(url(token), {
@@ -156,7 +174,9 @@ describe(`bulletin serve (${DATABASE_KIND} database)`, () => {
     );
     assert.equal(rows[0]?.state, 'skipped');
     assert.match(rows[0]?.last_reply ?? '', /unsubscribed \(one-click\)/);
-    const others = await app.db.query<{ count: number }>(`SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND state = 'queued'`, [bulletin.id]);
+    const others = await app.db.query<{ count: number }>(`SELECT count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 AND state = 'queued'`, [
+      bulletin.id,
+    ]);
     assert.ok((others.rows[0]?.count ?? 0) > 0, 'the others are still queued');
   });
 
@@ -168,9 +188,17 @@ describe(`bulletin serve (${DATABASE_KIND} database)`, () => {
       good.slice(0, -1),
       `${good}A`,
       signToken('verp', { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number }, keyOf(SECRET)),
-      signToken('unsubscribe', { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number }, keyOf('a-secret-of-some-other-installation-0123456789')),
+      signToken(
+        'unsubscribe',
+        { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number },
+        keyOf('a-secret-of-some-other-installation-0123456789'),
+      ),
       // Another installation sharing this one's secret.
-      signToken('unsubscribe', { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number }, { secret: SECRET, installationId: '0d15ea5e-0000-4000-8000-000000000000' }),
+      signToken(
+        'unsubscribe',
+        { listId: listIds.news as number, subscriberId: subscriberIds['quiet@example.net'] as number },
+        { secret: SECRET, installationId: '0d15ea5e-0000-4000-8000-000000000000' },
+      ),
       signToken('unsubscribe', { listId: listIds.other as number, subscriberId: subscriberIds['quiet@example.net'] as number }, keyOf(SECRET)),
       signToken('unsubscribe', { listId: 999, subscriberId: 1 }, keyOf(SECRET)),
       '%3Cscript%3E',

@@ -212,7 +212,8 @@ function mailJudge(app: App, keyring: TokenKeyring, threshold: number): Judge {
       : messageIds.length > 0
         ? `no recipient identifiable: no VERP address, and no delivery has the Message-ID ${messageIds.join(', ')}`
         : 'no recipient identifiable: no VERP address and no original Message-ID';
-  const identifiedBy = (found: Identified<unknown>) => (found.delivery && found.subject ? 'verp+message-id' : found.delivery ? 'message-id' : 'verp') as 'verp+message-id' | 'verp' | 'message-id';
+  const identifiedBy = (found: Identified<unknown>) =>
+    (found.delivery && found.subject ? 'verp+message-id' : found.delivery ? 'message-id' : 'verp') as 'verp+message-id' | 'verp' | 'message-id';
 
   const hardBounce = async (tx: Sql, place: MessagePlace, bounce: BounceMessage, report: DeliveryReport): Promise<BounceOutcome> => {
     const { subject, badToken } = identify(bounce.verpTokens, keyring);
@@ -266,7 +267,12 @@ function mailJudge(app: App, keyring: TokenKeyring, threshold: number): Judge {
   };
 
   /** A complaint names its member by VERP or the original's Message-ID, never by an address it quotes. */
-  const complaint = async (tx: Sql, place: MessagePlace, mail: { messageId: string | null; date: Date | null; fingerprint: string }, report: ComplaintReport): Promise<BounceOutcome> => {
+  const complaint = async (
+    tx: Sql,
+    place: MessagePlace,
+    mail: { messageId: string | null; date: Date | null; fingerprint: string },
+    report: ComplaintReport,
+  ): Promise<BounceOutcome> => {
     const { subject, badToken } = identify(report.verpTokens, keyring);
     let delivery: Awaited<ReturnType<typeof findDeliveryByMessageId>> = null;
     for (const messageId of report.originalMessageIds) {
@@ -340,7 +346,8 @@ function mailJudge(app: App, keyring: TokenKeyring, threshold: number): Judge {
 }
 
 function checkThreshold(threshold: number): void {
-  if (!Number.isInteger(threshold) || threshold < 1) throw new BulletinError('USAGE', `The bounce threshold must be a whole number of at least 1, not ${threshold}.`);
+  if (!Number.isInteger(threshold) || threshold < 1)
+    throw new BulletinError('USAGE', `The bounce threshold must be a whole number of at least 1, not ${threshold}.`);
 }
 
 export async function processBounces(app: App, path: string, label: string, options: ProcessBouncesOptions = {}): Promise<BounceRunSummary> {

@@ -64,10 +64,7 @@ const environmentSchema = z.object({
     if (problem !== null) context.addIssue({ code: 'custom', message: problem });
   }),
   BULLETIN_DATA_DIR: optionalText,
-  BULLETIN_SECRET: optionalText.refine(
-    (value) => value === undefined || value.length >= 32,
-    'must be at least 32 characters (e.g. `openssl rand -base64 32`)',
-  ),
+  BULLETIN_SECRET: optionalText.refine((value) => value === undefined || value.length >= 32, 'must be at least 32 characters (e.g. `openssl rand -base64 32`)'),
   BULLETIN_SECRET_PREVIOUS: optionalText,
   SMTP_URL: optionalText.refine(
     (value) => value === undefined || value.split(',').every((url) => /^smtps?:\/\//.test(url.trim())),
@@ -110,11 +107,7 @@ function readDotEnv(cwd: string): Record<string, string> {
   }
 }
 
-export function loadConfig(options: {
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  overrides?: ConfigOverrides;
-}): Config {
+export function loadConfig(options: { env: NodeJS.ProcessEnv; cwd: string; overrides?: ConfigOverrides }): Config {
   const merged = { ...readDotEnv(options.cwd), ...definedOnly(options.env) };
   if (options.overrides?.databaseUrl !== undefined) merged.DATABASE_URL = options.overrides.databaseUrl;
   if (options.overrides?.dataDir !== undefined) merged.BULLETIN_DATA_DIR = options.overrides.dataDir;
@@ -122,7 +115,11 @@ export function loadConfig(options: {
   // embedded database": that would quietly keep the data in the working directory.
   if (merged.DATABASE_URL !== undefined && merged.DATABASE_URL.trim() === '') {
     const where =
-      options.overrides?.databaseUrl !== undefined ? '--database-url' : options.env.DATABASE_URL !== undefined ? 'DATABASE_URL' : `DATABASE_URL in ${resolve(options.cwd, '.env')}`;
+      options.overrides?.databaseUrl !== undefined
+        ? '--database-url'
+        : options.env.DATABASE_URL !== undefined
+          ? 'DATABASE_URL'
+          : `DATABASE_URL in ${resolve(options.cwd, '.env')}`;
     throw new BulletinError('CONFIG', `${where} is set but blank; give a postgres:// URL, or unset it to use the embedded database.`);
   }
   const parsed = environmentSchema.safeParse(merged);
@@ -136,9 +133,7 @@ export function loadConfig(options: {
     throw new BulletinError('CONFIG', 'DKIM signing needs all three of DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE.');
   }
   const dataDir = resolve(options.cwd, env.BULLETIN_DATA_DIR ?? '.bulletin');
-  const database: DatabaseTarget = env.DATABASE_URL
-    ? { kind: 'server', url: env.DATABASE_URL }
-    : { kind: 'embedded', dataDir };
+  const database: DatabaseTarget = env.DATABASE_URL ? { kind: 'server', url: env.DATABASE_URL } : { kind: 'embedded', dataDir };
   return Object.freeze({
     database: Object.freeze(database),
     dataDir,

@@ -25,8 +25,50 @@ export const DEMO_SUBSCRIBERS = 300;
 /** The notice, then its follow-up (which names the notice in `in-reply-to`). */
 export const DEMO_BULLETINS = ['maintenance.md', 'maintenance-done.md'].map((name) => fileURLToPath(new URL(`../../templates/demo/${name}`, import.meta.url)));
 
-const FIRST = ['Ada', 'Alan', 'Barbara', 'Claude', 'Dennis', 'Edsger', 'Frances', 'Grace', 'Hedy', 'Ivan', 'Joan', 'Ken', 'Leslie', 'Margaret', 'Niklaus', 'Radia', 'Sophie', 'Tim', 'Vint', 'Whitfield'];
-const LAST = ['Lovelace', 'Turing', 'Liskov', 'Shannon', 'Ritchie', 'Dijkstra', 'Allen', 'Hopper', 'Lamarr', 'Sutherland', 'Clarke', 'Thompson', 'Lamport', 'Hamilton', 'Wirth', 'Perlman', 'Wilson', 'Berners-Lee', 'Cerf', 'Diffie'];
+const FIRST = [
+  'Ada',
+  'Alan',
+  'Barbara',
+  'Claude',
+  'Dennis',
+  'Edsger',
+  'Frances',
+  'Grace',
+  'Hedy',
+  'Ivan',
+  'Joan',
+  'Ken',
+  'Leslie',
+  'Margaret',
+  'Niklaus',
+  'Radia',
+  'Sophie',
+  'Tim',
+  'Vint',
+  'Whitfield',
+];
+const LAST = [
+  'Lovelace',
+  'Turing',
+  'Liskov',
+  'Shannon',
+  'Ritchie',
+  'Dijkstra',
+  'Allen',
+  'Hopper',
+  'Lamarr',
+  'Sutherland',
+  'Clarke',
+  'Thompson',
+  'Lamport',
+  'Hamilton',
+  'Wirth',
+  'Perlman',
+  'Wilson',
+  'Berners-Lee',
+  'Cerf',
+  'Diffie',
+];
 const DOMAINS = ['example.net', 'example.org', 'example.com'];
 
 export interface DemoSetup {
@@ -115,5 +157,10 @@ export async function runDemo(app: App, request: { baseUrl: string; workDir: str
   const archive = await exportArchive(app, { slug: DEMO_LIST, outDir: join(request.workDir, 'archive') });
   const [someone] = await selectMembers(app.db, { listId: setup.list.id, status: 'active', limit: 1 });
   const link = someone ? await unsubscribeLinkOf(app, DEMO_LIST, someone.email) : null;
-  return { sent, outbox: capture.directory, archive: { bulletins: archive.bulletins, directory: archive.directory }, link: link ? { email: link.email, url: link.url } : null };
+  return {
+    sent,
+    outbox: capture.directory,
+    archive: { bulletins: archive.bulletins, directory: archive.directory },
+    link: link ? { email: link.email, url: link.url } : null,
+  };
 }

@@ -17,7 +17,10 @@ export interface EmbeddedDatabaseStatus {
 
 function embeddedDataDir(config: Config): string {
   if (config.database.kind !== 'embedded') {
-    throw new BulletinError('USAGE', 'DATABASE_URL is set: bulletin uses that PostgreSQL server, which it neither starts nor stops (`db status` and `db stop` are for the embedded database).');
+    throw new BulletinError(
+      'USAGE',
+      'DATABASE_URL is set: bulletin uses that PostgreSQL server, which it neither starts nor stops (`db status` and `db stop` are for the embedded database).',
+    );
   }
   return config.database.dataDir;
 }

@@ -15,14 +15,7 @@ import { BulletinError } from '../domain/errors.js';
 import { CommitUnknownError, isConnectionError, oneLine } from '../store/database.js';
 import { printable } from '../domain/printable.js';
 import { ATTRIBUTE_NAME, MAX_ATTRIBUTES, MAX_COLUMNS, MAX_FIELD_LENGTH, MAX_RECORD_BYTES } from '../domain/subscriber.js';
-import {
-  createImportStaging,
-  emptyCounts,
-  mergeBatch,
-  selectSuppressedRows,
-  type BatchCounts,
-  type StagedRow,
-} from '../store/subscriber-import.js';
+import { createImportStaging, emptyCounts, mergeBatch, selectSuppressedRows, type BatchCounts, type StagedRow } from '../store/subscriber-import.js';
 import type { App } from './context.js';
 import { requireList } from './lists.js';
 import { cleanName } from './subscribers.js';
@@ -163,11 +156,7 @@ export type ParsedRow = StagedRow | (RejectedRow & { fields: string[] });
  * Yields one checked row per CSV record. Line numbers are where the record starts in the file, so a
  * quoted field spanning lines still points at the right place.
  */
-export async function* readRows(
-  input: Readable,
-  fileName: string,
-  onHeader: (names: string[]) => void,
-): AsyncGenerator<ParsedRow> {
+export async function* readRows(input: Readable, fileName: string, onHeader: (names: string[]) => void): AsyncGenerator<ParsedRow> {
   // Blank lines are kept by the parser (as a record of one empty field) so that counting physical
   // lines gives each record's first line; that is cheaper than csv-parse's per-record `info`.
   const parser = input.pipe(crlfToLf()).pipe(parse({ bom: true, relax_column_count: true, record_delimiter: '\n', max_record_size: MAX_RECORD_BYTES }));
@@ -226,10 +215,7 @@ export async function* readRows(
         `${fileName}${where ? ` line ${where}` : ''}: a record is over ${MAX_RECORD_BYTES / 1024} KiB, the most one row may hold (a quote left open?); nothing was imported.`,
       );
     }
-    throw new BulletinError(
-      'BAD_INPUT',
-      `${fileName}${where ? ` line ${where}` : ''} is not valid CSV: ${(error as Error).message}; nothing was imported.`,
-    );
+    throw new BulletinError('BAD_INPUT', `${fileName}${where ? ` line ${where}` : ''} is not valid CSV: ${(error as Error).message}; nothing was imported.`);
   }
   if (!header) throw new BulletinError('BAD_INPUT', `${fileName} is empty: it needs a header row with an "email" column.`);
 }
@@ -245,10 +231,7 @@ function readHeader(record: string[], fileName: string) {
   const lower = names.map((name) => name.toLowerCase());
   const emailIndex = lower.indexOf('email');
   if (emailIndex < 0) {
-    throw new BulletinError(
-      'BAD_INPUT',
-      `${fileName} has no "email" column in its header row (found: ${printable(names.join(', '), 200) || 'nothing'}).`,
-    );
+    throw new BulletinError('BAD_INPUT', `${fileName} has no "email" column in its header row (found: ${printable(names.join(', '), 200) || 'nothing'}).`);
   }
   const seen = new Set<string>();
   const attributes: [number, string][] = [];
@@ -270,7 +253,10 @@ function readHeader(record: string[], fileName: string) {
 }
 
 function suggestName(name: string): string {
-  const suggestion = name.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+  const suggestion = name
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   return /^[a-z_]/.test(suggestion) ? suggestion : `col_${suggestion}`;
 }
 

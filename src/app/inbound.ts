@@ -76,7 +76,8 @@ export function describeOutcome(outcome: BounceOutcome): string {
 export async function startInboundServer(app: App, options: InboundServerOptions): Promise<RunningInbound> {
   const limits: InboundLimits = { ...DEFAULT_INBOUND_LIMITS, ...options.limits };
   for (const [name, value] of Object.entries(limits)) {
-    if (!Number.isInteger(value) || value < 1) throw new BulletinError('USAGE', `The inbound limit ${name} must be a whole number of at least 1, not ${value}.`);
+    if (!Number.isInteger(value) || value < 1)
+      throw new BulletinError('USAGE', `The inbound limit ${name} must be a whole number of at least 1, not ${value}.`);
   }
   const complaintsAddress = options.complaintsAddress ?? null;
   let cached: { at: number; addresses: Map<string, InboundAddressKind> } | null = null;
@@ -105,7 +106,14 @@ export async function startInboundServer(app: App, options: InboundServerOptions
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : (error as Error).message;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the port is in use'
+        : code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : code === 'EADDRNOTAVAIL'
+            ? 'no such address on this machine'
+            : (error as Error).message;
     throw new BulletinError('CONFIG', `Cannot listen on ${options.host} port ${options.port}: ${why}.`, { cause: error });
   }
 }

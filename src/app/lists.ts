@@ -4,14 +4,7 @@ import { normalizeAddress, parseMailbox, type Mailbox } from '../domain/address.
 import { BulletinError } from '../domain/errors.js';
 import { isLoopbackHost } from '../domain/links.js';
 import { isValidSlug, normalizeBaseUrl, type MailingList } from '../domain/list.js';
-import {
-  findListBySlug,
-  insertList,
-  selectListsWithCounts,
-  updateListFields,
-  type ListFields,
-  type ListWithCounts,
-} from '../store/lists.js';
+import { findListBySlug, insertList, selectListsWithCounts, updateListFields, type ListFields, type ListWithCounts } from '../store/lists.js';
 import type { Sql } from '../store/database.js';
 import { summarizeUnsubscribes, type UnsubscribeSummary } from '../store/memberships.js';
 import type { App } from './context.js';

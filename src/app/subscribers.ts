@@ -41,7 +41,10 @@ export function checkAttributes(attributes: Record<string, string>): SubscriberA
   if (keys.length > MAX_ATTRIBUTES) throw new BulletinError('BAD_INPUT', `A subscriber may have at most ${MAX_ATTRIBUTES} attributes, not ${keys.length}.`);
   for (const [key, value] of Object.entries(attributes)) {
     if (value.length > MAX_FIELD_LENGTH) {
-      throw new BulletinError('BAD_INPUT', `Attribute "${printable(key, 64)}" has ${value.length.toLocaleString('en-US')} characters; a value may have at most ${MAX_FIELD_LENGTH.toLocaleString('en-US')}.`);
+      throw new BulletinError(
+        'BAD_INPUT',
+        `Attribute "${printable(key, 64)}" has ${value.length.toLocaleString('en-US')} characters; a value may have at most ${MAX_FIELD_LENGTH.toLocaleString('en-US')}.`,
+      );
     }
   }
   for (const key of keys) {
@@ -65,16 +68,16 @@ export async function addSubscriber(
   const email = checkAddress(input.address);
   const attributes = checkAttributes(input.attributes ?? {});
   if (input.name !== undefined && input.name.length > MAX_FIELD_LENGTH) {
-    throw new BulletinError('BAD_INPUT', `The name has ${input.name.length.toLocaleString('en-US')} characters; a name may have at most ${MAX_FIELD_LENGTH.toLocaleString('en-US')}.`);
+    throw new BulletinError(
+      'BAD_INPUT',
+      `The name has ${input.name.length.toLocaleString('en-US')} characters; a name may have at most ${MAX_FIELD_LENGTH.toLocaleString('en-US')}.`,
+    );
   }
   return app.db.transaction(async (tx) => {
     const list = await requireList(tx, slug);
     if (await isSuppressed(tx, email)) {
       if (!input.resubscribe) {
-        throw new BulletinError(
-          'CONFLICT',
-          `${email} was erased on request and must not be mailed; add --resubscribe only if they asked to join again.`,
-        );
+        throw new BulletinError('CONFLICT', `${email} was erased on request and must not be mailed; add --resubscribe only if they asked to join again.`);
       }
       await deleteSuppression(tx, email);
     }
@@ -161,11 +164,7 @@ export async function countSubscribers(app: App, slug: string, status: Membershi
  * Writes the list's members as CSV (`email,name,<attributes…>`: the format `import` reads), streamed
  * through a cursor. Returns how many were written.
  */
-export async function exportSubscribers(
-  app: App,
-  slug: string,
-  options: { status: MembershipStatus | null; out: Writable },
-): Promise<number> {
+export async function exportSubscribers(app: App, slug: string, options: { status: MembershipStatus | null; out: Writable }): Promise<number> {
   const list = await requireList(app.db, slug);
   const attributeNames = await selectAttributeNames(app.db, list.id, options.status);
   const csv = stringify({ header: true, columns: ['email', 'name', ...attributeNames], record_delimiter: 'unix' });

@@ -23,10 +23,7 @@ export interface TransportChoice {
 export async function openTransport(config: Config, flags: TransportChoice): Promise<Transport> {
   if (flags.outbox !== undefined) return createOutboxTransport(flags.outbox);
   if (config.smtpUrl === null) {
-    throw new BulletinError(
-      'CONFIG',
-      'No relay to send through: set SMTP_URL (e.g. smtp://relay.example.net:587), or write .eml files with --outbox DIR.',
-    );
+    throw new BulletinError('CONFIG', 'No relay to send through: set SMTP_URL (e.g. smtp://relay.example.net:587), or write .eml files with --outbox DIR.');
   }
   const relays = parseRelayList(config.smtpUrl, config.smtpUser, config.smtpPass);
   const socketMs = flags.dataTimeoutMs ?? dataTimeoutMs(config.dataTimeout);

@@ -83,7 +83,12 @@ async function resolve(app: App, token: string, sql: Sql = app.db): Promise<Reso
   return {
     list,
     subscriberId: member.id,
-    owner: { list: { slug: list.slug, name: list.name, description: list.description }, maskedAddress: maskAddress(member.email), status: member.status, canUndo: undoable(member) },
+    owner: {
+      list: { slug: list.slug, name: list.name, description: list.description },
+      maskedAddress: maskAddress(member.email),
+      status: member.status,
+      canUndo: undoable(member),
+    },
   };
 }
 

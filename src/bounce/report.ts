@@ -176,8 +176,7 @@ function reportFromEximText(text: string, failedRecipientsHeader: string | null)
     else if (line.trim() !== '' || reason.length > 0) break;
   }
   const diagnostic = reason.length > 0 ? reason.join(' ') : null;
-  const status =
-    statusFromText(diagnostic ?? '') ?? (failed ? (/permanent error/i.test(notice) ? '5.0.0' : null) : '4.0.0');
+  const status = statusFromText(diagnostic ?? '') ?? (failed ? (/permanent error/i.test(notice) ? '5.0.0' : null) : '4.0.0');
   if (status === null) return null;
   return {
     outcome: failed ? (status.startsWith('4') ? 'expired' : outcomeOf(status)) : 'temporary',

@@ -74,7 +74,7 @@ export async function startInbound(options: InboundOptions): Promise<RunningInbo
 
   const server = new SMTPServer({
     name: options.hostname,
-    banner: 'bulletin inbound: mail for this domain\'s lists only',
+    banner: "bulletin inbound: mail for this domain's lists only",
     // No AUTH (nobody sends through us) and no TLS of our own (the MX in front of us has it).
     disabledCommands: ['AUTH', 'STARTTLS'],
     authOptional: true,
@@ -98,7 +98,7 @@ export async function startInbound(options: InboundOptions): Promise<RunningInbo
         (kind) => {
           if (kind === null) {
             // Anything but our own lists' addresses: never relayed, never accepted.
-            callback(smtpError(550, '5.7.1 Relaying denied: this server takes mail only for its lists\' own addresses'));
+            callback(smtpError(550, "5.7.1 Relaying denied: this server takes mail only for its lists' own addresses"));
             return;
           }
           envelope.kinds.set(address.address, kind);

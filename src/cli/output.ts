@@ -28,7 +28,10 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
 }
 
 export function formatDate(date: Date): string {
-  return date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return date
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {

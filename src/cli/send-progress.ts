@@ -50,17 +50,18 @@ export async function withProgress(
   const started = Date.now();
   let stopSignal: NodeJS.Signals | undefined;
   const tty = context.io.stderr.isTTY === true && !flags.json;
-  const bar = tty && !flags.quiet
-    ? new cliProgress.SingleBar(
-        {
-          format: '{bar} {percentage}% | {value}/{total} | sent {sent} deferred {deferred} failed {failed} | {rate}/s | ETA {eta_formatted}{note}',
-          stream: context.io.stderr as NodeJS.WritableStream,
-          hideCursor: true,
-          etaBuffer: 200,
-        },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
+  const bar =
+    tty && !flags.quiet
+      ? new cliProgress.SingleBar(
+          {
+            format: '{bar} {percentage}% | {value}/{total} | sent {sent} deferred {deferred} failed {failed} | {rate}/s | ETA {eta_formatted}{note}',
+            stream: context.io.stderr as NodeJS.WritableStream,
+            hideCursor: true,
+            etaBuffer: 200,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
   const done = () => (dispatcher ? dispatcher.counts.sent + dispatcher.counts.failed + dispatcher.counts.skipped : 0);
   const values = () => {
     const counts = dispatcher?.counts ?? { sent: 0, deferred: 0, failed: 0, uncertain: 0, skipped: 0 };
@@ -75,12 +76,15 @@ export async function withProgress(
       note: note.length > 0 ? ` | ${note.join(' | ')}` : '',
     };
   };
-  const timer = setInterval(() => {
-    if (bar) return bar.update(done(), values());
-    if (!flags.quiet && dispatcher) {
-      context.io.stderr.write(`${JSON.stringify({ progress: { total, done: done(), ...values() } })}\n`);
-    }
-  }, bar ? 200 : 5000);
+  const timer = setInterval(
+    () => {
+      if (bar) return bar.update(done(), values());
+      if (!flags.quiet && dispatcher) {
+        context.io.stderr.write(`${JSON.stringify({ progress: { total, done: done(), ...values() } })}\n`);
+      }
+    },
+    bar ? 200 : 5000,
+  );
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopSignal) {
       // Second signal: quit now (see quitNow: what is in flight is re-sent on resume).

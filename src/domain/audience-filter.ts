@@ -115,7 +115,10 @@ export function filterError(column: number, problem: string): BulletinError {
 /** Parses and checks a filter; throws one sentence with the column of the first mistake. */
 export function parseFilter(text: string): FilterNode {
   if (text.length > MAX_FILTER_LENGTH) {
-    throw new BulletinError('BAD_INPUT', `The filter has ${text.length.toLocaleString('en-US')} characters; at most ${MAX_FILTER_LENGTH.toLocaleString('en-US')} are allowed.`);
+    throw new BulletinError(
+      'BAD_INPUT',
+      `The filter has ${text.length.toLocaleString('en-US')} characters; at most ${MAX_FILTER_LENGTH.toLocaleString('en-US')} are allowed.`,
+    );
   }
   if (text.trim() === '') throw new BulletinError('BAD_INPUT', 'The filter is empty: write a condition such as attributes.platform = "mail".');
   checkParenthesesDepth(text);
@@ -257,7 +260,8 @@ function checkComparison(field: FilterField, op: CompareOperator, value: FilterV
     return;
   }
   if (field.kind === 'email' || field.kind === 'name') {
-    if (ordering) throw filterError(field.column, `${field.kind} is text: "${op}" compares numbers and dates; use =, !=, in, contains, starts with or ends with`);
+    if (ordering)
+      throw filterError(field.column, `${field.kind} is text: "${op}" compares numbers and dates; use =, !=, in, contains, starts with or ends with`);
     if (value.type !== 'string') throw filterError(value.column, `${field.kind} compares with a quoted string`);
     return;
   }

@@ -14,7 +14,10 @@ export function parseScheduleTime(text: string): { ok: true; at: Date } | { ok: 
   const match = SCHEDULE_TIME.exec(trimmed);
   if (!match) {
     if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/i.test(trimmed)) {
-      return { ok: false, reason: `--at "${trimmed}" has no offset from UTC; add one (like ${trimmed}+10:30 or ${trimmed}Z) so it cannot go at the wrong hour` };
+      return {
+        ok: false,
+        reason: `--at "${trimmed}" has no offset from UTC; add one (like ${trimmed}+10:30 or ${trimmed}Z) so it cannot go at the wrong hour`,
+      };
     }
     return { ok: false, reason: `--at "${trimmed.slice(0, 60)}" is not an ISO 8601 date and time with an offset, like 2026-12-02T09:00+10:30` };
   }

@@ -10,7 +10,10 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 export function checkHeloName(input: string): HeloCheck {
   const name = input.trim().replace(/\.$/, '');
   if (/^\[.*\]$/.test(name) || isIP(name) !== 0) {
-    return { ok: false, reason: `"${name}" is an address literal; receivers distrust an EHLO without a name: give this machine's fully qualified name, e.g. mail.example.net` };
+    return {
+      ok: false,
+      reason: `"${name}" is an address literal; receivers distrust an EHLO without a name: give this machine's fully qualified name, e.g. mail.example.net`,
+    };
   }
   const labels = name.split('.');
   if (name.length > 253 || labels.length < 2 || !labels.every((label) => LABEL.test(label)) || /^\d+$/.test(labels.at(-1)!)) {

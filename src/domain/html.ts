@@ -26,4 +26,3 @@ export function html(strings: TemplateStringsArray, ...values: readonly (string 
   });
   return new Html(out);
 }
-

@@ -8,4 +8,3 @@ export type MembershipStatus = (typeof MEMBERSHIP_STATUSES)[number];
 /** Where a subscription or a status change came from; shown in `subscribers ls` and `list show`. */
 export const MEMBERSHIP_SOURCES = ['command line', 'import', 'one-click', 'page', 'mailto', 'complaint', 'bounce', 'demo', 'sync'] as const;
 export type MembershipSource = (typeof MEMBERSHIP_SOURCES)[number];
-

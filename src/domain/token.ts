@@ -76,8 +76,7 @@ function keysFor(secret: string, installationId: string | null): TokenKeys {
   let keys = derivedKeys.get(cacheKey);
   if (keys === undefined) {
     if (secret === '') throw new BulletinError('CONFIG', 'The token secret is empty; set BULLETIN_SECRET.');
-    const label = (what: string) =>
-      installationId === null ? `bulletin token v1: ${what}` : `bulletin token v2: ${what}\u0000${installationId}`;
+    const label = (what: string) => (installationId === null ? `bulletin token v1: ${what}` : `bulletin token v2: ${what}\u0000${installationId}`);
     const encryptionKey = createHmac('sha256', secret).update(label('encryption key')).digest();
     keys = {
       blockCipher: createCipheriv('aes-256-ecb', encryptionKey, null).setAutoPadding(false),

@@ -128,8 +128,7 @@ class BodyPart {
     private readonly template: AssembledTemplate,
   ) {
     this.head = Buffer.from(
-      `--${boundary}${CRLF}Content-Type: ${contentType}; charset=utf-8${CRLF}` +
-        `Content-Transfer-Encoding: ${encoding}${CRLF}${CRLF}`,
+      `--${boundary}${CRLF}Content-Type: ${contentType}; charset=utf-8${CRLF}` + `Content-Transfer-Encoding: ${encoding}${CRLF}${CRLF}`,
       'latin1',
     );
     this.pieces = template.pieces.map((piece) => {
@@ -256,15 +255,9 @@ class BulletinMessages implements CompiledBulletin {
 
     // A boundary that quoted-printable and base64 output can never contain ("=_" is in neither).
     // It does not depend on the bulletin key, so withKey() can share every prepared part.
-    const fingerprint = createHash('sha256')
-      .update(`${source.subject}\u0000${source.body}`)
-      .digest('hex')
-      .slice(0, 24);
+    const fingerprint = createHash('sha256').update(`${source.subject}\u0000${source.body}`).digest('hex').slice(0, 24);
     const boundary = `=_bulletin_${fingerprint}`;
-    this.parts = [
-      new BodyPart('text/plain', this.encodings.text, boundary, this.text),
-      new BodyPart('text/html', this.encodings.html, boundary, this.html),
-    ];
+    this.parts = [new BodyPart('text/plain', this.encodings.text, boundary, this.text), new BodyPart('text/html', this.encodings.html, boundary, this.html)];
     this.closing = Buffer.from(`--${boundary}--${CRLF}`, 'latin1');
 
     this.header = planHeader({

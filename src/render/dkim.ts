@@ -24,7 +24,10 @@ export interface DkimOptions {
  */
 export function dkimAlignment(dkimDomain: string, fromAddress: string): 'strict' | 'relaxed' | 'none' {
   const d = dkimDomain.trim().replace(/\.$/, '').toLowerCase();
-  const from = fromAddress.slice(fromAddress.lastIndexOf('@') + 1).replace(/\.$/, '').toLowerCase();
+  const from = fromAddress
+    .slice(fromAddress.lastIndexOf('@') + 1)
+    .replace(/\.$/, '')
+    .toLowerCase();
   if (d === from) return 'strict';
   const organizational = getDomain(d);
   return organizational !== null && organizational === getDomain(from) ? 'relaxed' : 'none';
@@ -183,7 +186,7 @@ export class DkimSigner {
     const listed: string[] = [];
     let signedData = '';
     for (const name of SIGNED_FIELDS) {
-      for (let instances = unused.get(name); instances !== undefined && instances.length > 0; ) {
+      for (let instances = unused.get(name); instances !== undefined && instances.length > 0;) {
         signedData += canonicalField(instances.pop()!);
         listed.push(name);
       }
@@ -210,10 +213,7 @@ export class DkimSigner {
       ` b=`;
     signedData += canonicalField(unsigned).slice(0, -CRLF.length);
     const data = Buffer.from(signedData, 'latin1');
-    const signature =
-      this.algorithm === 'rsa-sha256'
-        ? sign('sha256', data, this.key)
-        : sign(null, createHash('sha256').update(data).digest(), this.key);
+    const signature = this.algorithm === 'rsa-sha256' ? sign('sha256', data, this.key) : sign(null, createHash('sha256').update(data).digest(), this.key);
     return `${unsigned}${signature.toString('base64')}${CRLF}`;
   }
 }
@@ -231,7 +231,10 @@ export class DkimSigners {
     const signers = list.map((one) => new DkimSigner(one));
     if (signers.length === 2) {
       if (signers[0]!.algorithm === signers[1]!.algorithm) {
-        throw new BulletinError('CONFIG', `Two DKIM keys must be one RSA and one Ed25519 key, not two ${signers[0]!.algorithm === 'rsa-sha256' ? 'RSA' : 'Ed25519'} keys.`);
+        throw new BulletinError(
+          'CONFIG',
+          `Two DKIM keys must be one RSA and one Ed25519 key, not two ${signers[0]!.algorithm === 'rsa-sha256' ? 'RSA' : 'Ed25519'} keys.`,
+        );
       }
       if (signers[0]!.domain !== signers[1]!.domain) throw new BulletinError('CONFIG', 'Both DKIM keys sign for the one DKIM_DOMAIN.');
       if (signers[0]!.selector === signers[1]!.selector) {

@@ -69,12 +69,7 @@
 // list's bounce address, or `<local>+<verp token>@<domain>` with `verp`.
 
 export { parseBulletinSource, readBulletinSource, type BulletinSource } from './source.js';
-export {
-  compileBulletin,
-  SAMPLE_RECIPIENT,
-  type CompileBulletinOptions,
-  type CompiledBulletin,
-} from './compose.js';
+export { compileBulletin, SAMPLE_RECIPIENT, type CompileBulletinOptions, type CompiledBulletin } from './compose.js';
 export { renderBodyForArchive } from './archive.js';
 export { MESSAGE_ID_VERSION, type MessageIdVersion } from './message-id.js';
 export type { Recipient } from './context.js';

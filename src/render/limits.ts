@@ -80,7 +80,12 @@ export function checkTemplateNesting(text: string, file: string): void {
       depth -= open.pop() ?? 0;
     }
     if (depth > MAX_TEMPLATE_NESTING) {
-      throw refuse(file, text, start, `blocks nest more than ${MAX_TEMPLATE_NESTING} deep here; a bulletin template may nest at most ${MAX_TEMPLATE_NESTING} blocks.`);
+      throw refuse(
+        file,
+        text,
+        start,
+        `blocks nest more than ${MAX_TEMPLATE_NESTING} deep here; a bulletin template may nest at most ${MAX_TEMPLATE_NESTING} blocks.`,
+      );
     }
     let parentheses = 0;
     let quote: string | null = null;
@@ -166,7 +171,13 @@ export function checkMarkdownLimits(body: string, file: string, lineOffset: numb
         }
       }
       if (items.length + markers - pushed > MAX_MARKDOWN_NESTING) {
-        throw refuse(file, body, lineStart + at - 1, `quotes and lists nest more than ${MAX_MARKDOWN_NESTING} deep here; Markdown in a bulletin may nest at most ${MAX_MARKDOWN_NESTING} levels.`, lineOffset);
+        throw refuse(
+          file,
+          body,
+          lineStart + at - 1,
+          `quotes and lists nest more than ${MAX_MARKDOWN_NESTING} deep here; Markdown in a bulletin may nest at most ${MAX_MARKDOWN_NESTING} levels.`,
+          lineOffset,
+        );
       }
     }
     const content = line.slice(at);
@@ -192,7 +203,13 @@ export function checkMarkdownLimits(body: string, file: string, lineOffset: numb
       const run = end - i + 1;
       paragraphDelimiters += run;
       if (paragraphDelimiters > MAX_EMPHASIS_DELIMITERS) {
-        throw refuse(file, body, lineStart + at + i, `this paragraph has more than ${MAX_EMPHASIS_DELIMITERS} emphasis marks (*, _ or ~); split it or escape them (\\*).`, lineOffset);
+        throw refuse(
+          file,
+          body,
+          lineStart + at + i,
+          `this paragraph has more than ${MAX_EMPHASIS_DELIMITERS} emphasis marks (*, _ or ~); split it or escape them (\\*).`,
+          lineOffset,
+        );
       }
       const before = content[i - 1] ?? ' ';
       const after = content[end + 1] ?? ' ';
@@ -201,7 +218,13 @@ export function checkMarkdownLimits(body: string, file: string, lineOffset: numb
       if (opens && !closes) emphasisDepth += Math.min(run, 3);
       else if (closes && !opens) emphasisDepth = Math.max(0, emphasisDepth - Math.min(run, 3));
       if (emphasisDepth > MAX_MARKDOWN_NESTING) {
-        throw refuse(file, body, lineStart + at + i, `emphasis nests more than ${MAX_MARKDOWN_NESTING} deep here; Markdown in a bulletin may nest at most ${MAX_MARKDOWN_NESTING} levels.`, lineOffset);
+        throw refuse(
+          file,
+          body,
+          lineStart + at + i,
+          `emphasis nests more than ${MAX_MARKDOWN_NESTING} deep here; Markdown in a bulletin may nest at most ${MAX_MARKDOWN_NESTING} levels.`,
+          lineOffset,
+        );
       }
       i = end;
     }
@@ -213,7 +236,13 @@ export function checkMarkdownLimits(body: string, file: string, lineOffset: numb
         if (match[1] === '/') {
           htmlDepth = Math.max(0, htmlDepth - 1);
         } else if (++htmlDepth > MAX_HTML_NESTING) {
-          throw refuse(file, body, lineStart + at + match.index, `HTML elements nest more than ${MAX_HTML_NESTING} deep here; a bulletin may nest at most ${MAX_HTML_NESTING}.`, lineOffset);
+          throw refuse(
+            file,
+            body,
+            lineStart + at + match.index,
+            `HTML elements nest more than ${MAX_HTML_NESTING} deep here; a bulletin may nest at most ${MAX_HTML_NESTING}.`,
+            lineOffset,
+          );
         }
       }
     }

@@ -122,7 +122,11 @@ function renderMarkdown(text: string, fileName: string, bodyLine: number): strin
 
 function tooDeep(error: unknown, fileName: string, bodyLine: number): unknown {
   if (!(error instanceof RangeError)) return error;
-  return new BulletinError('BAD_INPUT', `${fileName}:${bodyLine}:1: the Markdown of the body nests too deeply to render; nest fewer quotes, lists or emphasis.`, { cause: error });
+  return new BulletinError(
+    'BAD_INPUT',
+    `${fileName}:${bodyLine}:1: the Markdown of the body nests too deeply to render; nest fewer quotes, lists or emphasis.`,
+    { cause: error },
+  );
 }
 
 /**
@@ -159,12 +163,7 @@ function placeholderPrefix(source: string): string {
  * Renders the Markdown of a body whose Handlebars tags are already known to parse.
  * Tags keep their exact text, so template errors after this point still make sense to the author.
  */
-export function markdownToTemplates(
-  body: string,
-  fileName: string,
-  bodyLine = 1,
-  valueWidth: (tagText: string) => number = () => 8,
-): BodyTemplates {
+export function markdownToTemplates(body: string, fileName: string, bodyLine = 1, valueWidth: (tagText: string) => number = () => 8): BodyTemplates {
   checkMarkdownLimits(body, fileName, bodyLine - 1);
   const prefix = placeholderPrefix(body);
   const tags: Tag[] = [];
@@ -188,9 +187,7 @@ export function markdownToTemplates(
     }
   }
   // A comment alone on its line disappears with its line, so it cannot split a paragraph.
-  protectedBody = protectedBody
-    .replace(new RegExp(`^[ \\t]*${commentMark}[ \\t]*\\n`, 'gm'), '')
-    .replaceAll(commentMark, '');
+  protectedBody = protectedBody.replace(new RegExp(`^[ \\t]*${commentMark}[ \\t]*\\n`, 'gm'), '').replaceAll(commentMark, '');
 
   const placeholder = new RegExp(`${prefix}(\\d+)x`, 'gi');
   const widthOf = (index: number): number => (tags[index]?.role === 'value' ? valueWidth(tags[index].text) : 0);

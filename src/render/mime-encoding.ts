@@ -140,10 +140,12 @@ export function encodedWords(text: string): string[] {
  * words that needs encoding becomes encoded-words (spaces inside the run travel encoded).
  */
 export function unstructuredAtoms(value: string): string[] {
-  const words = oneLine(value).split(' ').filter((word) => word !== '');
+  const words = oneLine(value)
+    .split(' ')
+    .filter((word) => word !== '');
   const needsEncoding = (word: string): boolean => NEEDS_ENCODING.test(word) || word.length > LONGEST_PLAIN_WORD;
   const atoms: string[] = [];
-  for (let i = 0; i < words.length; ) {
+  for (let i = 0; i < words.length;) {
     if (!needsEncoding(words[i]!)) {
       atoms.push(words[i]!);
       i++;

@@ -73,7 +73,10 @@ function parseDate(value: unknown, fileName: string, line: Place): Date {
  */
 export function parseBulletinSource(text: string, fileName: string): BulletinSource {
   checkBulletinSize(Buffer.byteLength(text), fileName);
-  const lines = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').split('\n');
+  const lines = text
+    .replace(/^\uFEFF/, '')
+    .replace(/\r\n?/g, '\n')
+    .split('\n');
   if (!FENCE.test(lines[0] ?? '')) {
     throw bad(fileName, 1, 'a bulletin starts with front matter: a "---" line, "subject: …", and another "---" line.');
   }
@@ -123,7 +126,7 @@ export function parseBulletinSource(text: string, fileName: string): BulletinSou
     throw bad(fileName, lineOf('subject'), 'the subject must be a single line without control characters.');
   }
 
-  const list = fields.list === undefined || fields.list === null ? null : scalarText(fields.list)?.trim() ?? '';
+  const list = fields.list === undefined || fields.list === null ? null : (scalarText(fields.list)?.trim() ?? '');
   if (list !== null && !SLUG.test(list)) {
     throw bad(fileName, lineOf('list'), `"list" must be a list slug such as "bulletins", not "${String(fields.list)}".`);
   }
@@ -135,12 +138,12 @@ export function parseBulletinSource(text: string, fileName: string): BulletinSou
   const summary = summaryText === null ? null : summaryText.replace(/\s+/g, ' ').trim() || null;
 
   const inReplyToValue = fields['in-reply-to'];
-  const inReplyTo = inReplyToValue === undefined || inReplyToValue === null ? null : scalarText(inReplyToValue)?.trim() ?? '';
+  const inReplyTo = inReplyToValue === undefined || inReplyToValue === null ? null : (scalarText(inReplyToValue)?.trim() ?? '');
   if (inReplyTo !== null && (inReplyTo === '' || CONTROL_CHARACTERS.test(inReplyTo))) {
     throw bad(fileName, lineOf('in-reply-to'), '"in-reply-to" must name an earlier bulletin on one line.');
   }
 
-  const lang = fields.lang === undefined || fields.lang === null ? 'en' : scalarText(fields.lang)?.trim() ?? '';
+  const lang = fields.lang === undefined || fields.lang === null ? 'en' : (scalarText(fields.lang)?.trim() ?? '');
   if (!LANGUAGE_TAG.test(lang)) {
     throw bad(fileName, lineOf('lang'), `"lang" must be a language tag such as "en" or "el", not "${String(fields.lang)}".`);
   }

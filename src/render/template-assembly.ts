@@ -8,20 +8,11 @@ import { markdownToTemplates } from './markdown.js';
 import type { BulletinSource } from './source.js';
 import { checkTemplate, emptyInArchiveCopy } from './template-check.js';
 import type { TemplateSet } from './template-files.js';
-import {
-  describeLocation,
-  staticPartialName,
-  type Expression,
-  type Hash,
-  type PathExpression,
-  type Program,
-  type Statement,
-} from './template-ast.js';
+import { describeLocation, staticPartialName, type Expression, type Hash, type PathExpression, type Program, type Statement } from './template-ast.js';
 
 /** A stretch of output: fixed for the whole bulletin, or rendered per recipient. */
 export type TemplatePiece =
-  | { readonly kind: 'fixed'; readonly text: string }
-  | { readonly kind: 'personal'; readonly index: number; readonly render: TemplateFunction };
+  { readonly kind: 'fixed'; readonly text: string } | { readonly kind: 'personal'; readonly index: number; readonly render: TemplateFunction };
 
 export interface AssembledTemplate {
   /** The whole template in one function (previews, archive). */

@@ -88,12 +88,7 @@ export interface CommentStatement extends Node {
   readonly value: string;
 }
 
-export type Statement =
-  | MustacheStatement
-  | BlockStatement
-  | PartialStatement
-  | ContentStatement
-  | CommentStatement;
+export type Statement = MustacheStatement | BlockStatement | PartialStatement | ContentStatement | CommentStatement;
 
 /** `file:line:column` (1-based column) of a node, for error messages. */
 export function describeLocation(loc: SourceLocation | undefined, fallbackFile: string): string {

@@ -96,7 +96,7 @@ class TemplateChecker {
     if (helper !== null && SAME_CONTEXT_HELPERS.has(helper)) return [...scopes];
     if (helper === 'with') {
       const first = params[0];
-      const shape = first?.type === 'PathExpression' ? this.shapeOf(first, scopes) ?? 'free' : 'free';
+      const shape = first?.type === 'PathExpression' ? (this.shapeOf(first, scopes) ?? 'free') : 'free';
       return [...scopes, { shape, blockParams }];
     }
     // each, or a block over a value (Handlebars iterates arrays, enters objects): items are free-form.
@@ -138,7 +138,14 @@ class TemplateChecker {
   }
 
   /** Handlebars checks these only when a message is rendered, and some not at all: check them now. */
-  private helperUse(kind: CallKind, name: string, params: Expression[], hash: Hash | undefined, scopes: readonly Scope[], loc: SourceLocation | undefined): void {
+  private helperUse(
+    kind: CallKind,
+    name: string,
+    params: Expression[],
+    hash: Hash | undefined,
+    scopes: readonly Scope[],
+    loc: SourceLocation | undefined,
+  ): void {
     const rule = HELPER_RULES[name];
     if (rule === undefined) return;
     const written = kind === 'block' ? `{{#${name}}}` : kind === 'subexpression' ? `(${name})` : `{{${name}}}`;
@@ -167,7 +174,10 @@ class TemplateChecker {
   /** `lookup` only with a key written out, never one every object has, and one the value can have. */
   private lookupKey(target: Expression, key: Expression, scopes: readonly Scope[], loc: SourceLocation | undefined): void {
     if (key.type !== 'StringLiteral' && key.type !== 'NumberLiteral') {
-      this.report(loc, '{{lookup}} needs its key written out in quotes, e.g. {{lookup subscriber.attributes "city"}}; a key computed from data cannot be checked.');
+      this.report(
+        loc,
+        '{{lookup}} needs its key written out in quotes, e.g. {{lookup subscriber.attributes "city"}}; a key computed from data cannot be checked.',
+      );
       return;
     }
     const keyText = String(key.value);
@@ -255,9 +265,7 @@ function editDistance(a: string, b: string): number {
 function unknownVariableSentence(original: string, walked: string, part: string, shape: { readonly [key: string]: ContextShape }): string {
   const qualify = (key: string): string => (walked === '' || walked === '@root' ? key : `${walked}.${key}`);
   const keys = Object.keys(shape);
-  const closest = keys
-    .map((key) => ({ key, distance: editDistance(part.toLowerCase(), key.toLowerCase()) }))
-    .sort((x, y) => x.distance - y.distance)[0];
+  const closest = keys.map((key) => ({ key, distance: editDistance(part.toLowerCase(), key.toLowerCase()) })).sort((x, y) => x.distance - y.distance)[0];
   const hint =
     closest !== undefined && closest.distance <= Math.max(2, Math.floor(part.length / 3))
       ? `did you mean ${qualify(closest.key)}?`

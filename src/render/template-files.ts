@@ -42,7 +42,10 @@ async function readIfPresent(path: string): Promise<TemplateFile | null> {
   }
   const bytes = Buffer.byteLength(text);
   if (bytes > MAX_TEMPLATE_FILE_BYTES) {
-    throw new BulletinError('BAD_INPUT', `${shownPath(path)}:1:1: the template is ${formatBytes(bytes)}; a layout or partial may be at most ${formatBytes(MAX_TEMPLATE_FILE_BYTES)}.`);
+    throw new BulletinError(
+      'BAD_INPUT',
+      `${shownPath(path)}:1:1: the template is ${formatBytes(bytes)}; a layout or partial may be at most ${formatBytes(MAX_TEMPLATE_FILE_BYTES)}.`,
+    );
   }
   return { path: shownPath(path), text };
 }

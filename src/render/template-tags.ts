@@ -19,7 +19,11 @@ export function tagEnd(source: string, start: number): number {
     // Raw block: {{{{name}}}} … {{{{/name}}}} is one tag; its content is never parsed.
     const openEnd = source.indexOf('}}}}', start);
     if (openEnd < 0) return -1;
-    const name = source.slice(start + 4, openEnd).trim().split(/\s+/)[0] ?? '';
+    const name =
+      source
+        .slice(start + 4, openEnd)
+        .trim()
+        .split(/\s+/)[0] ?? '';
     const close = source.indexOf(`{{{{/${name}}}}}`, openEnd);
     return close < 0 ? -1 : close + name.length + 9;
   }
@@ -79,4 +83,3 @@ export function splitTags(source: string): Segment[] {
   segments.push({ kind: 'text', text: source.slice(position) });
   return segments;
 }
-

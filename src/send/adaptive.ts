@@ -206,7 +206,18 @@ export class AdaptivePace {
   private startExperiment(now: number, share: number, replies: number, reply: string): boolean {
     const next = Math.max(this.floorRate, this.rate * EXPERIMENT_DECREASE);
     if (next >= this.rate) return false;
-    this.experiment = { phase: 'slower', since: now, rateBefore: this.rate, shareBefore: share, sampleBefore: replies, reply, replies: 0, temporary: 0, slowerShare: 0, slowerSample: 0 };
+    this.experiment = {
+      phase: 'slower',
+      since: now,
+      rateBefore: this.rate,
+      shareBefore: share,
+      sampleBefore: replies,
+      reply,
+      replies: 0,
+      temporary: 0,
+      slowerShare: 0,
+      slowerSample: 0,
+    };
     this.lastCutAt = now;
     this.state = 'testing';
     this.note = `slowed to ${formatRate(next)} to see whether ${percent(share)} temporary failures (${reply.slice(0, 60)}) are about our pace`;
@@ -284,7 +295,10 @@ export class AdaptivePace {
     next = Math.min(this.maxRate, next);
     if (next >= this.maxRate) {
       this.state = this.background > 0 ? 'background' : 'full';
-      this.note = this.background > 0 ? `full pace; ${percent(this.background)} temporary failures (${this.backgroundReply.slice(0, 60)}) are background, not about our pace` : null;
+      this.note =
+        this.background > 0
+          ? `full pace; ${percent(this.background)} temporary failures (${this.backgroundReply.slice(0, 60)}) are background, not about our pace`
+          : null;
     }
     return this.setRate(next);
   }

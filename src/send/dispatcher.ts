@@ -406,7 +406,11 @@ export class Dispatcher {
     if (run.claimInDoubt) {
       // Stopping with a claim in doubt: give back what it may have taken (none of it was sent).
       await this.untilDatabase(
-        async () => store.releaseClaims(this.owner, (await store.selectOwnClaims(this.options.bulletinId, this.owner)).map((row) => row.id)),
+        async () =>
+          store.releaseClaims(
+            this.owner,
+            (await store.selectOwnClaims(this.options.bulletinId, this.owner)).map((row) => row.id),
+          ),
         { evenWhenStopping: true },
       );
     }
@@ -472,7 +476,13 @@ export class Dispatcher {
     this.settle(claimed, message.messageId, outcome);
     this.watchRefusals(claimed, outcome);
     if (outcome.kind === 'failed' && outcome.bounce !== undefined) {
-      this.pendingBounces.push({ deliveryId: claimed.id, subscriberId: subscriber.id, status: outcome.bounce, reply: outcome.reply, messageId: message.messageId });
+      this.pendingBounces.push({
+        deliveryId: claimed.id,
+        subscriberId: subscriber.id,
+        status: outcome.bounce,
+        reply: outcome.reply,
+        messageId: message.messageId,
+      });
     }
   }
 
@@ -547,24 +557,26 @@ export class Dispatcher {
 
   /** Writes the outcomes gathered so far in one statement; flushes never overlap. */
   flush(): Promise<void> {
-    this.flushing = this.flushing.catch(() => undefined).then(async () => {
-      if (this.pending.length === 0 && this.pendingBounces.length === 0) return;
-      const batch = this.pending.splice(0, this.pending.length);
-      const bounces = this.pendingBounces.splice(0, this.pendingBounces.length);
-      try {
-        await this.deps.store.recordOutcomes(this.owner, batch);
-      } catch (error) {
-        this.pending.unshift(...batch); // kept for the next flush: an outcome is never dropped
-        this.pendingBounces.unshift(...bounces);
-        throw error;
-      }
-      try {
-        if (bounces.length > 0) await this.deps.recordHardBounces?.(bounces);
-      } catch (error) {
-        this.pendingBounces.unshift(...bounces);
-        throw error;
-      }
-    });
+    this.flushing = this.flushing
+      .catch(() => undefined)
+      .then(async () => {
+        if (this.pending.length === 0 && this.pendingBounces.length === 0) return;
+        const batch = this.pending.splice(0, this.pending.length);
+        const bounces = this.pendingBounces.splice(0, this.pendingBounces.length);
+        try {
+          await this.deps.store.recordOutcomes(this.owner, batch);
+        } catch (error) {
+          this.pending.unshift(...batch); // kept for the next flush: an outcome is never dropped
+          this.pendingBounces.unshift(...bounces);
+          throw error;
+        }
+        try {
+          if (bounces.length > 0) await this.deps.recordHardBounces?.(bounces);
+        } catch (error) {
+          this.pendingBounces.unshift(...bounces);
+          throw error;
+        }
+      });
     return this.flushing;
   }
 

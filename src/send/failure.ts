@@ -149,7 +149,8 @@ function classifySetup(error: SmtpErrorLike, relay: string): SendOutcome {
   const command = (error.command ?? '').toUpperCase();
   const reply = describe(error);
   if (error.code === 'EAUTH' || command.startsWith('AUTH')) {
-    if (code === undefined || code >= 500) return { kind: 'unusable', why: 'configuration', reply: `${reply} (${describeCommand(command || 'AUTH')}: check SMTP_USER and SMTP_PASS)`, relay }; // row 2
+    if (code === undefined || code >= 500)
+      return { kind: 'unusable', why: 'configuration', reply: `${reply} (${describeCommand(command || 'AUTH')}: check SMTP_USER and SMTP_PASS)`, relay }; // row 2
   } else if (error.code === 'ETLS' && (code === undefined || code >= 500) && !/closed unexpectedly/i.test(error.message)) {
     return { kind: 'unusable', why: 'configuration', reply: `${reply} (TLS could not be set up)`, relay }; // row 3
   } else if (code !== undefined && code >= 500) {
@@ -183,7 +184,8 @@ function classifyMessage(error: SmtpErrorLike, bodyWritten: boolean, relay: stri
       if (code === 552 || status === '5.3.4') return { kind: 'failed', about: 'message', reply, relay }; // row 6
       return { kind: 'unusable', why: 'configuration', reply: `${reply} (refused at MAIL FROM: the relay does not take mail from this sender)`, relay }; // row 7
     }
-    if (TOO_MANY_RECIPIENTS.test(reply)) return SESSION_SPENT.test(reply) ? { kind: 'deferred', resend: 'fresh-session', reply, relay } : { kind: 'deferred', reply, relay }; // rows 8, 9
+    if (TOO_MANY_RECIPIENTS.test(reply))
+      return SESSION_SPENT.test(reply) ? { kind: 'deferred', resend: 'fresh-session', reply, relay } : { kind: 'deferred', reply, relay }; // rows 8, 9
     if (atRcpt) {
       if (code === 552) return { kind: 'deferred', reply, relay }; // row 10
       const bounce = mailboxUnknown(reply, status);
@@ -246,7 +248,8 @@ function saysTooFast(reply: string, status: string | null): boolean {
 }
 
 const HARD_BOUNCE_STATUSES = new Set(['5.1.1', '5.1.0', '5.1.10', '5.2.1']);
-const MAILBOX_UNKNOWN = /user unknown|unknown user|no such (user|mailbox|recipient)|mailbox (unavailable|not found|does not exist)|recipient (unknown|not found|does not exist)/i;
+const MAILBOX_UNKNOWN =
+  /user unknown|unknown user|no such (user|mailbox|recipient)|mailbox (unavailable|not found|does not exist)|recipient (unknown|not found|does not exist)/i;
 const TOO_MANY_RECIPIENTS = /too many recipients/i;
 const SESSION_SPENT = /too many (messages|mails|transactions)|(session|connection) limit|per (session|connection)|(session|connection) (expired|spent)/i;
 const TOO_FAST = /\brate\b|too many|too much mail|too fast|throttl|slow down|exceeded/i;

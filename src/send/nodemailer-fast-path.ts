@@ -58,14 +58,23 @@ export class PreparedSmtpConnection extends SMTPConnection {
   /** The message being sent is already in DATA form (smtpDataOf): pass it through untouched. */
   prepared = false;
 
-  sendPrepared(envelope: { from: string; to: string[]; size?: number }, message: Readable, prepared: boolean, done: (error: Error | null, info?: { response?: string }) => void): void {
+  sendPrepared(
+    envelope: { from: string; to: string[]; size?: number },
+    message: Readable,
+    prepared: boolean,
+    done: (error: Error | null, info?: { response?: string }) => void,
+  ): void {
     this.prepared = prepared;
     this.send(envelope, message, (error, info) => done(error, info));
   }
 
   /** Called by SMTPConnection once DATA is accepted; returns the stream piped into the socket. */
   _createSendStream(callback: unknown): Transform & { inByteCount: number; outByteCount: number } {
-    const original = (SMTPConnection.prototype as unknown as { _createSendStream(this: SMTPConnection, callback: unknown): Transform & { inByteCount: number; outByteCount: number } })._createSendStream;
+    const original = (
+      SMTPConnection.prototype as unknown as {
+        _createSendStream(this: SMTPConnection, callback: unknown): Transform & { inByteCount: number; outByteCount: number };
+      }
+    )._createSendStream;
     const stream = original.call(this, callback);
     if (this.prepared) {
       stream._transform = (chunk: Buffer, _encoding, done) => {

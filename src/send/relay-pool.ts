@@ -41,7 +41,16 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
   const now = options.now ?? (() => performance.now());
   const firstCooldownMs = options.firstCooldownMs ?? 2_000;
   const maxCooldownMs = options.maxCooldownMs ?? 60_000;
-  const pool: Relay[] = relays.map(({ transport, weight }) => ({ transport, weight, current: 0, failures: 0, downUntil: 0, probing: false, lastError: '', unusable: null }));
+  const pool: Relay[] = relays.map(({ transport, weight }) => ({
+    transport,
+    weight,
+    current: 0,
+    failures: 0,
+    downUntil: 0,
+    probing: false,
+    lastError: '',
+    unusable: null,
+  }));
   let closed = false;
   /** Wakes sends waiting for a relay: on close, and when a probe ends. */
   let wake = new AbortController();
@@ -111,16 +120,24 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
     description: pool.map((relay) => (pool.length > 1 ? `${relay.transport.description} (weight ${relay.weight})` : relay.transport.description)).join(', '),
     get concurrency() {
       const serving = usable().filter((relay) => isUp(relay) || isDue(relay));
-      return Math.max(1, (serving.length > 0 ? serving : pool.slice(0, 1)).reduce((sum, relay) => sum + relay.transport.concurrency, 0));
+      return Math.max(
+        1,
+        (serving.length > 0 ? serving : pool.slice(0, 1)).reduce((sum, relay) => sum + relay.transport.concurrency, 0),
+      );
     },
     note() {
       const down = usable().filter((relay) => !isUp(relay));
       const notes = pool.map((relay) => relay.transport.note?.() ?? null).filter((note): note is string => note !== null);
       const refused = pool.filter((relay) => relay.unusable !== null);
-      if (refused.length > 0) notes.unshift(`${refused.map((relay) => `${relay.transport.description} refused our configuration (${relay.unusable?.reply.slice(0, 60)})`).join('; ')}`);
+      if (refused.length > 0)
+        notes.unshift(
+          `${refused.map((relay) => `${relay.transport.description} refused our configuration (${relay.unusable?.reply.slice(0, 60)})`).join('; ')}`,
+        );
       if (down.length > 0 && down.length === usable().length) {
         const next = Math.max(0, Math.min(...down.map((relay) => relay.downUntil)) - now());
-        notes.unshift(`every relay is down (${down.map((relay) => `${relay.transport.description}: ${relay.lastError.slice(0, 60)}`).join('; ')}); next try in ${Math.ceil(next / 1000)} s`);
+        notes.unshift(
+          `every relay is down (${down.map((relay) => `${relay.transport.description}: ${relay.lastError.slice(0, 60)}`).join('; ')}); next try in ${Math.ceil(next / 1000)} s`,
+        );
       } else if (down.length > 0) {
         notes.unshift(`${down.map((relay) => relay.transport.description).join(', ')} down (${down[0]?.lastError.slice(0, 60)}); the others carry on`);
       }

@@ -54,7 +54,6 @@ export interface SmtpTransportOptions {
 
 export const DEFAULT_SMTP_TIMEOUTS_MS = Object.freeze({ connect: 30_000, greeting: 30_000, socket: 600_000 });
 
-
 /**
  * A pool of at most `connections` SMTP sessions, each carrying one message at a time and replaced
  * after `messagesPerConnection` messages, after a lost connection or an unanswered message, and
@@ -151,7 +150,19 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
     const share = opened < limit ? (opened + 1) / limit : 1;
     opened++;
     const started = performance.now();
-    const session: Session = { connection, sent: 0, share, broken: false, busy: true, ready: false, ended: new Promise<void>((resolve) => (markEnded = resolve)), maxSize: 0, readyAt: 0, renewing: false, replaced: false };
+    const session: Session = {
+      connection,
+      sent: 0,
+      share,
+      broken: false,
+      busy: true,
+      ready: false,
+      ended: new Promise<void>((resolve) => (markEnded = resolve)),
+      maxSize: 0,
+      readyAt: 0,
+      renewing: false,
+      replaced: false,
+    };
     // Until the session is up, failures (refused, 421 at the greeting, timeouts) arrive as 'error';
     // afterwards an 'error' or 'end' only means the session is no longer usable.
     let failSetup: (error: Error) => void = () => undefined;
@@ -171,7 +182,10 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       await Promise.race([setupFailed, new Promise<void>((resolve, reject) => connection.connect((error) => (error ? reject(error) : resolve())))]);
       if (relay.user !== null) {
         const credentials = { user: relay.user, pass: relay.password ?? '' };
-        await Promise.race([setupFailed, new Promise<void>((resolve, reject) => connection.login(credentials, (error) => (error ? reject(error) : resolve())))]);
+        await Promise.race([
+          setupFailed,
+          new Promise<void>((resolve, reject) => connection.login(credentials, (error) => (error ? reject(error) : resolve()))),
+        ]);
       }
     } catch (error) {
       connection.close();
@@ -275,11 +289,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       retire(session);
       return outcome;
     }
-    const reusable =
-      !session.broken &&
-      !closed &&
-      hasBudget(session) &&
-      (outcome.kind === 'sent' || (outcome.kind !== 'uncertain' && (await reset(session))));
+    const reusable = !session.broken && !closed && hasBudget(session) && (outcome.kind === 'sent' || (outcome.kind !== 'uncertain' && (await reset(session))));
     session.busy = false;
     // (checked again: close() may have come during the RSET)
     if (reusable && !session.broken && !closed) {
@@ -366,8 +376,6 @@ function wholeNumber(value: number, what: string): number {
   if (!Number.isInteger(value) || value < 1) throw new BulletinError('CONFIG', `SMTP ${what} must be a whole number of at least 1, not ${value}.`);
   return value;
 }
-
-
 
 interface Session {
   readonly connection: PreparedSmtpConnection;

@@ -110,10 +110,11 @@ interface AudienceRow {
 /** The first `limit` matching active members by address (a sample to show before sending). */
 export async function sampleAudience(sql: Sql, listId: number, filter: FilterNode | null, limit: number): Promise<AudienceRow[]> {
   const condition = audienceCondition(filter, 3);
-  const { rows } = await sql.query<AudienceRow>(
-    `SELECT s.id, s.email, s.name, s.attributes ${FROM_AUDIENCE} AND ${condition.text} ORDER BY s.email LIMIT $2`,
-    [listId, limit, ...condition.values],
-  );
+  const { rows } = await sql.query<AudienceRow>(`SELECT s.id, s.email, s.name, s.attributes ${FROM_AUDIENCE} AND ${condition.text} ORDER BY s.email LIMIT $2`, [
+    listId,
+    limit,
+    ...condition.values,
+  ]);
   return rows;
 }
 

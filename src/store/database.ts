@@ -13,10 +13,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value))
 
 /** What store functions need of a connection: run one statement. */
 export interface Sql {
-  query<Row extends object = Record<string, unknown>>(
-    text: string,
-    values?: readonly unknown[],
-  ): Promise<{ rows: Row[]; rowCount: number | null }>;
+  query<Row extends object = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
 }
 
 const CONNECTION_CODES = new Set([
@@ -79,7 +76,8 @@ export function databaseUrlProblem(url: string): string | null {
     return 'is not a valid URL (postgres://user:password@host:port/database; percent-encode special characters in the password)';
   }
   if (typeof parsed.host === 'string' && /\s/.test(parsed.host)) return 'names a host with a space in it';
-  if (!Number.isInteger(Number(parsed.port)) || Number(parsed.port) < 1 || Number(parsed.port) > 65535) return 'has a port that is not a number from 1 to 65535';
+  if (!Number.isInteger(Number(parsed.port)) || Number(parsed.port) < 1 || Number(parsed.port) > 65535)
+    return 'has a port that is not a number from 1 to 65535';
   const timeout = new URLSearchParams(url.split('?')[1] ?? '').get('connect_timeout');
   if (timeout !== null && !/^\d+$/.test(timeout)) return 'has a connect_timeout that is not a whole number of seconds';
   return null;
@@ -100,9 +98,7 @@ export class CommitUnknownError extends Error {
   }
 }
 
-export type DatabaseTarget =
-  | { readonly kind: 'server'; readonly url: string }
-  | { readonly kind: 'embedded'; readonly dataDir: string };
+export type DatabaseTarget = { readonly kind: 'server'; readonly url: string } | { readonly kind: 'embedded'; readonly dataDir: string };
 
 export interface Database extends Sql {
   readonly target: DatabaseTarget;
@@ -265,13 +261,7 @@ function giveBack(client: pg.PoolClient, failure: unknown): void {
   client.release(isConnectionError(failure) ? (failure as Error) : undefined);
 }
 
-export function wrapPool(
-  pool: pg.Pool,
-  target: DatabaseTarget,
-  description: string,
-  created: boolean,
-  close: () => Promise<void>,
-): Database {
+export function wrapPool(pool: pg.Pool, target: DatabaseTarget, description: string, created: boolean, close: () => Promise<void>): Database {
   let closed = false;
   return {
     target,
@@ -341,7 +331,10 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
         // Written a moment ago and not yet filled in, or left by a dead process.
         if (owner > 0 || Date.now() - (await mtimeMs(lockPath)) > 2_000) await rm(lockPath, { force: true });
       } else if (Date.now() > deadline) {
-        throw new BulletinError('DATABASE_UNAVAILABLE', `The embedded database in ${dataDir} is being set up by another bulletin process (pid ${owner}); run the command again when it has finished.`);
+        throw new BulletinError(
+          'DATABASE_UNAVAILABLE',
+          `The embedded database in ${dataDir} is being set up by another bulletin process (pid ${owner}); run the command again when it has finished.`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -52,13 +52,7 @@ interface ClaimRow {
  * LOCKED so several workers never take the same row; whoever is no longer an active member (or was
  * erased) becomes `skipped` instead of `sending`.
  */
-async function claim(
-  sql: Sql,
-  which: string,
-  order: string,
-  values: unknown[],
-  common: ClaimOptions,
-): Promise<ClaimedDelivery[]> {
+async function claim(sql: Sql, which: string, order: string, values: unknown[], common: ClaimOptions): Promise<ClaimedDelivery[]> {
   const { rows } = await sql.query<ClaimRow>(
     `WITH picked AS (
        SELECT d.id FROM deliveries d
@@ -228,12 +222,7 @@ export async function selectSendingOwners(sql: Sql, bulletinId: number): Promise
  * A claim whose lease expired, or whose owner is known dead, was perhaps sent and perhaps not:
  * it becomes `uncertain` (the duplicate window of RFC 1047).
  */
-export async function expireAbandonedClaims(
-  sql: Sql,
-  bulletinId: number,
-  deadOwners: readonly string[],
-  exceptOwner: string | null = null,
-): Promise<number> {
+export async function expireAbandonedClaims(sql: Sql, bulletinId: number, deadOwners: readonly string[], exceptOwner: string | null = null): Promise<number> {
   // `exceptOwner`: a worker never expires its own claims (after an outage it renews them instead).
   const { rowCount } = await sql.query(
     `UPDATE deliveries

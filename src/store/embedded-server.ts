@@ -60,7 +60,10 @@ async function binaries(): Promise<Binaries> {
     const paths = (await import(name)) as { initdb: string; postgres: string };
     return { initdb: paths.initdb, postgres: paths.postgres };
   } catch {
-    throw new BulletinError('DATABASE_UNAVAILABLE', `The embedded PostgreSQL has no binaries for ${platform()}-${arch()} (${name} is not installed); set DATABASE_URL to use a PostgreSQL server.`);
+    throw new BulletinError(
+      'DATABASE_UNAVAILABLE',
+      `The embedded PostgreSQL has no binaries for ${platform()}-${arch()} (${name} is not installed); set DATABASE_URL to use a PostgreSQL server.`,
+    );
   }
 }
 
@@ -82,7 +85,10 @@ async function serverUser(): Promise<{ uid: number; gid: number } | null> {
     } catch (error) {
       // Another bulletin process may have made it a moment ago.
       if (!/already exists/.test(String((error as { stderr?: unknown }).stderr ?? ''))) {
-        throw new BulletinError('DATABASE_UNAVAILABLE', `Running as root, the embedded PostgreSQL needs a "postgres" user, and making one failed (${oneLine(error)}); create it (useradd --system postgres) or run bulletin as an ordinary user.`);
+        throw new BulletinError(
+          'DATABASE_UNAVAILABLE',
+          `Running as root, the embedded PostgreSQL needs a "postgres" user, and making one failed (${oneLine(error)}); create it (useradd --system postgres) or run bulletin as an ordinary user.`,
+        );
       }
     }
     return lookup();
@@ -91,7 +97,10 @@ async function serverUser(): Promise<{ uid: number; gid: number } | null> {
 
 function oneLine(error: unknown): string {
   const failure = error as { stderr?: unknown; message?: unknown };
-  return String(failure.stderr || failure.message || error).replace(/\s+/g, ' ').trim().replace(/\.$/, '');
+  return String(failure.stderr || failure.message || error)
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/\.$/, '');
 }
 
 /** The server's locale is fixed whatever the user's (an uninstalled one makes initdb fail). */
@@ -109,7 +118,10 @@ export async function createClusterIfMissing(dataDir: string): Promise<boolean> 
   const { clusterDir } = embeddedCluster(dataDir);
   if (existsSync(join(clusterDir, 'PG_VERSION'))) return false;
   if (clusterDir.length + 12 > MAX_SOCKET_PATH) {
-    throw new BulletinError('CONFIG', `The data directory ${dataDir} is too deep for the embedded PostgreSQL's Unix socket (at most ${MAX_SOCKET_PATH - 21} characters); set BULLETIN_DATA_DIR to a shorter path.`);
+    throw new BulletinError(
+      'CONFIG',
+      `The data directory ${dataDir} is too deep for the embedded PostgreSQL's Unix socket (at most ${MAX_SOCKET_PATH - 21} characters); set BULLETIN_DATA_DIR to a shorter path.`,
+    );
   }
   const { initdb } = await binaries();
   const user = await serverUser();
@@ -152,8 +164,8 @@ export async function createClusterIfMissing(dataDir: string): Promise<boolean> 
       'unix_socket_permissions = 0700',
       `port = ${SOCKET_PORT}`,
       'max_connections = 200',
-      "logging_collector = off",
-      "log_min_messages = warning",
+      'logging_collector = off',
+      'log_min_messages = warning',
       '',
     ].join('\n');
     const conf = await open(join(building, 'postgresql.auto.conf'), 'a');
@@ -360,7 +372,10 @@ export async function embeddedStatus(dataDir: string): Promise<EmbeddedStatus> {
     client.on('error', () => undefined);
     try {
       await client.connect();
-      const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND mode = 'ShareLock' AND granted", [PRESENCE_LOCK]);
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND mode = 'ShareLock' AND granted",
+        [PRESENCE_LOCK],
+      );
       processes = rows[0]?.n ?? 0;
     } catch {
       // Starting up or shutting down: counted as none.

@@ -109,11 +109,7 @@ export async function selectListsWithCounts(sql: Sql, slug?: string): Promise<Li
 }
 
 /** Updates the given fields of a list; returns the list as it is now, or null if there is none. */
-export async function updateListFields(
-  sql: Sql,
-  slug: string,
-  changes: Partial<Omit<ListFields, 'slug'>>,
-): Promise<MailingList | null> {
+export async function updateListFields(sql: Sql, slug: string, changes: Partial<Omit<ListFields, 'slug'>>): Promise<MailingList | null> {
   const { rows } = await sql.query<ListRow>(
     `UPDATE lists SET
         name           = CASE WHEN $2 THEN $3 ELSE name END,

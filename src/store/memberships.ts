@@ -37,12 +37,7 @@ function toMember(row: MemberRow): Member {
 }
 
 /** Adds a membership if there is none; returns whether it was added. */
-export async function insertMembership(
-  sql: Sql,
-  listId: number,
-  subscriberId: number,
-  source: MembershipSource,
-): Promise<boolean> {
+export async function insertMembership(sql: Sql, listId: number, subscriberId: number, source: MembershipSource): Promise<boolean> {
   const { rowCount } = await sql.query(
     `INSERT INTO memberships (list_id, subscriber_id, status, subscribed_source, status_source)
      VALUES ($1, $2, 'active', $3, $3)
@@ -89,10 +84,7 @@ export async function findMember(sql: Sql, listId: number, email: string): Promi
 }
 
 export async function countMembers(sql: Sql, listId: number, status: MembershipStatus): Promise<number> {
-  const { rows } = await sql.query<{ count: number }>(
-    'SELECT count(*)::int AS count FROM memberships WHERE list_id = $1 AND status = $2',
-    [listId, status],
-  );
+  const { rows } = await sql.query<{ count: number }>('SELECT count(*)::int AS count FROM memberships WHERE list_id = $1 AND status = $2', [listId, status]);
   return rows[0]?.count ?? 0;
 }
 
@@ -114,11 +106,7 @@ export async function selectMembers(
 }
 
 /** Attribute names in use among a list's members (for CSV export headers), sorted. */
-export async function selectAttributeNames(
-  sql: Sql,
-  listId: number,
-  status: MembershipStatus | null,
-): Promise<string[]> {
+export async function selectAttributeNames(sql: Sql, listId: number, status: MembershipStatus | null): Promise<string[]> {
   const { rows } = await sql.query<{ key: string }>(
     `SELECT DISTINCT jsonb_object_keys(s.attributes) AS key
        FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id

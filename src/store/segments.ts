@@ -42,10 +42,10 @@ export async function insertSegment(sql: Sql, fields: { listId: number; name: st
 }
 
 export async function findSegment(sql: Sql, listId: number, name: string): Promise<Segment | null> {
-  const { rows } = await sql.query<SegmentRow>(
-    'SELECT g.*, l.slug FROM segments g JOIN lists l ON l.id = g.list_id WHERE g.list_id = $1 AND g.name = $2',
-    [listId, name],
-  );
+  const { rows } = await sql.query<SegmentRow>('SELECT g.*, l.slug FROM segments g JOIN lists l ON l.id = g.list_id WHERE g.list_id = $1 AND g.name = $2', [
+    listId,
+    name,
+  ]);
   return rows[0] ? toSegment(rows[0]) : null;
 }
 

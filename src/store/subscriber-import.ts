@@ -132,9 +132,7 @@ export async function mergeBatch(
 
 /** Rows (line, address) of erased addresses, which the merge left out. */
 export async function selectSuppressedRows(tx: Sql): Promise<{ line: number; email: string }[]> {
-  const { rows } = await tx.query<{ line: number; email: string }>(
-    'SELECT line, email FROM import_rows WHERE suppressed ORDER BY line',
-  );
+  const { rows } = await tx.query<{ line: number; email: string }>('SELECT line, email FROM import_rows WHERE suppressed ORDER BY line');
   return rows;
 }
 

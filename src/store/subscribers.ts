@@ -42,10 +42,7 @@ export async function upsertSubscriber(
 }
 
 export async function findSubscriberByEmail(sql: Sql, email: string): Promise<Subscriber | null> {
-  const { rows } = await sql.query<SubscriberRow>(
-    'SELECT id, email, name, attributes FROM subscribers WHERE email = $1',
-    [email],
-  );
+  const { rows } = await sql.query<SubscriberRow>('SELECT id, email, name, attributes FROM subscribers WHERE email = $1', [email]);
   return rows[0] ?? null;
 }
 

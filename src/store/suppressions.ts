@@ -11,17 +11,11 @@ export async function insertSuppression(sql: Sql, email: string, reason: string)
 }
 
 export async function isSuppressed(sql: Sql, email: string): Promise<boolean> {
-  const { rows } = await sql.query(
-    `SELECT 1 FROM suppressions WHERE email_sha256 = sha256(convert_to($1, 'UTF8'))`,
-    [email],
-  );
+  const { rows } = await sql.query(`SELECT 1 FROM suppressions WHERE email_sha256 = sha256(convert_to($1, 'UTF8'))`, [email]);
   return rows.length > 0;
 }
 
 export async function deleteSuppression(sql: Sql, email: string): Promise<boolean> {
-  const { rowCount } = await sql.query(
-    `DELETE FROM suppressions WHERE email_sha256 = sha256(convert_to($1, 'UTF8'))`,
-    [email],
-  );
+  const { rowCount } = await sql.query(`DELETE FROM suppressions WHERE email_sha256 = sha256(convert_to($1, 'UTF8'))`, [email]);
   return rowCount === 1;
 }

@@ -55,8 +55,7 @@ const CLOSE_GRACE_MS = 10_000;
 
 /** Sent with every response. The CSP allows no script at all, and styles only from this server. */
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'content-security-policy':
-    "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'referrer-policy': 'no-referrer',
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
@@ -128,10 +127,16 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
 
   server.get('/healthz', async (_request, reply) => {
     const health = await checkHealth(app);
-    return reply.code(health.status === 'ok' ? 200 : 503).header('cache-control', 'no-store').type('application/json').send(health);
+    return reply
+      .code(health.status === 'ok' ? 200 : 503)
+      .header('cache-control', 'no-store')
+      .type('application/json')
+      .send(health);
   });
   server.get('/favicon.ico', async (_request, reply) => reply.code(204).header('cache-control', 'public, max-age=86400').send());
-  server.get(STYLESHEET_PATH, async (_request, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=86400').send(STYLESHEET));
+  server.get(STYLESHEET_PATH, async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=86400').send(STYLESHEET),
+  );
 
   server.get<{ Params: { token: string } }>('/u/:token', async (request, reply) => {
     const owner = await describeLink(app, request.params.token);
@@ -157,8 +162,7 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
           // After the body is parsed, so a valid one-click (providers send them from a few shared
           // addresses) is told apart from a forged one; only the signature is checked, no lookup.
           hook: 'preHandler',
-          allowList: async (request: FastifyRequest) =>
-            isOneClick(request.body) && (await tokenVerifies(app, (request.params as { token: string }).token)),
+          allowList: async (request: FastifyRequest) => isOneClick(request.body) && (await tokenVerifies(app, (request.params as { token: string }).token)),
         },
       },
     },
@@ -211,7 +215,14 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
   } catch (error) {
     await server.close().catch(() => undefined);
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' ? 'no such address on this machine' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the port is in use'
+        : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+          ? 'no such address on this machine'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : (error as Error).message;
     throw new BulletinError('CONFIG', `Cannot listen on ${options.host} port ${options.port}: ${why}.`, { cause: error });
   }
   const address = server.server.address();

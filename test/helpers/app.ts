@@ -7,11 +7,7 @@ export function inspect<T>(db: TestDatabase, look: (app: App) => Promise<T>): Pr
   return withApp(db.config(), { notice: () => undefined }, look);
 }
 
-export async function rows<Row extends object = Record<string, unknown>>(
-  db: TestDatabase,
-  text: string,
-  values: unknown[] = [],
-): Promise<Row[]> {
+export async function rows<Row extends object = Record<string, unknown>>(db: TestDatabase, text: string, values: unknown[] = []): Promise<Row[]> {
   return inspect(db, async (app) => (await app.db.query<Row>(text, values)).rows);
 }
 

@@ -17,10 +17,7 @@ export interface CliOptions {
   readonly clock?: Clock;
 }
 
-export async function runCli(
-  args: readonly string[],
-  options: CliOptions,
-): Promise<CliResult> {
+export async function runCli(args: readonly string[], options: CliOptions): Promise<CliResult> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   const out: Buffer[] = [];

@@ -80,7 +80,12 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<TestPo
     maillog_file_prefixes: dir,
     ...options.main,
   };
-  await writeFile(join(conf, 'main.cf'), `${Object.entries(main).map(([key, value]) => `${key} = ${value}`).join('\n')}\n`);
+  await writeFile(
+    join(conf, 'main.cf'),
+    `${Object.entries(main)
+      .map(([key, value]) => `${key} = ${value}`)
+      .join('\n')}\n`,
+  );
   const services = [
     `127.0.0.1:${port} inet n - n - - smtpd`,
     'cleanup unix n - n - 0 cleanup',

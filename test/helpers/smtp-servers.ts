@@ -209,7 +209,8 @@ export async function startSmtpServer(behaviour: SmtpServerBehaviour = {}): Prom
           return dropConnection(session); // no reply, ever
         }
         const fraction = behaviour.deferFraction;
-        const unlucky = fraction !== undefined && to.some((address) => hashFraction(fraction.seed ?? '', address, attemptOf.get(address) ?? 1) < fraction.fraction);
+        const unlucky =
+          fraction !== undefined && to.some((address) => hashFraction(fraction.seed ?? '', address, attemptOf.get(address) ?? 1) < fraction.fraction);
         if (matches(behaviour.deferAfterData) || unlucky) {
           record('deferred');
           return callback(reply(behaviour.deferReply ?? '451 4.3.0 Temporary failure, try again later'));

@@ -7,7 +7,6 @@ import type { StateCounts } from '../../store/deliveries.js';
 import { findListById } from '../../store/lists.js';
 import type { App } from '../context.js';
 
-
 /** The bulletin, or the sentence saying there is none (`hint`: where to look, e.g. `bulletin status`). */
 export async function requireBulletin(app: App, bulletinId: number, hint = ''): Promise<StoredBulletin> {
   const bulletin = await findBulletin(app.db, bulletinId);

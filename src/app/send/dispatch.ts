@@ -19,7 +19,13 @@ import { dispatchStoreOf } from './dispatch-store.js';
 import { compileStored } from './prepare.js';
 import type { InDoubt, RunOptions, SendSummary } from './run.js';
 
-export async function dispatchBulletin(app: App, bulletin: StoredBulletin, list: MailingList, options: RunOptions, ready?: CompiledBulletin): Promise<SendSummary> {
+export async function dispatchBulletin(
+  app: App,
+  bulletin: StoredBulletin,
+  list: MailingList,
+  options: RunOptions,
+  ready?: CompiledBulletin,
+): Promise<SendSummary> {
   const outage = options.outage ?? new DatabaseOutage();
   const ride = <T>(step: () => Promise<T>) => outage.ride(step);
   const leftInFlight = await ride(() => reclaimAbandoned(app, bulletin.id));
@@ -35,7 +41,11 @@ export async function dispatchBulletin(app: App, bulletin: StoredBulletin, list:
       transport: options.transport,
       pacer,
       render: (recipient) => compiled.render(recipient),
-      recordHardBounces: (bounces) => recordSmtpBounces(app, bounces.map((bounce) => ({ ...bounce, listId: list.id }))),
+      recordHardBounces: (bounces) =>
+        recordSmtpBounces(
+          app,
+          bounces.map((bounce) => ({ ...bounce, listId: list.id })),
+        ),
       ...(options.pace ? { pace: options.pace } : {}),
       clock: options.clock ?? app.clock,
       outage,

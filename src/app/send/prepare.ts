@@ -5,14 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { BulletinError } from '../../domain/errors.js';
 import type { MailingList } from '../../domain/list.js';
-import {
-  compileBulletin,
-  parseBulletinSource,
-  SAMPLE_RECIPIENT,
-  type CompiledBulletin,
-  type MessageIdVersion,
-  type TemplateSet,
-} from '../../render/index.js';
+import { compileBulletin, parseBulletinSource, SAMPLE_RECIPIENT, type CompiledBulletin, type MessageIdVersion, type TemplateSet } from '../../render/index.js';
 import { DatabaseOutage } from '../../send/database-outage.js';
 import { findBulletinByReference, findUnfinishedBulletin, type StoredBulletin } from '../../store/bulletins.js';
 import { countByState } from '../../store/deliveries.js';
@@ -84,7 +77,10 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
     const resuming = await findUnfinishedBulletin(app.db, list.id, sourceText);
     const audience = await planAudience(app, list, resuming, request);
     if (resuming && request.at !== undefined) {
-      throw new BulletinError('BAD_INPUT', `Bulletin ${resuming.id} was sent from this file and is not finished: resume it (bulletin resume ${resuming.id}) rather than scheduling it again.`);
+      throw new BulletinError(
+        'BAD_INPUT',
+        `Bulletin ${resuming.id} was sent from this file and is not finished: resume it (bulletin resume ${resuming.id}) rather than scheduling it again.`,
+      );
     }
     if (request.at !== undefined && request.at.getTime() <= app.clock.now().getTime()) {
       throw new BulletinError('BAD_INPUT', `--at ${request.at.toISOString()} is not in the future; send now without --at, or name a later time.`);
@@ -106,7 +102,10 @@ export async function prepareSend(app: App, request: SendRequest): Promise<SendP
         });
     const recipients = resuming ? openDeliveries(await countByState(app.db, resuming.id)) : await countAudience(app.db, list.id, audience.filter);
     if (!resuming && audience.filter !== null && recipients === 0 && request.at === undefined) {
-      throw new BulletinError('BAD_INPUT', `The filter matches no active member of "${list.slug}": nothing to send (try it with bulletin subscribers count --list ${list.slug} --where …).`);
+      throw new BulletinError(
+        'BAD_INPUT',
+        `The filter matches no active member of "${list.slug}": nothing to send (try it with bulletin subscribers count --list ${list.slug} --where …).`,
+      );
     }
     const audienceSample = (await sampleAudience(app.db, list.id, audience.filter, 5)).map((member) => member.email);
     const first = audience.filter === null ? await firstActiveMember(app, list) : ((await sampleAudience(app.db, list.id, audience.filter, 1))[0] ?? null);

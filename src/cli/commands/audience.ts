@@ -65,11 +65,19 @@ export function registerAudienceCommands(program: Command, context: CliContext):
     .addOption(new Option('--where <filter>', 'the filter (see below)').makeOptionMandatory())
     .option('--allow-unknown', 'accept attribute names that no member has')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', `${FILTER_HELP}\n\nExample:\n  bulletin segment create mail-customers --list news --where 'attributes.platform = "mail"'\n  bulletin send outage.md --list news --segment mail-customers`)
+    .addHelpText(
+      'after',
+      `${FILTER_HELP}\n\nExample:\n  bulletin segment create mail-customers --list news --where 'attributes.platform = "mail"'\n  bulletin send outage.md --list news --segment mail-customers`,
+    )
     .action(async (name: string, flags: { list: string; where: string; allowUnknown?: boolean; json?: boolean }) => {
-      const created = await context.run((app) => createSegment(app, name, flags.list, { where: flags.where, ...(flags.allowUnknown ? { allowUnknown: true } : {}) }));
+      const created = await context.run((app) =>
+        createSegment(app, name, flags.list, { where: flags.where, ...(flags.allowUnknown ? { allowUnknown: true } : {}) }),
+      );
       if (flags.json) return printJson(context.io, { list: created.listSlug, name: created.name, filter: created.filter, count: created.count });
-      printLines(context.io, `Created segment "${created.name}" of "${created.listSlug}": ${plural(created.count, 'active member matches', 'active members match')} now.`);
+      printLines(
+        context.io,
+        `Created segment "${created.name}" of "${created.listSlug}": ${plural(created.count, 'active member matches', 'active members match')} now.`,
+      );
     });
 
   segment
@@ -79,9 +87,19 @@ export function registerAudienceCommands(program: Command, context: CliContext):
     .option('--json', 'print JSON')
     .action(async (flags: { list?: string; json?: boolean }) => {
       const segments = await context.run((app) => listSegments(app, flags.list));
-      if (flags.json) return printJson(context.io, segments.map((each) => ({ list: each.listSlug, name: each.name, filter: each.filter, count: each.count })));
+      if (flags.json)
+        return printJson(
+          context.io,
+          segments.map((each) => ({ list: each.listSlug, name: each.name, filter: each.filter, count: each.count })),
+        );
       if (segments.length === 0) return printLines(context.io, 'No segments (bulletin segment create <name> --list <slug> --where …).');
-      printLines(context.io, formatTable(['LIST', 'SEGMENT', 'MEMBERS', 'FILTER'], segments.map((each) => [each.listSlug, each.name, each.count, each.filter])));
+      printLines(
+        context.io,
+        formatTable(
+          ['LIST', 'SEGMENT', 'MEMBERS', 'FILTER'],
+          segments.map((each) => [each.listSlug, each.name, each.count, each.filter]),
+        ),
+      );
     });
 
   segment

@@ -37,15 +37,24 @@ function summaryToJson(summary: BounceRunSummary) {
 function describeSummary(summary: BounceRunSummary): string[] {
   const would = summary.dryRun ? 'would be ' : '';
   const rows: [string, number, string][] = [
-    [`hard bounces ${would}recorded`, summary.hardBouncesRecorded, summary.alreadyRecorded > 0 ? ` (and ${summary.alreadyRecorded} recorded before, not counted again)` : ''],
+    [
+      `hard bounces ${would}recorded`,
+      summary.hardBouncesRecorded,
+      summary.alreadyRecorded > 0 ? ` (and ${summary.alreadyRecorded} recorded before, not counted again)` : '',
+    ],
     [`deliveries ${would}failed`, summary.deliveriesFailed, ''],
     ['delayed, ignored', summary.delayedIgnored, ''],
   ];
   // Mail to the -unsubscribe address and complaints, when there were any.
-  if (summary.unsubscribeRequests > 0) rows.push([`unsubscribe requests ${summary.dryRun ? 'that would be ' : ''}honoured`, summary.unsubscribeRequests, ' (mailto)']);
+  if (summary.unsubscribeRequests > 0)
+    rows.push([`unsubscribe requests ${summary.dryRun ? 'that would be ' : ''}honoured`, summary.unsubscribeRequests, ' (mailto)']);
   if (summary.complaintsRecorded > 0) rows.push([`complaints ${would}recorded`, summary.complaintsRecorded, ' (the complainers unsubscribed)']);
   const unrecognised: [string, number, string] = ['unrecognised, skipped', summary.unrecognised.length, ''];
-  const bounced: [string, number, string] = [`subscriptions ${would}bounced`, summary.nowBounced.length, ` (threshold: ${plural(summary.threshold, 'hard bounce')})`];
+  const bounced: [string, number, string] = [
+    `subscriptions ${would}bounced`,
+    summary.nowBounced.length,
+    ` (threshold: ${plural(summary.threshold, 'hard bounce')})`,
+  ];
   const width = Math.max(...[...rows, unrecognised, bounced].map(([label]) => label.length)) + 1;
   const line = ([label, count, note]: [string, number, string]) => `  ${`${label}:`.padEnd(width)} ${count}${note}`;
   return [

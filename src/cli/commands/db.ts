@@ -7,7 +7,7 @@ import type { CliContext } from '../context.js';
 import { printJson, printLines } from '../output.js';
 
 export function registerDbCommands(program: Command, context: CliContext): void {
-  const db = program.command('db').description('manage the database schema, and the embedded database\'s server');
+  const db = program.command('db').description("manage the database schema, and the embedded database's server");
   db.command('migrate')
     .description('apply pending migrations (needed once per upgrade on a PostgreSQL server)')
     .option('--json', 'print the result as JSON')

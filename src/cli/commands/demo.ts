@@ -18,7 +18,7 @@ export function registerDemoCommand(program: Command, context: CliContext): void
   program
     .command('demo')
     .description('see bulletin work in one command: a demo list, two bulletins sent into a local SMTP capture, the archive, the unsubscribe pages')
-    .option('--port <port>', 'port for the web server (unsubscribe pages and archive); it goes into the demo list\'s links', parsePort, 8080)
+    .option('--port <port>', "port for the web server (unsubscribe pages and archive); it goes into the demo list's links", parsePort, 8080)
     .option('--rate <rate>', 'sending rate', '200/s')
     .option('--no-serve', 'do not start the web server; exit when done (for scripts)')
     .addHelpText(
@@ -37,18 +37,23 @@ Examples:
       const workDir = join(context.config().dataDir, 'demo');
       const baseUrl = `http://127.0.0.1:${flags.port}`;
       await context.run(async (app) => {
-        const result = await runDemo(app, { baseUrl, workDir, rate: flags.rate }, {
-          ready: (setup) =>
-            context.io.stderr.write(
-              `Demo list "${DEMO_LIST}" ${setup.createdList ? 'created' : 'ready'} in the ${app.db.description}: ${plural(setup.activeSubscribers, 'subscriber')}${setup.addedSubscribers > 0 ? ` (${setup.addedSubscribers} made up just now)` : ''}.\n`,
-            ),
-          sending: (plan, relay) => context.io.stderr.write(`\nSending "${plan.sample.subject}" to ${plural(plan.recipients, 'subscriber')} through ${relay}:\n`),
-          send: async (run) => {
-            const summary = await withProgress(context, {}, run);
-            report(context, summary, {});
-            return context.exitCode === 0;
+        const result = await runDemo(
+          app,
+          { baseUrl, workDir, rate: flags.rate },
+          {
+            ready: (setup) =>
+              context.io.stderr.write(
+                `Demo list "${DEMO_LIST}" ${setup.createdList ? 'created' : 'ready'} in the ${app.db.description}: ${plural(setup.activeSubscribers, 'subscriber')}${setup.addedSubscribers > 0 ? ` (${setup.addedSubscribers} made up just now)` : ''}.\n`,
+              ),
+            sending: (plan, relay) =>
+              context.io.stderr.write(`\nSending "${plan.sample.subject}" to ${plural(plan.recipients, 'subscriber')} through ${relay}:\n`),
+            send: async (run) => {
+              const summary = await withProgress(context, {}, run);
+              report(context, summary, {});
+              return context.exitCode === 0;
+            },
           },
-        });
+        );
         if (result === null) return;
         const { archive, link } = result;
         printLines(
@@ -59,7 +64,10 @@ Examples:
           ...(link ? [`Unsubscribe link of ${link.email}: ${link.url}`] : []),
         );
         if (!flags.serve) {
-          printLines(context.io, `(Start the web server to open those: bulletin demo, or bulletin serve --port ${flags.port} --archive-dir ${archive.directory})`);
+          printLines(
+            context.io,
+            `(Start the web server to open those: bulletin demo, or bulletin serve --port ${flags.port} --archive-dir ${archive.directory})`,
+          );
           return;
         }
         const server = await startWebServer(app, { host: '127.0.0.1', port: flags.port, archiveDir: archive.directory });

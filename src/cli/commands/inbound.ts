@@ -40,7 +40,11 @@ export function registerInboundCommand(program: Command, context: CliContext): v
     .description('run the SMTP server for mail to the lists: bounces, complaints (ARF) and unsubscribe requests')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 2525)
-    .option('--complaints-address <address>', 'also take feedback-loop reports (ARF) sent here (default: $BULLETIN_COMPLAINTS_ADDRESS; the bounce addresses always take them)', parseAddress)
+    .option(
+      '--complaints-address <address>',
+      'also take feedback-loop reports (ARF) sent here (default: $BULLETIN_COMPLAINTS_ADDRESS; the bounce addresses always take them)',
+      parseAddress,
+    )
     .option('--max-size <bytes>', 'largest message taken (SIZE); larger ones get 552', wholeNumber(1024, 1024 ** 3), limits.maxMessageBytes)
     .option('--max-connections <n>', 'connections at once; more get 421', wholeNumber(1, 10_000), limits.maxConnections)
     .option('--max-recipients <n>', 'recipients per message; more get 452', wholeNumber(1, 1000), limits.maxRecipients)

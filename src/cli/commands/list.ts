@@ -26,7 +26,10 @@ function addListOptions(command: Command): Command {
     .option('--description <text>', 'one or two sentences shown on the archive index')
     .option('--address <address>', "the list's own address, e.g. bulletins@lists.example.net (List-Id, archive)")
     .option('--from <mailbox>', 'From header of every bulletin, e.g. "ExampleNet <noreply@example.net>"')
-    .option('--base-url <url>', 'public https URL of `bulletin serve` (unsubscribe links <url>/u/…, help page <url>/help/<slug>, archive <url>/archive/<slug>/); at most 900 characters, so no header line passes 998 octets; http only for loopback')
+    .option(
+      '--base-url <url>',
+      'public https URL of `bulletin serve` (unsubscribe links <url>/u/…, help page <url>/help/<slug>, archive <url>/archive/<slug>/); at most 900 characters, so no header line passes 998 octets; http only for loopback',
+    )
     .option('--allow-http', 'accept an http --base-url for another host (a test set-up: one-click unsubscribe needs https)')
     .option('--subject-prefix <prefix>', 'subject prefix instead of [name]; "" for none')
     .option('--bounce-address <address>', 'envelope sender instead of <list>-bounces@<domain>')
@@ -112,7 +115,11 @@ Example:
     .option('--json', 'print the result as JSON')
     .action(async (flags: { json?: boolean }) => {
       const { lists, database } = await context.run(async (app) => ({ lists: await listLists(app), database: app.db.description }));
-      if (flags.json) return printJson(context.io, lists.map((item) => ({ ...listToJson(item.list), counts: item.counts })));
+      if (flags.json)
+        return printJson(
+          context.io,
+          lists.map((item) => ({ ...listToJson(item.list), counts: item.counts })),
+        );
       if (lists.length === 0) {
         return printLines(context.io, `No lists yet in the ${database}. Create one: see \`bulletin list create --help\`.`);
       }
@@ -120,12 +127,7 @@ Example:
         context.io,
         formatTable(
           ['SLUG', 'NAME', 'ADDRESS', ...MEMBERSHIP_STATUSES.map((status) => status.toUpperCase())],
-          lists.map(({ list: item, counts }) => [
-            item.slug,
-            item.name,
-            item.address,
-            ...MEMBERSHIP_STATUSES.map((status) => counts[status]),
-          ]),
+          lists.map(({ list: item, counts }) => [item.slug, item.name, item.address, ...MEMBERSHIP_STATUSES.map((status) => counts[status])]),
         ),
       );
     });

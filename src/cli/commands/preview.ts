@@ -29,27 +29,37 @@ Examples:
   bulletin preview outage.md --list news --to jo@example.net --format html --out jo.html
   bulletin preview outage.md --list news --archive`,
     )
-    .action(async (file: string, flags: { list?: string; to?: string; format: PreviewFormat; out?: string; templates?: string; verp?: boolean; archive?: boolean; json?: boolean }) => {
-      const preview = await context.run((app) =>
-        previewBulletin(app, {
-          file,
-          format: flags.format,
-          ...(flags.list === undefined ? {} : { list: flags.list }),
-          ...(flags.to === undefined ? {} : { to: flags.to }),
-          ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
-          ...(flags.verp === undefined ? {} : { verp: flags.verp }),
-          archive: flags.archive ?? false,
-        }),
-      );
-      if (flags.json) {
-        return printJson(context.io, { recipient: preview.recipient, format: flags.format, content: preview.content.toString('utf8'), emptyInArchive: preview.emptyInArchive });
-      }
-      for (const warning of preview.emptyInArchive) context.io.stderr.write(`warning: ${warning}\n`);
-      if (flags.out !== undefined) {
-        await writeFile(flags.out, preview.content);
-        context.io.stderr.write(`Wrote the ${flags.format} preview for ${preview.recipient} to ${flags.out}.\n`);
-        return;
-      }
-      context.io.stdout.write(preview.content);
-    });
+    .action(
+      async (
+        file: string,
+        flags: { list?: string; to?: string; format: PreviewFormat; out?: string; templates?: string; verp?: boolean; archive?: boolean; json?: boolean },
+      ) => {
+        const preview = await context.run((app) =>
+          previewBulletin(app, {
+            file,
+            format: flags.format,
+            ...(flags.list === undefined ? {} : { list: flags.list }),
+            ...(flags.to === undefined ? {} : { to: flags.to }),
+            ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
+            ...(flags.verp === undefined ? {} : { verp: flags.verp }),
+            archive: flags.archive ?? false,
+          }),
+        );
+        if (flags.json) {
+          return printJson(context.io, {
+            recipient: preview.recipient,
+            format: flags.format,
+            content: preview.content.toString('utf8'),
+            emptyInArchive: preview.emptyInArchive,
+          });
+        }
+        for (const warning of preview.emptyInArchive) context.io.stderr.write(`warning: ${warning}\n`);
+        if (flags.out !== undefined) {
+          await writeFile(flags.out, preview.content);
+          context.io.stderr.write(`Wrote the ${flags.format} preview for ${preview.recipient} to ${flags.out}.\n`);
+          return;
+        }
+        context.io.stdout.write(preview.content);
+      },
+    );
 }

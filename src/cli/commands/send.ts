@@ -64,14 +64,17 @@ function addRunOptions(command: Command): Command {
     .option('--retry-min <duration>', 'first retry of a temporary failure after about this long (default: 5m)')
     .option('--retry-max <duration>', 'at most this long between retries (default: 1h)')
     .option('--retry-deadline <duration>', 'give up this long after the first attempt (default: 5d)')
-    .option('--data-timeout <duration>', 'wait this long for the reply to the end of a message, and for any reply (default: $BULLETIN_DATA_TIMEOUT or 10m, as RFC 5321 asks)')
+    .option(
+      '--data-timeout <duration>',
+      'wait this long for the reply to the end of a message, and for any reply (default: $BULLETIN_DATA_TIMEOUT or 10m, as RFC 5321 asks)',
+    )
     .addOption(
       new Option('--uncertain <policy>', 'messages perhaps sent when a sender crashed: re-send them with the same Message-ID, or hold them')
         .choices(['resend', 'hold'])
         .default('resend'),
     )
     .option('--no-wait', 'stop when only deferred deliveries remain, instead of waiting for their retries')
-    .option('--lease <duration>', 'claims stay this worker\'s without renewal this long; after it, other workers take them over (default: 60s)')
+    .option('--lease <duration>', "claims stay this worker's without renewal this long; after it, other workers take them over (default: 60s)")
     .option('--quiet', 'no progress display')
     .option('--json', 'print the summary as JSON');
 }
@@ -83,14 +86,18 @@ export function registerSendCommands(program: Command, context: CliContext): voi
       .description('send a bulletin (Markdown with front matter) to every active subscriber of a list')
       .option('--list <slug>', "the list (default: the bulletin's `list:` front matter)")
       .option('-y, --yes', 'do not ask for confirmation (needed when not on a terminal)')
-      .option('--dry-run', 'render every recipient\'s message, report errors, send nothing')
+      .option('--dry-run', "render every recipient's message, report errors, send nothing")
       .option('--test-to <address>', 'send one copy to this address and record nothing')
-      .option('--verp', "encode each recipient in the envelope sender: <bounce local part>+<token>@<domain>, e.g. bulletins-bounces+<token>@lists.example.net")
+      .option('--verp', 'encode each recipient in the envelope sender: <bounce local part>+<token>@<domain>, e.g. bulletins-bounces+<token>@lists.example.net')
       .option('--templates <dir>', 'layouts overriding the default templates')
       .option('--where <filter>', 'only the active members matching this filter (see "Audience filters" below)')
       .option('--segment <name>', 'only the members of this segment of the list (bulletin segment ls)')
       .option('--allow-unknown', 'accept attribute names in --where that no member has')
-      .option('--at <time>', 'schedule the send for this ISO 8601 time with an offset, e.g. 2026-12-02T09:00+10:30; a running `bulletin worker` starts it', scheduleFlag),
+      .option(
+        '--at <time>',
+        'schedule the send for this ISO 8601 time with an offset, e.g. 2026-12-02T09:00+10:30; a running `bulletin worker` starts it',
+        scheduleFlag,
+      ),
   )
     .addHelpText(
       'after',
@@ -142,59 +149,76 @@ Examples:
     .action(async (file: string, flags: SendFlags) => {
       const watch = watchOutage(context);
       const { outage } = watch;
-      await context.run(async (app) => {
-        const plan = await prepareSend(app, {
-          file,
-          ...(flags.list === undefined ? {} : { list: flags.list }),
-          ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
-          ...(flags.verp === undefined ? {} : { verp: flags.verp }),
-          audience: audienceFlags(flags),
-          ...(flags.at === undefined ? {} : { at: flags.at }),
-          outage,
-        });
-        if (plan.scheduledFor !== null && !flags.dryRun && flags.testTo === undefined) {
-          await confirm(context, plan, 'the worker that starts it', flags);
-          const stored = await scheduleSend(app, plan, outage);
-          if (flags.json) return printJson(context.io, { bulletinId: stored.id, list: plan.list.slug, state: stored.state, scheduledFor: plan.scheduledFor.toISOString(), audience: { filter: stored.audienceFilter, segment: stored.audienceSegment } });
-          return printLines(
-            context.io,
-            `Scheduled bulletin ${stored.id} to "${plan.list.slug}" for ${formatDate(plan.scheduledFor)} (${plan.scheduledFor.toISOString()}); a running \`bulletin worker\` starts it then (\`bulletin unschedule ${stored.id}\` takes it back).`,
-          );
-        }
-        if (flags.dryRun) {
-          const report = await dryRunSend(app, plan, outage);
-          if (flags.json) return printJson(context.io, report);
-          printLines(context.io, `Dry run: rendered ${plural(report.rendered, 'message')} for "${report.list}" (${report.subject}); nothing sent.`);
-          for (const error of report.errors.slice(0, 20)) printLines(context.io, `  ${error.email}: ${error.error}`);
-          if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
-          return;
-        }
-        await withTransport(app, flags, async (transport, settings) => {
-          if (flags.testTo !== undefined) {
-            const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
-            if (flags.json) printJson(context.io, result);
-            if (result.outcome.kind === 'unusable') throw unusableError(result.outcome, null);
-            if (flags.json) return;
-            if (result.outcome.kind !== 'sent') {
-              throw new BulletinError('BAD_INPUT', `The test copy to ${result.to} was ${result.outcome.kind}: ${result.outcome.reply}`);
+      await context.run(
+        async (app) => {
+          const plan = await prepareSend(app, {
+            file,
+            ...(flags.list === undefined ? {} : { list: flags.list }),
+            ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
+            ...(flags.verp === undefined ? {} : { verp: flags.verp }),
+            audience: audienceFlags(flags),
+            ...(flags.at === undefined ? {} : { at: flags.at }),
+            outage,
+          });
+          if (plan.scheduledFor !== null && !flags.dryRun && flags.testTo === undefined) {
+            await confirm(context, plan, 'the worker that starts it', flags);
+            const stored = await scheduleSend(app, plan, outage);
+            if (flags.json)
+              return printJson(context.io, {
+                bulletinId: stored.id,
+                list: plan.list.slug,
+                state: stored.state,
+                scheduledFor: plan.scheduledFor.toISOString(),
+                audience: { filter: stored.audienceFilter, segment: stored.audienceSegment },
+              });
+            return printLines(
+              context.io,
+              `Scheduled bulletin ${stored.id} to "${plan.list.slug}" for ${formatDate(plan.scheduledFor)} (${plan.scheduledFor.toISOString()}); a running \`bulletin worker\` starts it then (\`bulletin unschedule ${stored.id}\` takes it back).`,
+            );
+          }
+          if (flags.dryRun) {
+            const report = await dryRunSend(app, plan, outage);
+            if (flags.json) return printJson(context.io, report);
+            printLines(context.io, `Dry run: rendered ${plural(report.rendered, 'message')} for "${report.list}" (${report.subject}); nothing sent.`);
+            for (const error of report.errors.slice(0, 20)) printLines(context.io, `  ${error.email}: ${error.error}`);
+            if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
+            return;
+          }
+          await withTransport(app, flags, async (transport, settings) => {
+            if (flags.testTo !== undefined) {
+              const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
+              if (flags.json) printJson(context.io, result);
+              if (result.outcome.kind === 'unusable') throw unusableError(result.outcome, null);
+              if (flags.json) return;
+              if (result.outcome.kind !== 'sent') {
+                throw new BulletinError('BAD_INPUT', `The test copy to ${result.to} was ${result.outcome.kind}: ${result.outcome.reply}`);
+              }
+              return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
             }
-            return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
-          }
-          await confirm(context, plan, transport.description, flags);
-          const summary = await withProgress(context, flags, (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage))), watch);
-          report(context, summary, flags);
-          const archive = await refreshArchiveAfterSend(app, summary.list, outage);
-          if (archive && !flags.quiet && !flags.json) {
-            context.io.stderr.write(`Archive updated in ${archive.directory}/${summary.list}/ (${plural(archive.written, 'file')} written).\n`);
-          }
-        });
-      }, { outage });
+            await confirm(context, plan, transport.description, flags);
+            const summary = await withProgress(
+              context,
+              flags,
+              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage))),
+              watch,
+            );
+            report(context, summary, flags);
+            const archive = await refreshArchiveAfterSend(app, summary.list, outage);
+            if (archive && !flags.quiet && !flags.json) {
+              context.io.stderr.write(`Archive updated in ${archive.directory}/${summary.list}/ (${plural(archive.written, 'file')} written).\n`);
+            }
+          });
+        },
+        { outage },
+      );
     });
 
   addRunOptions(
     program
       .command('worker')
-      .description('start scheduled sends when due, join every unfinished send (of one list, or all) and help it along; with several workers the rate stays global')
+      .description(
+        'start scheduled sends when due, join every unfinished send (of one list, or all) and help it along; with several workers the rate stays global',
+      )
       .option('--list <slug>', 'only sends to this list')
       .option('--once', 'go through the unfinished sends once, then exit (default: keep looking every 5 seconds)'),
   )
@@ -213,33 +237,37 @@ Examples:
     .action(async (flags: SendFlags & { once?: boolean }) => {
       const watch = watchOutage(context);
       const { outage } = watch;
-      await context.run(async (app) => {
-        await withTransport(app, flags, async (transport, settings) => {
-          const end = await runWorker(app, {
-            ...(flags.list === undefined ? {} : { listSlug: flags.list }),
-            once: flags.once === true,
-            outage,
-            onStarted: (started) => {
-              if (!flags.quiet) context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
-            },
-            work: async (id) => {
-              const summary = await withProgress(
-                context,
-                flags,
-                (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage))),
-                watch,
-              );
-              report(context, summary, flags);
-              return context.exitCode === 0;
-            },
-            onIdle: () => {
-              if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
-            },
-            pause: interruptibleSleep,
+      await context.run(
+        async (app) => {
+          await withTransport(app, flags, async (transport, settings) => {
+            const end = await runWorker(app, {
+              ...(flags.list === undefined ? {} : { listSlug: flags.list }),
+              once: flags.once === true,
+              outage,
+              onStarted: (started) => {
+                if (!flags.quiet)
+                  context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
+              },
+              work: async (id) => {
+                const summary = await withProgress(
+                  context,
+                  flags,
+                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage))),
+                  watch,
+                );
+                report(context, summary, flags);
+                return context.exitCode === 0;
+              },
+              onIdle: () => {
+                if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
+              },
+              pause: interruptibleSleep,
+            });
+            if (end === 'interrupted') context.exitCode = 130;
           });
-          if (end === 'interrupted') context.exitCode = 130;
-        });
-      }, { outage });
+        },
+        { outage },
+      );
     });
 
   addRunOptions(
@@ -263,24 +291,28 @@ Examples:
       checkRetryable(states);
       const watch = watchOutage(context);
       const { outage } = watch;
-      await context.run(async (app) => {
-        await withTransport(app, flags, async (transport, settings) => {
-          let requeued = 0;
-          const summary = await withProgress(
-            context,
-            flags,
-            async (onStart) => {
-              const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage)));
-              requeued = result.requeued;
-              return result.summary;
-            },
-            watch,
-          );
-          if (!flags.json && !flags.quiet) context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
-          if (flags.json) return printJson(context.io, { requeued, ...summary });
-          report(context, summary, flags);
-        });
-      }, { outage });
+      await context.run(
+        async (app) => {
+          await withTransport(app, flags, async (transport, settings) => {
+            let requeued = 0;
+            const summary = await withProgress(
+              context,
+              flags,
+              async (onStart) => {
+                const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage)));
+                requeued = result.requeued;
+                return result.summary;
+              },
+              watch,
+            );
+            if (!flags.json && !flags.quiet)
+              context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
+            if (flags.json) return printJson(context.io, { requeued, ...summary });
+            report(context, summary, flags);
+          });
+        },
+        { outage },
+      );
     });
 
   addRunOptions(program.command('resume <bulletin-id>').description('continue an unfinished send, or retry its deferred deliveries now'))
@@ -298,12 +330,20 @@ Example:
     .action(async (id: string, flags: SendFlags) => {
       const watch = watchOutage(context);
       const { outage } = watch;
-      await context.run(async (app) => {
-        await withTransport(app, flags, async (transport, settings) => {
-          const summary = await withProgress(context, flags, (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage))), watch);
-          report(context, summary, flags);
-        });
-      }, { outage });
+      await context.run(
+        async (app) => {
+          await withTransport(app, flags, async (transport, settings) => {
+            const summary = await withProgress(
+              context,
+              flags,
+              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage))),
+              watch,
+            );
+            report(context, summary, flags);
+          });
+        },
+        { outage },
+      );
     });
 
   program
@@ -340,7 +380,9 @@ Example:
       if (scheduled.length > 0) {
         lines.push('Scheduled sends:');
         for (const each of scheduled) {
-          lines.push(`  ${String(each.bulletinId).padStart(4)}  ${formatDate(new Date(each.scheduledFor))}  "${each.list}": ${each.subject}  (${describeAudience(each.audience)})`);
+          lines.push(
+            `  ${String(each.bulletinId).padStart(4)}  ${formatDate(new Date(each.scheduledFor))}  "${each.list}": ${each.subject}  (${describeAudience(each.audience)})`,
+          );
         }
       }
       printLines(context.io, ...lines);
@@ -349,7 +391,10 @@ Example:
   program
     .command('deliveries <bulletin-id>')
     .description("list a send's deliveries: address, state, attempts, the relay's last reply, and the bounce that failed one")
-    .option('--state <states>', `only these states, comma-separated (${DELIVERY_STATES.join(', ')}), or in-doubt: every delivery that was uncertain once (perhaps delivered), so a later copy may be a second one`)
+    .option(
+      '--state <states>',
+      `only these states, comma-separated (${DELIVERY_STATES.join(', ')}), or in-doubt: every delivery that was uncertain once (perhaps delivered), so a later copy may be a second one`,
+    )
     .option('--limit <n>', 'at most this many (default 1000)', parsePositive, 1000)
     .option('--after <id>', 'start after this delivery id (next page)', parsePositive)
     .option('--csv', 'print CSV')
@@ -365,8 +410,30 @@ Example:
         const { stringify } = await import('csv-stringify/sync');
         context.io.stdout.write(
           stringify(
-            rows.map((row) => ({ ...row, sentAt: row.sentAt?.toISOString() ?? '', nextAttemptAt: row.nextAttemptAt?.toISOString() ?? '', updatedAt: row.updatedAt.toISOString() })),
-            { header: true, columns: ['id', 'email', 'state', 'attempts', 'inDoubt', 'messageId', 'relay', 'lastReply', 'bounceReport', 'sentAt', 'nextAttemptAt', 'updatedAt'], record_delimiter: 'unix' },
+            rows.map((row) => ({
+              ...row,
+              sentAt: row.sentAt?.toISOString() ?? '',
+              nextAttemptAt: row.nextAttemptAt?.toISOString() ?? '',
+              updatedAt: row.updatedAt.toISOString(),
+            })),
+            {
+              header: true,
+              columns: [
+                'id',
+                'email',
+                'state',
+                'attempts',
+                'inDoubt',
+                'messageId',
+                'relay',
+                'lastReply',
+                'bounceReport',
+                'sentAt',
+                'nextAttemptAt',
+                'updatedAt',
+              ],
+              record_delimiter: 'unix',
+            },
           ),
         );
         return;
@@ -427,7 +494,10 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
     `  rate:       ${flags.rate ?? context.config().rate}`,
     `  dkim:       ${plan.dkim}`,
     `  sample for ${plan.sample.to}:`,
-    ...plan.sample.text.split('\n').slice(0, 12).map((line) => `    | ${line}`),
+    ...plan.sample.text
+      .split('\n')
+      .slice(0, 12)
+      .map((line) => `    | ${line}`),
     ...plan.warnings.map((warning) => `  warning: ${warning}`),
   ];
   if (flags.yes) {
@@ -439,7 +509,9 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
   }
   context.io.stderr.write(`${lines.join('\n')}\n`);
   const prompt = createInterface({ input: context.io.stdin, output: context.io.stderr });
-  const answer = await prompt.question(plan.scheduledFor !== null ? `Schedule it? [y/N] ` : `Send to ${plan.recipients.toLocaleString('en-US')} recipients? [y/N] `);
+  const answer = await prompt.question(
+    plan.scheduledFor !== null ? `Schedule it? [y/N] ` : `Send to ${plan.recipients.toLocaleString('en-US')} recipients? [y/N] `,
+  );
   prompt.close();
   if (!/^y(es)?$/i.test(answer.trim())) throw new BulletinError('USAGE', 'Not sent: not confirmed.');
 }

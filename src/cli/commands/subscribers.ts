@@ -3,13 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { importSubscribers, type ImportReport } from '../../app/import-subscribers.js';
-import {
-  addSubscriber,
-  countSubscribers,
-  exportSubscribers,
-  listSubscribers,
-  removeSubscriber,
-} from '../../app/subscribers.js';
+import { addSubscriber, countSubscribers, exportSubscribers, listSubscribers, removeSubscriber } from '../../app/subscribers.js';
 import { MEMBERSHIP_STATUSES, type MembershipStatus } from '../../domain/membership.js';
 import { printable } from '../../domain/printable.js';
 import { MAX_ATTRIBUTES, MAX_COLUMNS, MAX_FIELD_LENGTH, MAX_RECORD_BYTES, type Member } from '../../domain/subscriber.js';
@@ -85,7 +79,10 @@ export function registerSubscriberCommands(program: Command, context: CliContext
     .addOption(listOption())
     .option('--purge', "erase the person's data from every list (data-protection request); only a hash of the address stays so they are never mailed again")
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExamples:\n  bulletin subscribers remove jo@example.net --list bulletins\n  bulletin subscribers remove jo@example.net --list bulletins --purge')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  bulletin subscribers remove jo@example.net --list bulletins\n  bulletin subscribers remove jo@example.net --list bulletins --purge',
+    )
     .action(async (address: string, flags: { list: string; purge?: boolean; json?: boolean }) => {
       const result = await context.run((app) => removeSubscriber(app, flags.list, { address, purge: flags.purge ?? false }));
       if (flags.json) return printJson(context.io, result);
@@ -156,7 +153,12 @@ export function registerSubscriberCommands(program: Command, context: CliContext
         if (flags.status !== 'active') throw new BulletinError('USAGE', '--where and --segment count active members; leave out --status.');
         const counted = await context.run((app) => countAudienceOf(app, flags.list, audienceFlags(flags)));
         if (flags.json) return printJson(context.io, counted);
-        return printLines(context.io, String(counted.count), ...counted.sample.map((member) => `  ${member.email}${member.name ? ` (${printable(member.name, 80)})` : ''}`), ...(counted.count > counted.sample.length ? ['  …'] : []));
+        return printLines(
+          context.io,
+          String(counted.count),
+          ...counted.sample.map((member) => `  ${member.email}${member.name ? ` (${printable(member.name, 80)})` : ''}`),
+          ...(counted.count > counted.sample.length ? ['  …'] : []),
+        );
       }
       const count = await context.run((app) => countSubscribers(app, flags.list, flags.status));
       if (flags.json) return printJson(context.io, { list: flags.list, status: flags.status, count });
@@ -173,9 +175,7 @@ export function registerSubscriberCommands(program: Command, context: CliContext
     .addHelpText('after', '\nExample:\n  bulletin subscribers export --list bulletins --status all --out backup.csv')
     .action(async (flags: { list: string; status: string; out?: string; json?: boolean }) => {
       const file = flags.out === undefined ? undefined : createWriteStream(flags.out);
-      const count = await context.run((app) =>
-        exportSubscribers(app, flags.list, { status: parseStatus(flags.status), out: file ?? context.io.stdout }),
-      );
+      const count = await context.run((app) => exportSubscribers(app, flags.list, { status: parseStatus(flags.status), out: file ?? context.io.stdout }));
       if (file) {
         file.end();
         await finished(file);

@@ -72,8 +72,10 @@ function describeSync(report: SyncReport): string[] {
   if (report.keptInactive > 0) lines.push(`  ${n(report.keptInactive)} left unsubscribed or bounced (use --resubscribe only if they asked to join again)`);
   if (report.suppressed > 0) lines.push(`  ${plural(report.suppressed, 'erased address', 'erased addresses')} skipped`);
   if (report.duplicates > 0) lines.push(`  ${plural(report.duplicates, 'duplicate row')} (the first occurrence counts)`);
-  if (report.sample.added.length > 0) lines.push(`  added or back, e.g.: ${report.sample.added.join(', ')}${report.added + report.back > report.sample.added.length ? ', …' : ''}`);
-  if (report.sample.removed.length > 0) lines.push(`  removed, e.g.: ${report.sample.removed.join(', ')}${report.removed > report.sample.removed.length ? ', …' : ''}`);
+  if (report.sample.added.length > 0)
+    lines.push(`  added or back, e.g.: ${report.sample.added.join(', ')}${report.added + report.back > report.sample.added.length ? ', …' : ''}`);
+  if (report.sample.removed.length > 0)
+    lines.push(`  removed, e.g.: ${report.sample.removed.join(', ')}${report.removed > report.sample.removed.length ? ', …' : ''}`);
   if (report.invalid > 0) {
     lines.push(`  ${plural(report.invalid, 'invalid row')} skipped:`);
     for (const reject of report.rejects.slice(0, 20)) lines.push(`    line ${reject.line}: "${printable(reject.email, 100)}" ${reject.reason}`);
