@@ -33,18 +33,19 @@ ul.bulletins ul { margin: .2rem 0 .2rem 1rem; padding-left: .75rem; border-left:
 
 function page(options: { title: string; stylesheet: string; feed?: string; body: Html }): string {
   return html`<!DOCTYPE html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${options.title}</title>
-        <link rel="stylesheet" href="${options.stylesheet}" />
-        ${options.feed ? html`<link rel="alternate" type="application/atom+xml" href="${options.feed}" />` : new Html('')}
-      </head>
-      <body>
-        ${options.body}
-      </body>
-    </html> `.text;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${options.title}</title>
+<link rel="stylesheet" href="${options.stylesheet}">
+${options.feed ? html`<link rel="alternate" type="application/atom+xml" href="${options.feed}">` : new Html('')}
+</head>
+<body>
+${options.body}
+</body>
+</html>
+`.text;
 }
 
 export type SortOrder = 'thread' | 'subject' | 'author' | 'date';
@@ -53,40 +54,28 @@ export const SORT_ORDERS: readonly SortOrder[] = ['thread', 'subject', 'author',
 /** The list's page: its name and description, and a row per month (newest first). */
 export function listIndexPage(list: ListInfo, months: readonly { month: string; count: number; mboxBytes: number }[]): string {
   const rows = months.map(
-    ({ month, count, mboxBytes }) =>
-      html`<tr>
-        <td>${monthTitle(month)}</td>
-        <td>
-          ${SORT_ORDERS.map((order, index) => html`${index > 0 ? ' · ' : ''}<a href="${month}/${order}.html">${order[0]?.toUpperCase() ?? ''}${order.slice(1)}</a>`)}
-        </td>
-        <td>
-          <a href="${month}.txt.gz">Gzip'd text</a> <span class="small">(${count} ${count === 1 ? 'bulletin' : 'bulletins'}, ${formatSize(mboxBytes)})</span>
-        </td>
-      </tr> `,
+    ({ month, count, mboxBytes }) => html`<tr><td>${monthTitle(month)}</td>
+<td>${SORT_ORDERS.map((order, index) => html`${index > 0 ? ' · ' : ''}<a href="${month}/${order}.html">${order[0]?.toUpperCase() ?? ''}${order.slice(1)}</a>`)}</td>
+<td><a href="${month}.txt.gz">Gzip'd text</a> <span class="small">(${count} ${count === 1 ? 'bulletin' : 'bulletins'}, ${formatSize(mboxBytes)})</span></td></tr>
+`,
   );
   return page({
     title: `The ${list.name} Archives`,
     stylesheet: 'archive.css',
     feed: 'feed.xml',
     body: html`<h1>The ${list.name} Archives</h1>
-      ${list.description ? html`<p>${list.description}</p>` : new Html('')}
-      <p class="small">Every bulletin sent to the list, by month. <a href="feed.xml">Atom feed</a> of the latest.</p>
-      ${
-        months.length === 0
-          ? html`<p>No bulletins have been sent yet.</p>`
-          : html`<table>
-              <thead>
-                <tr>
-                  <th>Month</th>
-                  <th>Sorted by</th>
-                  <th>Downloadable version</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${rows}
-              </tbody>
-            </table>`
-      } `,
+${list.description ? html`<p>${list.description}</p>` : new Html('')}
+<p class="small">Every bulletin sent to the list, by month. <a href="feed.xml">Atom feed</a> of the latest.</p>
+${
+  months.length === 0
+    ? html`<p>No bulletins have been sent yet.</p>`
+    : html`<table>
+<thead><tr><th>Month</th><th>Sorted by</th><th>Downloadable version</th></tr></thead>
+<tbody>
+${rows}</tbody>
+</table>`
+}
+`,
   });
 }
 
@@ -97,8 +86,7 @@ function formatSize(bytes: number): string {
 /** A month's bulletins in one order; `thread` nests follow-ups. */
 export function monthPage(list: ListInfo, month: string, order: SortOrder, bulletins: readonly ArchivedBulletin[]): string {
   const item = (bulletin: ArchivedBulletin) =>
-    html`<a href="${pageName(bulletin.number)}">${bulletin.subject}</a>
-      <span class="small">${bulletin.author}</span>${bulletin.summary === null ? new Html('') : html`<br /><span class="summary">${bulletin.summary}</span>`}`;
+    html`<a href="${pageName(bulletin.number)}">${bulletin.subject}</a> <span class="small">${bulletin.author}</span>${bulletin.summary === null ? new Html('') : html`<br><span class="summary">${bulletin.summary}</span>`}`;
   let list_: Html;
   if (order === 'thread') {
     list_ = nested(threadOrder(bulletins), item);
@@ -111,8 +99,10 @@ export function monthPage(list: ListInfo, month: string, order: SortOrder, bulle
       return a.date.getTime() - b.date.getTime() || a.number - b.number;
     });
     list_ = html`<ul class="bulletins">
-      ${sorted.map((bulletin) => html`<li>${item(bulletin)}</li> `)}
-    </ul>`;
+${sorted.map(
+  (bulletin) => html`<li>${item(bulletin)}</li>
+`,
+)}</ul>`;
   }
   const first = bulletins[0];
   const last = bulletins[bulletins.length - 1];
@@ -120,21 +110,15 @@ export function monthPage(list: ListInfo, month: string, order: SortOrder, bulle
     title: `The ${list.name} ${monthTitle(month)} Archive by ${order}`,
     stylesheet: '../archive.css',
     body: html`<h1>${monthTitle(month)} Archives by ${order}</h1>
-      <nav>
-        <ul>
-          <li>
-            Messages sorted by:
-            ${SORT_ORDERS.map((other, index) => html`${index > 0 ? ' ' : ''}${other === order ? html`<b>[ ${other} ]</b>` : html`<a href="${other}.html">[ ${other} ]</a>`}`)}
-          </li>
-          <li><a href="../index.html">More info on this list and other months</a></li>
-        </ul>
-      </nav>
-      <p class="meta">
-        Starting: ${first ? archiveDate(first.date) : ''}<br />Ending: ${last ? archiveDate(last.date) : ''}<br />Messages: ${bulletins.length}
-      </p>
-      ${list_}
-      <hr />
-      <p class="meta">Last message date: ${last ? archiveDate(last.date) : ''}</p> `,
+<nav><ul>
+<li>Messages sorted by: ${SORT_ORDERS.map((other, index) => html`${index > 0 ? ' ' : ''}${other === order ? html`<b>[ ${other} ]</b>` : html`<a href="${other}.html">[ ${other} ]</a>`}`)}</li>
+<li><a href="../index.html">More info on this list and other months</a></li>
+</ul></nav>
+<p class="meta">Starting: ${first ? archiveDate(first.date) : ''}<br>Ending: ${last ? archiveDate(last.date) : ''}<br>Messages: ${bulletins.length}</p>
+${list_}
+<hr>
+<p class="meta">Last message date: ${last ? archiveDate(last.date) : ''}</p>
+`,
   });
 }
 
@@ -169,29 +153,27 @@ export interface Neighbours {
 /** One bulletin: title, obscured sender, date, body, neighbours, and the list footer. */
 export function bulletinPage(list: ListInfo, bulletin: ArchivedBulletin, neighbours: Neighbours): string {
   const link = (label: string, other: ArchivedBulletin | null) =>
-    other ? html`<li>${label}: <a href="${pageName(other.number)}">${other.subject}</a></li> ` : new Html('');
+    other
+      ? html`<li>${label}: <a href="${pageName(other.number)}">${other.subject}</a></li>
+`
+      : new Html('');
   const navigation = html`<ul class="neighbours">
-    ${link('Previous message (by date)', neighbours.previousByDate)}${link('Next message (by date)', neighbours.nextByDate)}${link('Previous message (by thread)', neighbours.previousByThread)}${link('Next message (by thread)', neighbours.nextByThread)}
-    <li>
-      Messages sorted by: <a href="date.html">[ date ]</a> <a href="thread.html">[ thread ]</a> <a href="subject.html">[ subject ]</a>
-      <a href="author.html">[ author ]</a>
-    </li>
-  </ul>`;
+${link('Previous message (by date)', neighbours.previousByDate)}${link('Next message (by date)', neighbours.nextByDate)}${link('Previous message (by thread)', neighbours.previousByThread)}${link('Next message (by thread)', neighbours.nextByThread)}<li>Messages sorted by: <a href="date.html">[ date ]</a> <a href="thread.html">[ thread ]</a> <a href="subject.html">[ subject ]</a> <a href="author.html">[ author ]</a></li>
+</ul>`;
   return page({
     title: bulletin.title,
     stylesheet: '../archive.css',
     body: html`<h1>${bulletin.title}</h1>
-      <p class="meta">
-        <b>${bulletin.author}</b> ${bulletin.authorAddress}<br /><time datetime="${bulletin.date.toISOString()}">${archiveDate(bulletin.date)}</time>
-      </p>
-      <nav>${navigation}</nav>
-      <hr />
-      <div class="body">${new Html(bulletin.bodyHtml)}</div>
-      <hr />
-      <nav>${navigation}</nav>
-      <hr />
-      <footer>
-        <p>More information about the <a href="../index.html">${list.name}</a> mailing list</p>
-      </footer> `,
+<p class="meta"><b>${bulletin.author}</b> ${bulletin.authorAddress}<br><time datetime="${bulletin.date.toISOString()}">${archiveDate(bulletin.date)}</time></p>
+<nav>${navigation}</nav>
+<hr>
+<div class="body">
+${new Html(bulletin.bodyHtml)}
+</div>
+<hr>
+<nav>${navigation}</nav>
+<hr>
+<footer><p>More information about the <a href="../index.html">${list.name}</a> mailing list</p></footer>
+`,
   });
 }

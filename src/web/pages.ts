@@ -21,18 +21,21 @@ button.secondary { background: transparent; color: inherit; border-color: curren
 
 export function page(title: string, body: Html): string {
   return html`<!DOCTYPE html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="robots" content="noindex" />
-        <title>${title}</title>
-        <link rel="stylesheet" href="${STYLESHEET_PATH}" />
-      </head>
-      <body>
-        <main>${body}</main>
-      </body>
-    </html> `.text;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>${title}</title>
+<link rel="stylesheet" href="${STYLESHEET_PATH}">
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>
+`.text;
 }
 
 function listLine(owner: LinkOwner): Html {
@@ -41,9 +44,9 @@ function listLine(owner: LinkOwner): Html {
 
 function button(action: 'unsubscribe' | 'resubscribe', label: string, token: string, secondary = false): Html {
   return html`<form method="post" action="/u/${token}">
-    <input type="hidden" name="action" value="${action}" />
-    <button type="submit" ${secondary ? new Html(' class="secondary"') : new Html('')}>${label}</button>
-  </form>`;
+<input type="hidden" name="action" value="${action}">
+<button type="submit"${secondary ? new Html(' class="secondary"') : new Html('')}>${label}</button>
+</form>`;
 }
 
 /** What a GET of the link shows: who, which list, and a button. Changes nothing. */
@@ -51,19 +54,17 @@ export function linkPage(owner: LinkOwner, token: string): string {
   if (owner.status !== 'active') {
     return page(
       `Not subscribed to ${owner.list.name}`,
-      html`${listLine(owner)}
-        <h1>${owner.maskedAddress} is not subscribed</h1>
-        <p>${owner.maskedAddress} gets no bulletins from ${owner.list.name}.</p>
-        ${owner.canUndo ? button('resubscribe', 'Subscribe again', token, true) : html`<p class="small">To get them again, please ask the list's owners.</p>`}`,
+      html`${listLine(owner)}<h1>${owner.maskedAddress} is not subscribed</h1>
+<p>${owner.maskedAddress} gets no bulletins from ${owner.list.name}.</p>
+${owner.canUndo ? button('resubscribe', 'Subscribe again', token, true) : html`<p class="small">To get them again, please ask the list's owners.</p>`}`,
     );
   }
   return page(
     `Unsubscribe from ${owner.list.name}`,
-    html`${listLine(owner)}
-      <h1>Unsubscribe ${owner.maskedAddress}?</h1>
-      <p>You will get no more bulletins from ${owner.list.name} at ${owner.maskedAddress}.</p>
-      ${button('unsubscribe', 'Unsubscribe', token)}
-      <p class="small">Nothing changes until you press the button.</p>`,
+    html`${listLine(owner)}<h1>Unsubscribe ${owner.maskedAddress}?</h1>
+<p>You will get no more bulletins from ${owner.list.name} at ${owner.maskedAddress}.</p>
+${button('unsubscribe', 'Unsubscribe', token)}
+<p class="small">Nothing changes until you press the button.</p>`,
   );
 }
 
@@ -71,35 +72,30 @@ export function linkPage(owner: LinkOwner, token: string): string {
 export function leftPage(owner: LinkOwner, token: string): string {
   return page(
     `Unsubscribed from ${owner.list.name}`,
-    html`${listLine(owner)}
-      <h1>You are unsubscribed</h1>
-      <p>${owner.maskedAddress} will get no more bulletins from ${owner.list.name}, starting now.</p>
-      ${
-        owner.canUndo
-          ? html`<p class="small">Pressed it by mistake?</p>
-              ${button('resubscribe', 'Resubscribe', token, true)}`
-          : html``
-      }`,
+    html`${listLine(owner)}<h1>You are unsubscribed</h1>
+<p>${owner.maskedAddress} will get no more bulletins from ${owner.list.name}, starting now.</p>
+${
+  owner.canUndo
+    ? html`<p class="small">Pressed it by mistake?</p>
+${button('resubscribe', 'Resubscribe', token, true)}`
+    : html``
+}`,
   );
 }
 
 export function rejoinedPage(owner: LinkOwner): string {
   return page(
     `Subscribed to ${owner.list.name}`,
-    html`${listLine(owner)}
-      <h1>You are subscribed again</h1>
-      <p>${owner.maskedAddress} will get ${owner.list.name} bulletins again.</p>`,
+    html`${listLine(owner)}<h1>You are subscribed again</h1>
+<p>${owner.maskedAddress} will get ${owner.list.name} bulletins again.</p>`,
   );
 }
 
 export function cannotRejoinPage(owner: LinkOwner): string {
   return page(
     `Cannot subscribe from here`,
-    html`${listLine(owner)}
-      <h1>This address cannot be subscribed from here</h1>
-      <p>
-        ${owner.maskedAddress} left ${owner.list.name} too long ago, or for another reason (for example, mail to it bounced). Please ask the list's owners.
-      </p>`,
+    html`${listLine(owner)}<h1>This address cannot be subscribed from here</h1>
+<p>${owner.maskedAddress} left ${owner.list.name} too long ago, or for another reason (for example, mail to it bounced). Please ask the list's owners.</p>`,
   );
 }
 
@@ -108,16 +104,12 @@ export function invalidLinkPage(): string {
   return page(
     'Link not valid',
     html`<h1>This link is not valid</h1>
-      <p>The link may be incomplete: copy the whole link from the bulletin, or use the unsubscribe link of a more recent bulletin.</p>`,
+<p>The link may be incomplete: copy the whole link from the bulletin, or use the unsubscribe link of a more recent bulletin.</p>`,
   );
 }
 
 export function notFoundPage(): string {
-  return page(
-    'Not found',
-    html`<h1>Not found</h1>
-      <p>There is nothing at this address.</p>`,
-  );
+  return page('Not found', html`<h1>Not found</h1><p>There is nothing at this address.</p>`);
 }
 
 /** Any other refusal or failure (400, 413, 429, 5xx): the status in words, nothing more. */

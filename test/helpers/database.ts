@@ -125,12 +125,26 @@ async function createEmptyServerDatabase(serverUrl: string): Promise<Record<stri
   return { DATABASE_URL: withDatabaseName(serverUrl, name) };
 }
 
+/**
+ * Drops a test's database. FORCE ends our own leftover connections; a process we may not signal (an
+ * autovacuum worker, a connection of a role a test made) is waited for: it leaves by itself soon.
+ */
 async function dropServerDatabase(serverUrl: string, url: string): Promise<void> {
   const name = new URL(url).pathname.slice(1);
-  await adminQuery(serverUrl, async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    return {};
-  });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await adminQuery(serverUrl, async (client) => {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        return {};
+      });
+      return;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      // 42501: not allowed to end another role's process; 55006: still in use by one.
+      if ((code !== '42501' && code !== '55006') || attempt >= 50) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 }
 
 /** A migrated embedded cluster is built once per migrations hash and copied (stopped) for each test file. */
