@@ -41,3 +41,18 @@ export function interruptibleSleep(ms: number): Promise<boolean> {
     process.once('SIGTERM', onSignal);
   });
 }
+
+/**
+ * Keeps a long-running server (`serve`, `inbound`) up until Ctrl-C or SIGTERM, then closes it, says
+ * so, and sets the exit status: 130 after Ctrl-C, 0 after SIGTERM.
+ */
+export async function serveUntilSignal(context: CliContext, server: { close(): Promise<void> }): Promise<void> {
+  const { signal, release } = await firstSignal(context);
+  try {
+    await server.close();
+  } finally {
+    release();
+  }
+  context.io.stderr.write('Stopped.\n');
+  context.exitCode = signal === 'SIGINT' ? 130 : 0;
+}

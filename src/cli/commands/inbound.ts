@@ -6,7 +6,7 @@ import { normalizeAddress } from '../../domain/address.js';
 import type { CliContext } from '../context.js';
 import { printLines } from '../output.js';
 import { parsePort } from '../arguments.js';
-import { firstSignal } from '../signals.js';
+import { serveUntilSignal } from '../signals.js';
 
 function wholeNumber(min: number, max: number) {
   return (value: string): number => {
@@ -91,14 +91,7 @@ Examples:
           `Taking mail for the lists on ${host}:${server.port} (at most ${flags.maxSize} bytes a message, ${flags.maxConnections} connections, ${flags.maxRecipients} recipients, ${flags.timeout} s idle).`,
           'Ctrl-C stops it.',
         );
-        const { signal, release } = await firstSignal(context);
-        try {
-          await server.close();
-        } finally {
-          release();
-        }
-        context.io.stderr.write('Stopped.\n');
-        context.exitCode = signal === 'SIGINT' ? 130 : 0;
+        await serveUntilSignal(context, server);
       });
     });
 }

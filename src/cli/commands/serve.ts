@@ -7,7 +7,7 @@ import { parsePort } from '../arguments.js';
 import { startWebServer } from '../../web/server.js';
 import type { CliContext } from '../context.js';
 import { printLines } from '../output.js';
-import { firstSignal } from '../signals.js';
+import { serveUntilSignal } from '../signals.js';
 
 export function registerServeCommand(program: Command, context: CliContext): void {
   program
@@ -48,14 +48,7 @@ Examples:
           `Serving on ${server.url}: unsubscribe links at ${server.url}/u/<token>${archiveDir ? `, the archive at ${server.url}/archive/` : ''}, health at ${server.url}/healthz.`,
           'Ctrl-C stops it.',
         );
-        const { signal, release } = await firstSignal(context);
-        try {
-          await server.close();
-        } finally {
-          release();
-        }
-        context.io.stderr.write('Stopped.\n');
-        context.exitCode = signal === 'SIGINT' ? 130 : 0;
+        await serveUntilSignal(context, server);
       });
     });
 }
