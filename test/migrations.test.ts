@@ -30,6 +30,7 @@ const SHIPPED: Record<string, string> = {
   '0009_smtp_bounces.sql': '0f3a09ce81503cec8ca43bddab0a0cb054e066bc5d659c76c4b2c1e0120227d3',
   '0013_ways_out.sql': '64761ad0c940d57b159b29c0887f5dd81b8fd2074b882a1737a1952a6e914d24',
   '0015_audiences_schedules_sync.sql': '52b76f471f57c2370f5a3c502cf4c948f91422cb7ab3c0d4ca72506c316efdea',
+  '0017_send_control.sql': 'c734169359361d747fef8a63c4a3ac6dc6c55a697dcb1ae7e568b1794adb55d4',
 };
 
 const EARLIER = join(import.meta.dirname, 'fixtures', 'migrations-before-0.1');

@@ -21,7 +21,7 @@ after(async () => {
 
 test(`requeueDeliveries moves only ${RETRYABLE_STATES.join(', ')} deliveries, whatever states it is asked for (${DATABASE_KIND} database)`, async () => {
   await runOk(['list', 'create', 'guard', ...LIST_FLAGS], db);
-  const addresses = ['sent@example.net', 'flight@example.net', 'failed@example.net', 'uncertain@example.net', 'deferred@example.net', 'skipped@example.net'];
+  const addresses = ['sent@example.net', 'flight@example.net', 'failed@example.net', 'uncertain@example.net', 'deferred@example.net', 'skipped@example.net', 'cancelled@example.net'];
   const csv = join(db.cwd, 'guard.csv');
   await writeFile(csv, `email\n${addresses.join('\n')}\n`);
   await runOk(['subscribers', 'import', csv, '--list', 'guard'], db);
@@ -36,7 +36,7 @@ test(`requeueDeliveries moves only ${RETRYABLE_STATES.join(', ')} deliveries, wh
     `UPDATE deliveries d
         SET state = CASE s.email WHEN 'flight@example.net' THEN 'sending' WHEN 'failed@example.net' THEN 'failed'
                     WHEN 'uncertain@example.net' THEN 'uncertain' WHEN 'deferred@example.net' THEN 'deferred'
-                    WHEN 'skipped@example.net' THEN 'skipped' ELSE 'sent' END::delivery_state,
+                    WHEN 'skipped@example.net' THEN 'skipped' WHEN 'cancelled@example.net' THEN 'cancelled' ELSE 'sent' END::delivery_state,
             owner = CASE s.email WHEN 'flight@example.net' THEN 'elsewhere.example.net:4242:abcdef' END,
             lease_until = CASE s.email WHEN 'flight@example.net' THEN now() + interval '1 hour' END
        FROM subscribers s WHERE s.id = d.subscriber_id`,
@@ -53,5 +53,5 @@ test(`requeueDeliveries moves only ${RETRYABLE_STATES.join(', ')} deliveries, wh
   assert.equal(byEmail['flight@example.net']!.state, 'sending', "another worker's claim stays in flight");
   assert.equal(byEmail['flight@example.net']!.owner, 'elsewhere.example.net:4242:abcdef');
   assert.equal(byEmail['skipped@example.net']!.state, 'skipped');
-  for (const email of ['failed@example.net', 'uncertain@example.net', 'deferred@example.net']) assert.equal(byEmail[email]!.state, 'deferred', email);
+  for (const email of ['failed@example.net', 'uncertain@example.net', 'deferred@example.net', 'cancelled@example.net']) assert.equal(byEmail[email]!.state, 'deferred', email);
 });

@@ -1,8 +1,9 @@
 // A bulletin's place in its life: scheduled for a time, started (enqueued and sending, then
-// finished), or unscheduled before it started. Defined once here; migration 0015 mirrors
-// BULLETIN_STATES as the Postgres enum bulletin_state.
+// finished), unscheduled before it started, or cancelled while it was sending (nothing more of it
+// goes). Defined once here; migration 0015 mirrors BULLETIN_STATES as the Postgres enum
+// bulletin_state, and 0017 added 'cancelled'.
 
-export const BULLETIN_STATES = ['scheduled', 'started', 'unscheduled'] as const;
+export const BULLETIN_STATES = ['scheduled', 'started', 'unscheduled', 'cancelled'] as const;
 export type BulletinState = (typeof BULLETIN_STATES)[number];
 
 /** `send --at` needs an ISO 8601 date and time with an offset: a time without one is refused. */

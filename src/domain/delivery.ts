@@ -3,14 +3,19 @@
 // Defined once here; migration 0002 mirrors DELIVERY_STATES as the Postgres enum delivery_state.
 // The moves: queued → sending | skipped; deferred, uncertain → sending | skipped | failed (uncertain
 // also → deferred); sending → sent | deferred | failed | uncertain | queued (released); sent → failed
-// (a hard bounce later); failed → deferred (retry). Each store statement that moves a delivery
-// checks its source state in SQL (src/store/deliveries.ts).
+// (a hard bounce later); failed → deferred (retry). A cancelled send: queued, deferred, uncertain →
+// cancelled, and sending → cancelled where it would have gone back to the queue or to a retry;
+// cancelled → deferred (an explicit retry). Each store statement that moves a delivery checks its
+// source state in SQL (src/store/deliveries.ts). Migration 0017 added 'cancelled' to the enum.
 
-export const DELIVERY_STATES = ['queued', 'sending', 'sent', 'deferred', 'failed', 'skipped', 'uncertain'] as const;
+export const DELIVERY_STATES = ['queued', 'sending', 'sent', 'deferred', 'failed', 'skipped', 'uncertain', 'cancelled'] as const;
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 /** States `bulletin retry` may put back to work (the store's requeue refuses any other in SQL). */
-export const RETRYABLE_STATES: readonly DeliveryState[] = ['failed', 'uncertain', 'deferred'];
+export const RETRYABLE_STATES: readonly DeliveryState[] = ['failed', 'uncertain', 'deferred', 'cancelled'];
+
+/** States still to be worked on: a send is finished when none of its deliveries is in one. */
+export const OPEN_STATES: readonly DeliveryState[] = ['queued', 'sending', 'deferred', 'uncertain'];
 
 export function isDeliveryState(value: string): value is DeliveryState {
   return (DELIVERY_STATES as readonly string[]).includes(value);

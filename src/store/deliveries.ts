@@ -1,7 +1,7 @@
 // SQL for the `deliveries` table: one row per (bulletin, subscriber) and its fate. Every state
 // change is one statement that checks the current state; work is claimed in batches with
 // FOR UPDATE SKIP LOCKED and a lease; outcomes are written in batches through unnest.
-import type { DeliveryState } from '../domain/delivery.js';
+import { DELIVERY_STATES, type DeliveryState } from '../domain/delivery.js';
 import type { Sql } from './database.js';
 
 export interface ClaimedDelivery {
@@ -242,7 +242,7 @@ export async function countByState(sql: Sql, bulletinId: number): Promise<StateC
     `SELECT state, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state`,
     [bulletinId],
   );
-  const counts: StateCounts = { queued: 0, sending: 0, sent: 0, deferred: 0, failed: 0, skipped: 0, uncertain: 0 };
+  const counts = Object.fromEntries(DELIVERY_STATES.map((state) => [state, 0])) as StateCounts;
   for (const row of rows) counts[row.state] = row.count;
   return counts;
 }
@@ -267,7 +267,7 @@ export async function requeueDeliveries(sql: Sql, bulletinId: number, states: re
   const { rowCount } = await sql.query(
     `UPDATE deliveries
         SET state = 'deferred', next_attempt_at = $3, first_attempt_at = NULL, updated_at = now()
-      WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[]) AND state IN ('failed', 'uncertain', 'deferred')`,
+      WHERE bulletin_id = $1 AND state = ANY($2::delivery_state[]) AND state IN ('failed', 'uncertain', 'deferred', 'cancelled')`,
     [bulletinId, states, now],
   );
   return rowCount ?? 0;

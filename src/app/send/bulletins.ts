@@ -1,5 +1,6 @@
 // Lookups the send use cases share: a bulletin by id (or a one-sentence NOT_FOUND), its list, and
 // how many of its deliveries are still open.
+import { OPEN_STATES } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
 import type { MailingList } from '../../domain/list.js';
 import { findBulletin, type StoredBulletin } from '../../store/bulletins.js';
@@ -21,5 +22,5 @@ export async function listOf(app: App, bulletin: StoredBulletin): Promise<Mailin
 }
 
 export function openDeliveries(counts: StateCounts): number {
-  return counts.queued + counts.sending + counts.deferred + counts.uncertain;
+  return OPEN_STATES.reduce((sum, state) => sum + counts[state], 0);
 }
