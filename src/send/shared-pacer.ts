@@ -21,6 +21,8 @@ export interface SlotRun {
   readonly firstSlotMs: number;
   /** Database time (epoch ms) at the reservation: turns slot times into local ones. */
   readonly databaseNowMs: number;
+  /** The slots' spacing, when the store widened it (the send's rate set by `bulletin pace`). */
+  readonly intervalMs?: number;
 }
 
 /** Reserves `count` slots `intervalMs` apart on the send's shared timeline (store/send-pacing.ts). */
@@ -112,7 +114,7 @@ export class SharedPacer implements Pacer {
         const askedAt = this.clock.now();
         const reserved = await this.reserve(count, intervalMs);
         const offset = this.offset.sample(reserved.databaseNowMs, askedAt, this.clock.now());
-        run = { start: reserved.firstSlotMs - offset, intervalMs, count, next: 0 };
+        run = { start: reserved.firstSlotMs - offset, intervalMs: reserved.intervalMs ?? intervalMs, count, next: 0 };
         this.run = run;
       }
       const now = this.clock.now();
