@@ -152,7 +152,9 @@ export function report(context: CliContext, summary: SendSummary, flags: Progres
   const doubt = inDoubtLine(summary.bulletinId, summary.inDoubt);
   if (doubt !== null) lines.push(`  ${doubt}`);
   if (summary.halt !== null) lines.push(`  stopped by itself (${summary.halt.end}): ${summary.halt.reply}`);
-  else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
+  else if (summary.end === 'cancelled') {
+    lines.push(`  cancelled by ${summary.cancelledBy ?? 'someone'}: ${c.cancelled} cancelled, nothing more is sent (bulletin retry ${summary.bulletinId} --state cancelled would send to them).`);
+  } else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
   else if (summary.end === 'stopped') lines.push(`  stopped. Resume with: bulletin resume ${summary.bulletinId}`);
   else if (summary.end === 'waiting for deferred') {
     lines.push(`  ${c.deferred} deferred, next retry due ${summary.nextAttemptAt ?? '?'}. Resume later with: bulletin resume ${summary.bulletinId}`);

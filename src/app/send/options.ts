@@ -14,6 +14,8 @@ export interface RunChoices {
   readonly waitForDeferred: boolean;
   readonly onStart?: RunOptions['onStart'];
   readonly outage?: DatabaseOutage;
+  /** Which command runs the process (send, resume, retry, worker), for `bulletin status`. */
+  readonly command?: string;
 }
 
 export function runOptions(transport: Transport, settings: SendSettings, choices: RunChoices): RunOptions {
@@ -26,5 +28,6 @@ export function runOptions(transport: Transport, settings: SendSettings, choices
     waitForDeferred: choices.waitForDeferred,
     ...(choices.onStart ? { onStart: choices.onStart } : {}),
     ...(choices.outage ? { outage: choices.outage } : {}),
+    ...(choices.command ? { command: choices.command } : {}),
   };
 }

@@ -7,6 +7,7 @@ import { MESSAGE_ID_VERSION } from '../../render/index.js';
 import type { AdaptivePace } from '../../send/adaptive.js';
 import { DatabaseOutage } from '../../send/database-outage.js';
 import type { DispatchEnd, DispatchHalt, Dispatcher, Pacer } from '../../send/dispatcher.js';
+import type { SendEvents } from '../../send/send-events.js';
 import type { Transport } from '../../send/transport.js';
 import { findUnfinishedBulletin, insertBulletin, storeArchiveBody, type StoredBulletin } from '../../store/bulletins.js';
 import type { StateCounts } from '../../store/deliveries.js';
@@ -38,6 +39,10 @@ export interface RunOptions {
   readonly onStart?: (dispatcher: Dispatcher, bulletin: StoredBulletin, total: number, inDoubt: InDoubt) => void;
   /** Waits out the database going away, at every step (default: an outage of its own, said nowhere). */
   readonly outage?: DatabaseOutage;
+  /** Which command runs this process (send, resume, retry, worker), as `bulletin status` shows it. */
+  readonly command?: string;
+  /** Told what happens during the send (the JSON log and the metrics listen). */
+  readonly events?: SendEvents;
 }
 
 /**
@@ -66,6 +71,8 @@ export interface SendSummary {
   readonly halt: DispatchHalt | null;
   /** What this run found in doubt when it began (see InDoubt). */
   readonly inDoubt: InDoubt;
+  /** Who cancelled the send while this run worked on it (`bulletin cancel`), if someone did. */
+  readonly cancelledBy: string | null;
 }
 
 /** Stores the bulletin and enqueues its deliveries (or resumes it), then sends until done or stopped. */

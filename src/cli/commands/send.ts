@@ -199,7 +199,7 @@ Examples:
             const summary = await withProgress(
               context,
               flags,
-              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage))),
+              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage, 'send'))),
               watch,
             );
             report(context, summary, flags);
@@ -252,7 +252,7 @@ Examples:
                 const summary = await withProgress(
                   context,
                   flags,
-                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage))),
+                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, 'worker'))),
                   watch,
                 );
                 report(context, summary, flags);
@@ -299,7 +299,7 @@ Examples:
               context,
               flags,
               async (onStart) => {
-                const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage)));
+                const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage, 'retry')));
                 requeued = result.requeued;
                 return result.summary;
               },
@@ -336,7 +336,7 @@ Example:
             const summary = await withProgress(
               context,
               flags,
-              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage))),
+              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage, 'resume'))),
               watch,
             );
             report(context, summary, flags);
@@ -478,8 +478,8 @@ async function withTransport(app: App, flags: SendFlags, work: (transport: RunOp
   }
 }
 
-function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage) {
-  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage };
+function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage, command: string) {
+  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage, command };
 }
 
 async function confirm(context: CliContext, plan: SendPlan, relay: string, flags: SendFlags): Promise<void> {

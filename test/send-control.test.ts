@@ -1,0 +1,194 @@
+// The operator's hands on a live send, from another terminal: three `bulletin` processes share one
+// send into a recording SMTP server while `pause`, `unpause`, `pace` and `cancel` run in this
+// process. The server's own clock judges them: after a pause no message starts more than a second
+// later; after `pace 20/s` no second holds more than 21; after a cancel every process exits 0 within
+// two seconds, nothing more arrives, and sent plus cancelled is every recipient.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { LIST_FLAGS, rows } from './helpers/app.js';
+import { childEnv, runCli, runOk } from './helpers/cli.js';
+import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
+import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-servers.js';
+import { waitFor } from './helpers/wait.js';
+
+const BIN = fileURLToPath(new URL('../bin/bulletin.js', import.meta.url));
+const RECIPIENTS = 1500;
+let db: TestDatabase;
+let relay: TestSmtpServer;
+
+before(async () => {
+  db = await createTestDatabase();
+  relay = await startSmtpServer();
+  await runOk(['list', 'create', 'control', ...LIST_FLAGS], db);
+  const csv = join(db.cwd, 'control.csv');
+  await writeFile(csv, `email\n${Array.from({ length: RECIPIENTS }, (_, index) => `member${index}@example.net`).join('\n')}\n`);
+  await runOk(['subscribers', 'import', csv, '--list', 'control'], db);
+});
+after(async () => {
+  await relay?.close();
+  await db?.drop();
+});
+
+interface Child {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: string | null; at: number; stdout: string; stderr: string }>;
+}
+
+function bulletin(args: readonly string[], rate: string): Child {
+  const child = spawn(process.execPath, [BIN, ...args, '--json', '--rate', rate, '--connections', '3'], {
+    env: childEnv(db.env, { SMTP_URL: relay.url }),
+    cwd: db.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null, at: Date.now(), stdout, stderr }));
+  return { child, exited };
+}
+
+/** The send of `file` in one process and two workers joining it; resolves once all three beat on it. */
+async function threeProcesses(file: string, rate: string): Promise<{ bulletinId: number; children: Child[] }> {
+  const children = [bulletin(['send', file, '--list', 'control', '--yes'], rate)];
+  let bulletinId = 0;
+  await waitFor(async () => {
+    const found = await rows<{ id: number }>(db, `SELECT id FROM bulletins WHERE source_name LIKE '%' || $1 ORDER BY id DESC LIMIT 1`, [file.split('/').pop()]);
+    bulletinId = found[0]?.id ?? 0;
+    return bulletinId > 0;
+  }, 'the send to store its bulletin');
+  children.push(bulletin(['worker', '--once'], rate), bulletin(['worker', '--once'], rate));
+  await waitFor(
+    async () =>
+      (await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM send_processes WHERE bulletin_id = $1 AND heartbeat_at > now() - interval '2 seconds'`, [bulletinId]))[0]
+        ?.n === 3,
+    'three processes beating on the send',
+  );
+  return { bulletinId, children };
+}
+
+/** The most messages the server accepted in any one-second window of these times. */
+function busiestSecond(stamps: readonly number[]): number {
+  let most = 0;
+  for (let start = 0, end = 0; end < stamps.length; end++) {
+    while ((stamps[end] as number) - (stamps[start] as number) >= 1000) start++;
+    most = Math.max(most, end - start + 1);
+  }
+  return most;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test(`pause, unpause and pace reach three processes on one send within a second; it finishes with everyone sent once (${DATABASE_KIND} database)`, async () => {
+  const file = join(db.cwd, 'steered.md');
+  await writeFile(file, '---\nsubject: Steered\n---\nHello {{subscriber.email}}.\n');
+  const start = relay.received.length;
+  const { bulletinId, children } = await threeProcesses(file, '100/s');
+  await waitFor(() => relay.acceptedAt.length - start >= 100, 'a hundred messages');
+
+  const paused = await runCli(['pause', String(bulletinId)], db);
+  assert.equal(paused.code, 0, paused.stderr);
+  const pausedAt = Date.now();
+  assert.match(paused.stdout, /Paused bulletin \d+: .*3 processes are working on it now/);
+  await sleep(2500);
+  const lateStarts = relay.triedAt.filter((at) => at > pausedAt + 1000);
+  assert.deepEqual(lateStarts, [], 'no message started more than a second after the pause');
+  assert.ok(
+    children.every(({ child }) => child.exitCode === null),
+    'every process stays up while paused',
+  );
+  const reported = await rows<{ paused: boolean; sending: number }>(
+    db,
+    `SELECT bool_and(p.paused) AS paused, (SELECT count(*)::int FROM deliveries WHERE bulletin_id = $1 AND state = 'sending') AS sending
+       FROM send_processes p WHERE p.bulletin_id = $1`,
+    [bulletinId],
+  );
+  assert.deepEqual(reported, [{ paused: true, sending: 0 }], 'each process says it is paused, and holds no claim');
+  const status = (await runOk(['status', String(bulletinId), '--json'], db)) as { counts: Record<string, number> };
+  assert.equal(status.counts.sending, 0);
+
+  const acceptedBeforeUnpause = relay.acceptedAt.length;
+  await runOk(['unpause', String(bulletinId)], db);
+  const unpausedAt = Date.now();
+  await waitFor(() => relay.acceptedAt.length > acceptedBeforeUnpause, 'the send to carry on after unpause', 10_000);
+  assert.ok(Date.now() - unpausedAt < 2000, `it carried on ${Date.now() - unpausedAt} ms after the unpause`);
+
+  await runOk(['pace', String(bulletinId), '20/s'], db);
+  const pacedAt = Date.now();
+  await sleep(6000);
+  const paced = relay.acceptedAt.filter((at) => at >= pacedAt + 2000 && at < pacedAt + 6000);
+  assert.ok(paced.length >= 40, `it kept sending at the new pace (${paced.length} in 4 s)`);
+  assert.ok(busiestSecond(paced) <= 21, `a second held ${busiestSecond(paced)} messages after pace 20/s`);
+  const beat = await rows<{ pace: number }>(db, 'SELECT pace FROM send_processes WHERE bulletin_id = $1', [bulletinId]);
+  assert.ok(
+    beat.every((row) => row.pace !== null && row.pace <= 20),
+    `every process keeps 20/s or less: ${JSON.stringify(beat)}`,
+  );
+
+  // Faster than the processes' own --rate: the operator's pace holds for all of them.
+  await runOk(['pace', String(bulletinId), '400/s'], db);
+  const ended = await Promise.all(children.map(({ exited }) => exited));
+  for (const end of ended) assert.equal(end.code, 0, end.stderr);
+  const states = await rows<{ state: string; count: number }>(db, 'SELECT state::text, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state', [
+    bulletinId,
+  ]);
+  assert.deepEqual(states, [{ state: 'sent', count: RECIPIENTS }]);
+  const mine = relay.received.slice(start).filter((message) => message.accepted);
+  const recipients = mine.map((message) => message.envelope.to[0]);
+  assert.equal(recipients.length, RECIPIENTS, 'every recipient got one message');
+  assert.equal(new Set(recipients).size, RECIPIENTS, 'nobody got two');
+  const left = await rows(db, 'SELECT owner FROM send_processes WHERE bulletin_id = $1', [bulletinId]);
+  assert.deepEqual(left, [], 'each process left the send when it ended');
+});
+
+test(`cancel stops three processes within two seconds; sent plus cancelled is every recipient (${DATABASE_KIND} database)`, async () => {
+  const file = join(db.cwd, 'cancelled.md');
+  await writeFile(file, '---\nsubject: Wrong link\n---\nHello {{subscriber.email}}, see https://wrong.example.net/.\n');
+  const start = relay.received.length;
+  const { bulletinId, children } = await threeProcesses(file, '60/s');
+  await waitFor(() => relay.acceptedAt.length - start >= 60, 'sixty messages');
+
+  const refused = await runCli(['cancel', String(bulletinId)], db);
+  assert.equal(refused.code, 2, 'no confirmation off a terminal without --yes');
+  assert.match(refused.stderr, /add --yes/);
+  const cancelled = (await runOk(['cancel', String(bulletinId), '--yes', '--json'], db)) as { cancelled: number; unscheduled: boolean };
+  const cancelledAt = Date.now();
+  assert.equal(cancelled.unscheduled, false);
+  assert.ok(cancelled.cancelled > 0 && cancelled.cancelled < RECIPIENTS, `cancelled ${cancelled.cancelled}`);
+  const ended = await Promise.all(children.map(({ exited }) => exited));
+  for (const end of ended) {
+    assert.equal(end.code, 0, end.stderr);
+    assert.ok(end.at - cancelledAt <= 2500, `a process exited ${end.at - cancelledAt} ms after the cancel`);
+  }
+  const lateStarts = relay.triedAt.filter((at) => at > cancelledAt + 1000);
+  assert.deepEqual(lateStarts, [], 'no message started more than a second after the cancel');
+  const arrived = relay.received.length;
+  await sleep(1000);
+  assert.equal(relay.received.length, arrived, 'nothing more arrives');
+
+  const counts = await rows<{ state: string; count: number }>(db, 'SELECT state::text, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state ORDER BY 1', [
+    bulletinId,
+  ]);
+  const byState = Object.fromEntries(counts.map((row) => [row.state, row.count]));
+  assert.deepEqual(Object.keys(byState).sort(), ['cancelled', 'sent'], JSON.stringify(counts));
+  assert.equal((byState.sent ?? 0) + (byState.cancelled ?? 0), RECIPIENTS);
+  const accepted = relay.received.slice(start).filter((message) => message.accepted);
+  assert.equal(accepted.length, byState.sent, 'every sent delivery is a message the server accepted, and no other arrived');
+  const summary = JSON.parse(ended[0]!.stdout) as { end: string; cancelledBy: string | null };
+  assert.equal(summary.end, 'cancelled');
+  assert.match(summary.cancelledBy ?? '', /@/);
+
+  const listed = (await runOk(['deliveries', String(bulletinId), '--state', 'cancelled', '--json', '--limit', '5000'], db)) as { state: string }[];
+  assert.equal(listed.length, byState.cancelled);
+  const resumed = await runCli(['resume', String(bulletinId)], { ...db, env: { ...db.env, SMTP_URL: relay.url } });
+  assert.equal(resumed.code, 65, 'a cancelled send is not resumed');
+  assert.match(resumed.stderr, /was cancelled by .*retry \d+ --state cancelled/);
+  const again = await runCli(['pause', String(bulletinId)], db);
+  assert.equal(again.code, 65);
+  assert.match(again.stderr, /was cancelled/);
+});
