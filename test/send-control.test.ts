@@ -121,7 +121,8 @@ test(`pause, unpause and pace reach three processes on one send within a second;
   await runOk(['pace', String(bulletinId), '20/s'], db);
   const pacedAt = Date.now();
   await sleep(6000);
-  const paced = relay.acceptedAt.filter((at) => at >= pacedAt + 2000 && at < pacedAt + 6000);
+  // When each message started at the server (its MAIL FROM): what the pace governs.
+  const paced = relay.triedAt.filter((at) => at >= pacedAt + 2000 && at < pacedAt + 6000);
   assert.ok(paced.length >= 40, `it kept sending at the new pace (${paced.length} in 4 s)`);
   assert.ok(busiestSecond(paced) <= 21, `a second held ${busiestSecond(paced)} messages after pace 20/s`);
   const beat = await rows<{ pace: number }>(db, 'SELECT pace FROM send_processes WHERE bulletin_id = $1', [bulletinId]);
@@ -191,4 +192,37 @@ test(`cancel stops three processes within two seconds; sent plus cancelled is ev
   const again = await runCli(['pause', String(bulletinId)], db);
   assert.equal(again.code, 65);
   assert.match(again.stderr, /was cancelled/);
+
+  // Asked explicitly, a retry still sends to the cancelled ones, once each.
+  const retried = (await runOk(['retry', String(bulletinId), '--state', 'cancelled', '--rate', '500/s', '--json', '--quiet'], {
+    ...db,
+    env: { ...db.env, SMTP_URL: relay.url },
+  })) as { requeued: number; finished: boolean };
+  assert.equal(retried.requeued, byState.cancelled);
+  assert.equal(retried.finished, true);
+  const all = relay.received.slice(start).filter((message) => message.accepted);
+  assert.equal(all.length, RECIPIENTS);
+  assert.equal(new Set(all.map((message) => message.envelope.to[0])).size, RECIPIENTS, 'nobody got two');
+});
+
+test(`the control commands refuse what they cannot do, each in one sentence (${DATABASE_KIND} database)`, async () => {
+  const missing = await runCli(['pause', '999'], db);
+  assert.equal(missing.code, 66);
+  assert.match(missing.stderr, /There is no bulletin 999/);
+  const file = join(db.cwd, 'later.md');
+  await writeFile(file, '---\nsubject: Later\n---\nLater.\n');
+  const scheduled = (await runOk(['send', file, '--list', 'control', '--at', '2099-01-01T09:00+10:30', '--yes', '--json'], db)) as { bulletinId: number };
+  const badRate = await runCli(['pace', String(scheduled.bulletinId), 'fast'], db);
+  assert.equal(badRate.code, 65);
+  assert.match(badRate.stderr, /Rate "fast" is not valid/);
+  await runOk(['pace', String(scheduled.bulletinId), '30/m'], db);
+  const [row] = await rows<{ rate: number; rate_set_by: string }>(db, 'SELECT rate, rate_set_by FROM send_pacing WHERE bulletin_id = $1', [scheduled.bulletinId]);
+  assert.equal(row?.rate, 0.5, 'a scheduled send can be paced before it starts');
+  assert.match(row?.rate_set_by ?? '', /.@./);
+  const unscheduled = (await runOk(['cancel', String(scheduled.bulletinId), '--yes', '--json'], db)) as { unscheduled: boolean };
+  assert.equal(unscheduled.unscheduled, true, 'a scheduled send is unscheduled by cancel');
+  const [state] = await rows<{ state: string }>(db, 'SELECT state::text FROM bulletins WHERE id = $1', [scheduled.bulletinId]);
+  assert.equal(state?.state, 'unscheduled');
+  const notPaused = await runOk(['unpause', String(scheduled.bulletinId)], db);
+  assert.match(String(notPaused), /was not paused; nothing changed/);
 });
