@@ -48,7 +48,10 @@ function bulletin(args: readonly string[], rate: string): Child {
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    (child as ChildProcess & { said?: string }).said = stderr;
+  });
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null, at: Date.now(), stdout, stderr }));
   return { child, exited };
 }
@@ -70,6 +73,14 @@ async function threeProcesses(file: string, rate: string): Promise<{ bulletinId:
     'three processes beating on the send',
   );
   return { bulletinId, children };
+}
+
+/** The notes of the JSON progress lines a child wrote on stderr so far. */
+function progressNotes(child: ChildProcess & { said?: string }): string[] {
+  return (child.said ?? '')
+    .split('\n')
+    .filter((line) => line.startsWith('{"progress"'))
+    .map((line) => (JSON.parse(line) as { progress: { note: string } }).progress.note);
 }
 
 /** The most messages the server accepted in any one-second window of these times. */
@@ -109,6 +120,13 @@ test(`pause, unpause and pace reach three processes on one send within a second;
     [bulletinId],
   );
   assert.deepEqual(reported, [{ paused: true, sending: 0 }], 'each process says it is paused, and holds no claim');
+  for (const { child } of children) {
+    const said = progressNotes(child);
+    assert.ok(
+      said.some((note) => /paused since \d\d:\d\d:\d\d UTC by .+@.+ \(bulletin unpause \d+\)/.test(note)),
+      `the progress of pid ${child.pid} says it is paused: ${said.join(' / ')}`,
+    );
+  }
   const status = (await runOk(['status', String(bulletinId), '--json'], db)) as { counts: Record<string, number> };
   assert.equal(status.counts.sending, 0);
 
@@ -125,6 +143,12 @@ test(`pause, unpause and pace reach three processes on one send within a second;
   const paced = relay.triedAt.filter((at) => at >= pacedAt + 2000 && at < pacedAt + 6000);
   assert.ok(paced.length >= 40, `it kept sending at the new pace (${paced.length} in 4 s)`);
   assert.ok(busiestSecond(paced) <= 21, `a second held ${busiestSecond(paced)} messages after pace 20/s`);
+  for (const { child } of children) {
+    assert.ok(
+      progressNotes(child).some((note) => /pace 20\/s set by .+@/.test(note)),
+      `the progress of pid ${child.pid} shows the new pace and who set it`,
+    );
+  }
   const beat = await rows<{ pace: number }>(db, 'SELECT pace FROM send_processes WHERE bulletin_id = $1', [bulletinId]);
   assert.ok(
     beat.every((row) => row.pace !== null && row.pace <= 20),

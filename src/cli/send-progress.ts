@@ -76,15 +76,18 @@ export async function withProgress(
       note: note.length > 0 ? ` | ${note.join(' | ')}` : '',
     };
   };
-  const timer = setInterval(
-    () => {
-      if (bar) return bar.update(done(), values());
-      if (!flags.quiet && dispatcher) {
-        context.io.stderr.write(`${JSON.stringify({ progress: { total, done: done(), ...values() } })}\n`);
-      }
-    },
-    bar ? 200 : 5000,
-  );
+  // Off a terminal a JSON line every 5 s, and at once when the operator pauses, unpauses or re-paces the send.
+  let lastLine = Date.now();
+  let lastControl: string | null = null;
+  const timer = setInterval(() => {
+    if (bar) return bar.update(done(), values());
+    if (flags.quiet || !dispatcher) return;
+    const control = dispatcher.operator?.note() ?? null;
+    if (Date.now() - lastLine < 5000 && control === lastControl) return;
+    lastLine = Date.now();
+    lastControl = control;
+    context.io.stderr.write(`${JSON.stringify({ progress: { total, done: done(), ...values() } })}\n`);
+  }, 200);
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopSignal) {
       // Second signal: quit now (see quitNow: what is in flight is re-sent on resume).
