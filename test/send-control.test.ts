@@ -20,10 +20,13 @@ const BIN = fileURLToPath(new URL('../bin/bulletin.js', import.meta.url));
 const RECIPIENTS = 1500;
 let db: TestDatabase;
 let relay: TestSmtpServer;
+/** Defers a fifth of all attempts after the message (451), the same ones every run. */
+let flaky: TestSmtpServer;
 
 before(async () => {
   db = await createTestDatabase();
   relay = await startSmtpServer();
+  flaky = await startSmtpServer({ deferFraction: { fraction: 0.2, seed: 'cancel' } });
   await runOk(['list', 'create', 'control', ...LIST_FLAGS], db);
   const csv = join(db.cwd, 'control.csv');
   await writeFile(csv, `email\n${Array.from({ length: RECIPIENTS }, (_, index) => `member${index}@example.net`).join('\n')}\n`);
@@ -31,6 +34,7 @@ before(async () => {
 });
 after(async () => {
   await relay?.close();
+  await flaky?.close();
   await db?.drop();
 });
 
@@ -39,9 +43,10 @@ interface Child {
   readonly exited: Promise<{ code: number | null; signal: string | null; at: number; stdout: string; stderr: string }>;
 }
 
-function bulletin(args: readonly string[], rate: string): Child {
-  const child = spawn(process.execPath, [BIN, ...args, '--json', '--rate', rate, '--connections', '3'], {
-    env: childEnv(db.env, { SMTP_URL: relay.url }),
+function bulletin(args: readonly string[], rate: string, to: TestSmtpServer = relay): Child {
+  // Retries of deferred deliveries come back within a second or two.
+  const child = spawn(process.execPath, [BIN, ...args, '--json', '--rate', rate, '--connections', '3', '--retry-min', '1s', '--retry-max', '2s'], {
+    env: childEnv(db.env, { SMTP_URL: to.url }),
     cwd: db.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -57,15 +62,15 @@ function bulletin(args: readonly string[], rate: string): Child {
 }
 
 /** The send of `file` in one process and two workers joining it; resolves once all three beat on it. */
-async function threeProcesses(file: string, rate: string): Promise<{ bulletinId: number; children: Child[] }> {
-  const children = [bulletin(['send', file, '--list', 'control', '--yes'], rate)];
+async function threeProcesses(file: string, rate: string, to: TestSmtpServer = relay): Promise<{ bulletinId: number; children: Child[] }> {
+  const children = [bulletin(['send', file, '--list', 'control', '--yes'], rate, to)];
   let bulletinId = 0;
   await waitFor(async () => {
     const found = await rows<{ id: number }>(db, `SELECT id FROM bulletins WHERE source_name LIKE '%' || $1 ORDER BY id DESC LIMIT 1`, [file.split('/').pop()]);
     bulletinId = found[0]?.id ?? 0;
     return bulletinId > 0;
   }, 'the send to store its bulletin');
-  children.push(bulletin(['worker', '--once'], rate), bulletin(['worker', '--once'], rate));
+  children.push(bulletin(['worker', '--once'], rate, to), bulletin(['worker', '--once'], rate, to));
   await waitFor(
     async () =>
       (await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM send_processes WHERE bulletin_id = $1 AND heartbeat_at > now() - interval '2 seconds'`, [bulletinId]))[0]
@@ -171,12 +176,17 @@ test(`pause, unpause and pace reach three processes on one send within a second;
   assert.deepEqual(left, [], 'each process left the send when it ended');
 });
 
-test(`cancel stops three processes within two seconds; sent plus cancelled is every recipient (${DATABASE_KIND} database)`, async () => {
+test(`cancel stops three processes within two seconds, with a fifth of attempts deferred; sent plus cancelled is every recipient (${DATABASE_KIND} database)`, async () => {
   const file = join(db.cwd, 'cancelled.md');
   await writeFile(file, '---\nsubject: Wrong link\n---\nHello {{subscriber.email}}, see https://wrong.example.net/.\n');
+  const relay = flaky;
   const start = relay.received.length;
-  const { bulletinId, children } = await threeProcesses(file, '60/s');
+  const { bulletinId, children } = await threeProcesses(file, '60/s', relay);
   await waitFor(() => relay.acceptedAt.length - start >= 60, 'sixty messages');
+  await waitFor(
+    async () => (await rows(db, `SELECT 1 FROM deliveries WHERE bulletin_id = $1 AND state = 'deferred'`, [bulletinId])).length > 0,
+    'a deferred delivery, waiting for its retry',
+  );
 
   const refused = await runCli(['cancel', String(bulletinId)], db);
   assert.equal(refused.code, 2, 'no confirmation off a terminal without --yes');
@@ -218,7 +228,7 @@ test(`cancel stops three processes within two seconds; sent plus cancelled is ev
   assert.match(again.stderr, /was cancelled/);
 
   // Asked explicitly, a retry still sends to the cancelled ones, once each.
-  const retried = (await runOk(['retry', String(bulletinId), '--state', 'cancelled', '--rate', '500/s', '--json', '--quiet'], {
+  const retried = (await runOk(['retry', String(bulletinId), '--state', 'cancelled', '--rate', '500/s', '--retry-min', '1s', '--retry-max', '2s', '--json', '--quiet'], {
     ...db,
     env: { ...db.env, SMTP_URL: relay.url },
   })) as { requeued: number; finished: boolean };
@@ -227,6 +237,45 @@ test(`cancel stops three processes within two seconds; sent plus cancelled is ev
   const all = relay.received.slice(start).filter((message) => message.accepted);
   assert.equal(all.length, RECIPIENTS);
   assert.equal(new Set(all.map((message) => message.envelope.to[0])).size, RECIPIENTS, 'nobody got two');
+});
+
+test(`a pause while every relay is down: the messages waiting for it are given back, and none starts when it returns (${DATABASE_KIND} database)`, async () => {
+  const down = await startSmtpServer();
+  try {
+    down.setBroken(true);
+    const file = join(db.cwd, 'down.md');
+    await writeFile(file, '---\nsubject: Relay down\n---\nHello {{subscriber.email}}.\n');
+    const sender = bulletin(['send', file, '--list', 'control', '--yes'], '200/s', down);
+    let bulletinId = 0;
+    await waitFor(async () => {
+      const waiting = await rows<{ id: number }>(
+        db,
+        `SELECT b.id FROM bulletins b JOIN deliveries d ON d.bulletin_id = b.id WHERE b.source_name = 'down.md' AND d.state = 'sending' LIMIT 1`,
+      );
+      bulletinId = waiting[0]?.id ?? 0;
+      return bulletinId > 0;
+    }, 'messages waiting for the relay');
+    await runOk(['pause', String(bulletinId)], db);
+    const pausedAt = Date.now();
+    await waitFor(
+      async () => (await rows(db, `SELECT 1 FROM deliveries WHERE bulletin_id = $1 AND state = 'sending'`, [bulletinId])).length === 0,
+      'the claims waiting for the relay to be given back',
+      3000,
+    );
+    assert.ok(Date.now() - pausedAt < 1500, `given back ${Date.now() - pausedAt} ms after the pause`);
+    down.setBroken(false);
+    await sleep(3000); // longer than the relay's first cool-down: a probe would have gone by now
+    assert.deepEqual(down.triedAt, [], 'no message started while paused, though the relay came back');
+    assert.equal(sender.child.exitCode, null, 'the sender stays up while paused');
+    await runOk(['unpause', String(bulletinId)], db);
+    const end = await sender.exited;
+    assert.equal(end.code, 0, end.stderr);
+    const recipients = down.received.filter((message) => message.accepted).map((message) => message.envelope.to[0]);
+    assert.equal(recipients.length, RECIPIENTS);
+    assert.equal(new Set(recipients).size, RECIPIENTS, 'nobody got two');
+  } finally {
+    await down.close();
+  }
 });
 
 test(`the control commands refuse what they cannot do, each in one sentence (${DATABASE_KIND} database)`, async () => {

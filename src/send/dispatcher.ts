@@ -166,6 +166,10 @@ export class Dispatcher {
             options.bulletinId,
             {
               report: () => ({ pace: this.deps.pace?.rate ?? null, paceNote: this.deps.pace?.note ?? null, sent: this.counts.sent, paused: this.paused }),
+              // Messages waiting for a relay (every relay down) are not on the wire: they wait no more.
+              paused: () => {
+                for (const { abort } of this.sending) abort.abort();
+              },
               cancelled: (by) => {
                 this.cancelledBy = by;
                 this.stop();
@@ -299,11 +303,15 @@ export class Dispatcher {
       run.prefetch = null;
       if (batch) run.queue.push(...batch.claimed);
     }
-    const waiting = run.queue.splice(0).map((claimed) => claimed.id);
-    if (waiting.length > 0) await this.untilDatabase(() => this.deps.store.releaseClaims(this.owner, waiting));
-    run.lowWater = 0; // what went back is below the mark
+    run.lowWater = 0; // what goes back is below the mark
     run.lastClaimFull = true;
-    while (this.paused && !this.stopping) await this.clock.sleep(BEAT_MS / 2, this.stopController.signal);
+    // Until unpaused; a message that stopped waiting for a relay comes back into the queue meanwhile.
+    while (this.paused && !this.stopping) {
+      const waiting = run.queue.splice(0).map((claimed) => claimed.id);
+      for (const id of waiting) this.resends.delete(id);
+      if (waiting.length > 0) await this.untilDatabase(() => this.deps.store.releaseClaims(this.owner, waiting));
+      await this.clock.sleep(BEAT_MS / 2, this.stopController.signal);
+    }
   }
 
   /** Claims the next batch into the queue; when nothing is claimable, decides whether the send ends. */
@@ -549,6 +557,10 @@ export class Dispatcher {
     }
     if (outcome.kind === 'deferred' && outcome.resend === 'next-slot' && this.stopping) {
       this.unattempted.push(claimed.id); // never sent: given back as it was, not deferred
+      return;
+    }
+    if (outcome.kind === 'deferred' && outcome.resend === 'next-slot' && this.paused) {
+      sendAgain(claimed); // never sent: given back while paused, or sent once unpaused
       return;
     }
     if (outcome.kind === 'deferred' && outcome.resend === 'next-slot') {

@@ -8,6 +8,8 @@ import type { SendEvents } from './send-events.js';
 export interface OperatorHooks {
   /** What the process says of itself with each beat. */
   report(): ProcessReport;
+  /** The send was paused: stop waiting for anything that would start a message. */
+  paused(): void;
   /** The send was cancelled: stop working on it. */
   cancelled(by: string): void;
   /** The send's rate was set (or is set, at the first beat). */
@@ -84,6 +86,7 @@ export class OperatorControl {
     }
     if (next.paused !== null && before.paused === null) {
       this.pauseAbort.abort();
+      this.hooks.paused();
       this.events.paused?.({ bulletinId, by: next.paused.by, since: next.paused.since });
     } else if (next.paused === null && before.paused !== null) {
       this.pauseAbort = new AbortController();
