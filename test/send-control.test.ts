@@ -57,7 +57,13 @@ function bulletin(args: readonly string[], rate: string, to: TestSmtpServer = re
     stderr += chunk.toString();
     (child as ChildProcess & { said?: string }).said = stderr;
   });
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null, at: Date.now(), stdout, stderr }));
+  const exited = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as string | null,
+    at: Date.now(),
+    stdout,
+    stderr,
+  }));
   return { child, exited };
 }
 
@@ -73,8 +79,11 @@ async function threeProcesses(file: string, rate: string, to: TestSmtpServer = r
   children.push(bulletin(['worker', '--once'], rate, to), bulletin(['worker', '--once'], rate, to));
   await waitFor(
     async () =>
-      (await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM send_processes WHERE bulletin_id = $1 AND heartbeat_at > now() - interval '2 seconds'`, [bulletinId]))[0]
-        ?.n === 3,
+      (
+        await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM send_processes WHERE bulletin_id = $1 AND heartbeat_at > now() - interval '2 seconds'`, [
+          bulletinId,
+        ])
+      )[0]?.n === 3,
     'three processes beating on the send',
   );
   return { bulletinId, children };
@@ -164,9 +173,11 @@ test(`pause, unpause and pace reach three processes on one send within a second;
   await runOk(['pace', String(bulletinId), '400/s'], db);
   const ended = await Promise.all(children.map(({ exited }) => exited));
   for (const end of ended) assert.equal(end.code, 0, end.stderr);
-  const states = await rows<{ state: string; count: number }>(db, 'SELECT state::text, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state', [
-    bulletinId,
-  ]);
+  const states = await rows<{ state: string; count: number }>(
+    db,
+    'SELECT state::text, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state',
+    [bulletinId],
+  );
   assert.deepEqual(states, [{ state: 'sent', count: RECIPIENTS }]);
   const mine = relay.received.slice(start).filter((message) => message.accepted);
   const recipients = mine.map((message) => message.envelope.to[0]);
@@ -206,9 +217,11 @@ test(`cancel stops three processes within two seconds, with a fifth of attempts 
   await sleep(1000);
   assert.equal(relay.received.length, arrived, 'nothing more arrives');
 
-  const counts = await rows<{ state: string; count: number }>(db, 'SELECT state::text, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state ORDER BY 1', [
-    bulletinId,
-  ]);
+  const counts = await rows<{ state: string; count: number }>(
+    db,
+    'SELECT state::text, count(*)::int AS count FROM deliveries WHERE bulletin_id = $1 GROUP BY state ORDER BY 1',
+    [bulletinId],
+  );
   const byState = Object.fromEntries(counts.map((row) => [row.state, row.count]));
   assert.deepEqual(Object.keys(byState).sort(), ['cancelled', 'sent'], JSON.stringify(counts));
   assert.equal((byState.sent ?? 0) + (byState.cancelled ?? 0), RECIPIENTS);
@@ -228,10 +241,13 @@ test(`cancel stops three processes within two seconds, with a fifth of attempts 
   assert.match(again.stderr, /was cancelled/);
 
   // Asked explicitly, a retry still sends to the cancelled ones, once each.
-  const retried = (await runOk(['retry', String(bulletinId), '--state', 'cancelled', '--rate', '500/s', '--retry-min', '1s', '--retry-max', '2s', '--json', '--quiet'], {
-    ...db,
-    env: { ...db.env, SMTP_URL: relay.url },
-  })) as { requeued: number; finished: boolean };
+  const retried = (await runOk(
+    ['retry', String(bulletinId), '--state', 'cancelled', '--rate', '500/s', '--retry-min', '1s', '--retry-max', '2s', '--json', '--quiet'],
+    {
+      ...db,
+      env: { ...db.env, SMTP_URL: relay.url },
+    },
+  )) as { requeued: number; finished: boolean };
   assert.equal(retried.requeued, byState.cancelled);
   assert.equal(retried.finished, true);
   const all = relay.received.slice(start).filter((message) => message.accepted);
@@ -289,7 +305,9 @@ test(`the control commands refuse what they cannot do, each in one sentence (${D
   assert.equal(badRate.code, 65);
   assert.match(badRate.stderr, /Rate "fast" is not valid/);
   await runOk(['pace', String(scheduled.bulletinId), '30/m'], db);
-  const [row] = await rows<{ rate: number; rate_set_by: string }>(db, 'SELECT rate, rate_set_by FROM send_pacing WHERE bulletin_id = $1', [scheduled.bulletinId]);
+  const [row] = await rows<{ rate: number; rate_set_by: string }>(db, 'SELECT rate, rate_set_by FROM send_pacing WHERE bulletin_id = $1', [
+    scheduled.bulletinId,
+  ]);
   assert.equal(row?.rate, 0.5, 'a scheduled send can be paced before it starts');
   assert.match(row?.rate_set_by ?? '', /.@./);
   const unscheduled = (await runOk(['cancel', String(scheduled.bulletinId), '--yes', '--json'], db)) as { unscheduled: boolean };

@@ -156,7 +156,9 @@ export function report(context: CliContext, summary: SendSummary, flags: Progres
   if (doubt !== null) lines.push(`  ${doubt}`);
   if (summary.halt !== null) lines.push(`  stopped by itself (${summary.halt.end}): ${summary.halt.reply}`);
   else if (summary.end === 'cancelled') {
-    lines.push(`  cancelled by ${summary.cancelledBy ?? 'someone'}: ${c.cancelled} cancelled, nothing more is sent (bulletin retry ${summary.bulletinId} --state cancelled would send to them).`);
+    lines.push(
+      `  cancelled by ${summary.cancelledBy ?? 'someone'}: ${c.cancelled} cancelled, nothing more is sent (bulletin retry ${summary.bulletinId} --state cancelled would send to them).`,
+    );
   } else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
   else if (summary.end === 'stopped') lines.push(`  stopped. Resume with: bulletin resume ${summary.bulletinId}`);
   else if (summary.end === 'waiting for deferred') {

@@ -35,9 +35,13 @@ async function liveProcesses(app: App, bulletinId: number): Promise<number> {
 async function requireSteerable(app: App, bulletinId: number, verb: string): Promise<StoredBulletin> {
   const bulletin = await requireBulletin(app, bulletinId, ' (see `bulletin status`)');
   if (bulletin.state === 'cancelled') {
-    throw new BulletinError('BAD_INPUT', `Bulletin ${bulletinId} was cancelled${bulletin.cancelledBy ? ` by ${bulletin.cancelledBy}` : ''}; there is nothing to ${verb}.`);
+    throw new BulletinError(
+      'BAD_INPUT',
+      `Bulletin ${bulletinId} was cancelled${bulletin.cancelledBy ? ` by ${bulletin.cancelledBy}` : ''}; there is nothing to ${verb}.`,
+    );
   }
-  if (bulletin.state === 'unscheduled') throw new BulletinError('BAD_INPUT', `Bulletin ${bulletinId} was unscheduled and never sent; there is nothing to ${verb}.`);
+  if (bulletin.state === 'unscheduled')
+    throw new BulletinError('BAD_INPUT', `Bulletin ${bulletinId} was unscheduled and never sent; there is nothing to ${verb}.`);
   if (bulletin.finishedAt !== null) {
     throw new BulletinError('BAD_INPUT', `Bulletin ${bulletinId} is finished (every recipient has an outcome); there is nothing to ${verb}.`);
   }

@@ -106,7 +106,8 @@ Examples:
       const result = await context.run(async (app) => {
         const plan = await planCancel(app, bulletinId);
         if (!flags.yes) {
-          if (!context.io.stdin.isTTY) throw new BulletinError('USAGE', 'Refusing to cancel without confirmation: standard input is not a terminal; add --yes.');
+          if (!context.io.stdin.isTTY)
+            throw new BulletinError('USAGE', 'Refusing to cancel without confirmation: standard input is not a terminal; add --yes.');
           const what =
             plan.bulletin.state === 'scheduled'
               ? `Unschedule bulletin ${bulletinId} ("${plan.bulletin.subject}"), due ${formatDate(plan.bulletin.scheduledFor ?? plan.bulletin.createdAt)}? [y/N] `
