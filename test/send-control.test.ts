@@ -294,6 +294,33 @@ test(`a pause while every relay is down: the messages waiting for it are given b
   }
 });
 
+test(`a pace set by \`bulletin pace\` outlives the process: a later resume keeps it, whatever its --rate (${DATABASE_KIND} database)`, async () => {
+  const file = join(db.cwd, 'kept.md');
+  await writeFile(file, '---\nsubject: Kept pace\n---\nHello {{subscriber.email}}.\n');
+  const first = bulletin(['send', file, '--list', 'control', '--yes'], '100/s');
+  let bulletinId = 0;
+  await waitFor(async () => {
+    bulletinId = (await rows<{ id: number }>(db, `SELECT id FROM bulletins WHERE source_name = 'kept.md'`))[0]?.id ?? 0;
+    return bulletinId > 0 && (await rows(db, 'SELECT 1 FROM send_processes WHERE bulletin_id = $1', [bulletinId])).length > 0;
+  }, 'the send to start');
+  await runOk(['pace', String(bulletinId), '10/s'], db);
+  first.child.kill('SIGINT');
+  assert.equal((await first.exited).code, 130);
+  const resumed = bulletin(['resume', String(bulletinId)], '300/s');
+  await waitFor(async () => (await rows(db, 'SELECT 1 FROM send_processes WHERE bulletin_id = $1', [bulletinId])).length > 0, 'the resume to start');
+  const from = Date.now() + 1000;
+  await sleep(4000);
+  const started = relay.triedAt.filter((at) => at >= from && at < from + 3000);
+  assert.ok(
+    started.length >= 20 && busiestSecond(started) <= 11,
+    `the resume kept 10/s: ${started.length} in 3 s, ${busiestSecond(started)} in its busiest second`,
+  );
+  await runOk(['pace', String(bulletinId), '400/s'], db);
+  assert.equal((await resumed.exited).code, 0);
+  const [row] = await rows<{ sent: number }>(db, `SELECT count(*)::int AS sent FROM deliveries WHERE bulletin_id = $1 AND state = 'sent'`, [bulletinId]);
+  assert.equal(row?.sent, RECIPIENTS);
+});
+
 test(`the control commands refuse what they cannot do, each in one sentence (${DATABASE_KIND} database)`, async () => {
   const missing = await runCli(['pause', '999'], db);
   assert.equal(missing.code, 66);
