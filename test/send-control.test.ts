@@ -321,6 +321,53 @@ test(`a pace set by \`bulletin pace\` outlives the process: a later resume keeps
   assert.equal(row?.sent, RECIPIENTS);
 });
 
+/** Runs `bulletin <args>` on a terminal (a pty from util-linux's `script`), answering `answer` once `prompt` shows. */
+async function onTerminal(args: readonly string[], prompt: RegExp, answer: string): Promise<{ code: number | null; output: string }> {
+  const command = [process.execPath, BIN, ...args].map((part) => `'${part.replaceAll("'", "'\\''")}'`).join(' ');
+  const child = spawn('script', ['-qfec', command, '/dev/null'], { env: childEnv(db.env), cwd: db.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  let answered = false;
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    if (!answered && prompt.test(output)) {
+      answered = true;
+      child.stdin.write(answer);
+    }
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, output };
+}
+
+test(`cancel asks on a terminal, showing what is still to go; only yes cancels (${DATABASE_KIND} database)`, async () => {
+  const file = join(db.cwd, 'asked.md');
+  await writeFile(file, '---\nsubject: Asked first\n---\nHello.\n');
+  const stopped = bulletin(['send', file, '--list', 'control', '--yes', '--outbox', join(db.cwd, 'asked-outbox')], '20/s');
+  let bulletinId = 0;
+  await waitFor(async () => {
+    bulletinId = (await rows<{ id: number }>(db, `SELECT id FROM bulletins WHERE source_name = 'asked.md'`))[0]?.id ?? 0;
+    return bulletinId > 0 && (await rows(db, `SELECT 1 FROM deliveries WHERE bulletin_id = $1 AND state = 'sent'`, [bulletinId])).length > 0;
+  }, 'the send to begin');
+  stopped.child.kill('SIGINT');
+  await stopped.exited;
+  const [{ open } = { open: 0 }] = await rows<{ open: number }>(
+    db,
+    `SELECT count(*)::int AS open FROM deliveries WHERE bulletin_id = $1 AND state IN ('queued', 'sending', 'deferred', 'uncertain')`,
+    [bulletinId],
+  );
+  assert.ok(open > 0);
+  const prompt = new RegExp(`Cancel bulletin ${bulletinId} \\("Asked first"\\)\\? ${open.toLocaleString('en-US')} of its deliveries are still to go`);
+  const declined = await onTerminal(['cancel', String(bulletinId)], prompt, 'n\n');
+  assert.equal(declined.code, 2, declined.output);
+  assert.match(declined.output, /Not cancelled: not confirmed/);
+  const [still] = await rows<{ state: string }>(db, 'SELECT state::text FROM bulletins WHERE id = $1', [bulletinId]);
+  assert.equal(still?.state, 'started');
+  const confirmed = await onTerminal(['cancel', String(bulletinId)], prompt, 'y\n');
+  assert.equal(confirmed.code, 0, confirmed.output);
+  assert.match(confirmed.output, new RegExp(`Cancelled bulletin ${bulletinId} \\(by .+\\): ${open.toLocaleString('en-US')} deliveries cancelled`));
+  const [cancelled] = await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM deliveries WHERE bulletin_id = $1 AND state = 'cancelled'`, [bulletinId]);
+  assert.equal(cancelled?.n, open);
+});
+
 test(`the control commands refuse what they cannot do, each in one sentence (${DATABASE_KIND} database)`, async () => {
   const missing = await runCli(['pause', '999'], db);
   assert.equal(missing.code, 66);
