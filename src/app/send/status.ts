@@ -57,7 +57,7 @@ export interface BulletinStatus {
   readonly total: number;
   /** Deliveries still to be worked on (queued, sending, deferred, uncertain). */
   readonly open: number;
-  /** Messages per second over the last minute. */
+  /** Messages per second over the last minute (in the send's first minute: since its first message). */
   readonly rate: number;
   /** Seconds until the open deliveries are done: by the rate over the last minute, or by the pace in the first minute; null while paused or unknown. */
   readonly etaSeconds: number | null;
@@ -116,7 +116,9 @@ async function statusOf(app: App, bulletin: StoredBulletin): Promise<BulletinSta
   const list = await listOf(app, bulletin);
   const counts = await countByState(app.db, bulletin.id);
   const recent = await countSentSince(app.db, bulletin.id, RATE_WINDOW_SECONDS);
-  const rate = recent.sent / RATE_WINDOW_SECONDS;
+  // In a send's first minute the rate is over the time it has been sending (at least a second).
+  const window = Math.min(RATE_WINDOW_SECONDS, Math.max(1, recent.sinceFirstSentSeconds ?? RATE_WINDOW_SECONDS));
+  const rate = recent.sent / window;
   const open = openDeliveries(counts);
   const due = await nextDueAt(app.db, bulletin.id);
   const control = controlStatus(bulletin, (await selectSendControl(app.db, [bulletin.id]))[0]);
