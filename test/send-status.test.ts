@@ -406,11 +406,39 @@ describe(`bulletin status of live sends (${DATABASE_KIND} database)`, () => {
           .some((line) => line.latest !== undefined),
       'a line with the status once the database is back',
     );
+    // A database that takes connections and never answers: the beats go on saying so, not waiting for it.
+    await proxy.cut('hang');
+    const hungAt = watch.lines.length;
+    await waitFor(
+      () =>
+        parsed()
+          .slice(hungAt)
+          .filter((line) => line.databaseUnreachable?.error === 'the database does not answer').length >= 2,
+      'two beats saying the database does not answer',
+    );
+    await proxy.restore();
+    const answeringAt = watch.lines.length;
+    await waitFor(
+      () =>
+        parsed()
+          .slice(answeringAt)
+          .some((line) => line.latest !== undefined),
+      'a line with the status once it answers again',
+    );
     watch.child.kill('SIGTERM');
     const ended = await watch.exited;
     assert.equal(ended.code, 0, ended.stderr);
     assert.equal(ended.signal, null);
   });
+});
+
+test('status --help explains --watch, its JSON lines and its end, with examples', async () => {
+  const help = await runCli(['status', '--help'], db);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /--watch +show it again every second/);
+  assert.match(help.stdout, /"databaseUnreachable"/);
+  assert.match(help.stdout, /until that send is done/);
+  assert.match(help.stdout, /Examples:\n {2}bulletin status\n {2}bulletin status 7 --json\n {2}bulletin status --watch\n/);
 });
 
 function escape(text: string): string {

@@ -3,7 +3,7 @@
 // (JSON lines when not on a terminal), and a send's deliveries one by one.
 import type { Command } from 'commander';
 import { listDeliveries } from '../../app/send/deliveries.js';
-import { bulletinStatus, liveStatus, type BulletinStatus, type LiveStatus, type SendProcessStatus } from '../../app/send/status.js';
+import { bulletinStatus, liveStatus, SILENT_AFTER_SECONDS, type BulletinStatus, type LiveStatus, type SendProcessStatus } from '../../app/send/status.js';
 import type { App } from '../../app/context.js';
 import { DELIVERY_STATES } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
@@ -33,7 +33,7 @@ Without an id: every started, unfinished send (oldest first) — its pause, the 
 \`bulletin pace\`, its per-state counts, the rate over the last minute and an ETA, and each process
 working on it (host, pid, command, since when, its last heartbeat, its pace, what it sent) — then
 the scheduled sends. When no send is unfinished, the latest bulletin. With an id: that bulletin,
-in any state. A process whose heartbeat is older than 10 s is shown as silent (stopped, or cut
+in any state. A process whose heartbeat is older than ${SILENT_AFTER_SECONDS} s is shown as silent (stopped, or cut
 off from the database).
 
 --json without an id prints { "at", "sends": [...], "scheduled": [...], "latest" } ("latest": the
