@@ -155,44 +155,47 @@ interface Unreachable {
  */
 async function watchStatus(context: CliContext, bulletinId: number | undefined, json: boolean): Promise<void> {
   const terminal = context.io.stdout.isTTY === true && !json;
+  // Opening the database waits for it (saying so); Ctrl-C meanwhile quits as usual.
   const outage = new DatabaseOutage({
     onWait: (waiting) => context.io.stderr.write(`bulletin: ${waiting.note('waiting for it before watching')}\n`),
   });
-  const signals = untilSignal();
-  const stopped = signals.signalled.then(() => ({ kind: 'stop' as const }));
-  let timer: NodeJS.Timeout | undefined;
-  const beat = (ms: number) =>
-    new Promise<{ kind: 'beat' }>((resolve) => {
-      timer = setTimeout(() => resolve({ kind: 'beat' }), ms);
-    });
-  let last: Shown | null = null;
-  let waitingSince: Date | null = null;
-  const show = (shown: Shown | null, unreachable: Unreachable | null) => {
-    const now = new Date();
-    if (!terminal) {
-      const line = unreachable ? { at: now.toISOString(), databaseUnreachable: { since: unreachable.since.toISOString(), error: unreachable.error } } : shown;
-      context.io.stdout.write(`${JSON.stringify(line)}\n`);
-      return;
-    }
-    const lines = [`bulletin status${bulletinId === undefined ? '' : ` ${bulletinId}`} at ${formatDate(now)} (Ctrl-C to stop)`, ''];
-    if (unreachable) {
-      lines.push(`database unreachable since ${formatDate(unreachable.since)} (${unreachable.error.slice(0, 80)}); still watching`);
-      if (shown) lines.push(`as it was at ${formatDate(new Date(shown.at))}:`, '');
-    }
-    if (shown) lines.push(...statusLines(shown));
-    context.io.stdout.write(`${CLEAR_SCREEN}${lines.join('\n')}\n`);
-  };
-  try {
-    await context.run(
-      async (app) => {
-        let pending: Promise<{ kind: 'read'; shown: Shown } | { kind: 'failed'; error: unknown }> | null = null;
+  await context.run(
+    async (app) => {
+      const show = (shown: Shown | null, unreachable: Unreachable | null) => {
+        const now = app.clock.now();
+        if (!terminal) {
+          const line = unreachable
+            ? { at: now.toISOString(), databaseUnreachable: { since: unreachable.since.toISOString(), error: unreachable.error } }
+            : shown;
+          context.io.stdout.write(`${JSON.stringify(line)}\n`);
+          return;
+        }
+        const lines = [`bulletin status${bulletinId === undefined ? '' : ` ${bulletinId}`} at ${formatDate(now)} (Ctrl-C to stop)`, ''];
+        if (unreachable) {
+          lines.push(`database unreachable since ${formatDate(unreachable.since)} (${unreachable.error.slice(0, 80)}); still watching`);
+          if (shown) lines.push(`as it was at ${formatDate(new Date(shown.at))}:`, '');
+        }
+        if (shown) lines.push(...statusLines(shown));
+        context.io.stdout.write(`${CLEAR_SCREEN}${lines.join('\n')}\n`);
+      };
+      const signals = untilSignal();
+      const stopped = signals.signalled.then(() => ({ kind: 'stop' as const }));
+      let timer: NodeJS.Timeout | undefined;
+      const beat = (ms: number) =>
+        new Promise<{ kind: 'beat' }>((resolve) => {
+          timer = setTimeout(() => resolve({ kind: 'beat' }), ms);
+        });
+      let last: Shown | null = null;
+      let pending: Promise<{ kind: 'read'; shown: Shown } | { kind: 'failed'; error: unknown }> | null = null;
+      let waitingSince: Date | null = null;
+      try {
         for (;;) {
           const beganAt = Date.now();
           pending ??= readStatus(app, bulletinId).then(
             (shown) => ({ kind: 'read' as const, shown }),
             (error: unknown) => ({ kind: 'failed' as const, error }),
           );
-          waitingSince ??= new Date();
+          waitingSince ??= app.clock.now();
           const first = await Promise.race([pending, beat(WATCH_BEAT_MS), stopped]);
           clearTimeout(timer);
           if (first.kind === 'stop') return;
@@ -211,19 +214,19 @@ async function watchStatus(context: CliContext, bulletinId: number | undefined, 
             if ('bulletinId' in shown && shown.done) return;
           } else {
             if (!outage.notice(first.error)) throw first.error;
-            show(last, { since: outage.downSince ?? new Date(), error: outage.lastError });
+            show(last, { since: outage.downSince ?? app.clock.now(), error: outage.lastError });
           }
           const rest = await Promise.race([beat(Math.max(0, WATCH_BEAT_MS - (Date.now() - beganAt))), stopped]);
-          if (rest.kind === 'stop') return;
           clearTimeout(timer);
+          if (rest.kind === 'stop') return;
         }
-      },
-      { outage },
-    );
-  } finally {
-    clearTimeout(timer);
-    signals.release();
-  }
+      } finally {
+        clearTimeout(timer);
+        signals.release();
+      }
+    },
+    { outage },
+  );
 }
 
 /** What `status` prints for people: one bulletin, or every unfinished send then the scheduled ones. */
