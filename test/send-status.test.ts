@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { openApp } from '../src/app/context.js';
 import { main } from '../src/cli/main.js';
 import { formatDate } from '../src/cli/output.js';
 import { cancelBulletin } from '../src/store/bulletins.js';
@@ -39,6 +40,9 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 before(async () => {
   db = await createTestDatabase();
+  // Embedded: hold the server up for the whole file, so this process's many short looks never stop
+  // it while a child `bulletin` is starting it (the last process out stops it).
+  await db.url();
   relay = await startSmtpServer();
 });
 after(async () => {
@@ -126,21 +130,33 @@ interface LiveJson {
   latest: StatusJson | null;
 }
 
-/** Beats for a process as the dispatcher does (see STAND-IN above), until stopped; stopping leaves the send. */
-function standInBeat(bulletinId: number, pid: number, command: string, pace: number): () => Promise<void> {
+/**
+ * Beats for a process as the dispatcher does (see STAND-IN above), until stopped; stopping leaves
+ * the send. One app held open throughout: opening and closing one four times a second would make
+ * this process start and stop the embedded server under the child's feet.
+ */
+async function standInBeat(bulletinId: number, pid: number, command: string, pace: number): Promise<() => Promise<void>> {
   const owner = `${hostname()}:${pid}:status-test`;
+  const app = await openApp(db.config(), { notice: () => undefined });
   let beating = true;
   const loop = (async () => {
     while (beating) {
-      const sent = await sentCount(bulletinId);
-      await inspect(db, (app) => beatAndReadControl(app.db, { owner, bulletinId, host: hostname(), pid, command, pace, paceNote: null, sent, paused: false }));
+      const { rows: counted } = await app.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM deliveries WHERE bulletin_id = $1 AND state = 'sent'`, [
+        bulletinId,
+      ]);
+      const sent = counted[0]?.n ?? 0;
+      await beatAndReadControl(app.db, { owner, bulletinId, host: hostname(), pid, command, pace, paceNote: null, sent, paused: false });
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   })();
   return async () => {
     beating = false;
-    await loop;
-    await inspect(db, (app) => leaveSend(app.db, owner, bulletinId));
+    try {
+      await loop;
+      await leaveSend(app.db, owner, bulletinId);
+    } finally {
+      await app.close();
+    }
   };
 }
 
@@ -162,7 +178,7 @@ describe(`bulletin status of live sends (${DATABASE_KIND} database)`, () => {
     const send = bulletin(['send', file, '--list', 'live', '--yes', '--quiet', '--json', '--rate', '5/s']);
     const id = await bulletinIdOf('Outage update 3');
     const pid = send.child.pid as number;
-    const stopBeat = standInBeat(id, pid, 'send', 5);
+    const stopBeat = await standInBeat(id, pid, 'send', 5);
     // A worker on another machine that stopped beating half a minute ago.
     const gone = `host-b:977:gone`;
     await inspect(db, async (app) => {
