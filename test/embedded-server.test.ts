@@ -148,6 +148,14 @@ describe('the embedded PostgreSQL shared by several bulletin processes', () => {
 
     const status = await runCli(['status', '--json'], cli(cwd));
     assert.equal(status.code, 0, status.stderr);
+    const unfinished = JSON.parse(status.stdout) as { sends: { bulletinId: number; open: number; counts: { sent: number } }[]; latest: unknown };
+    assert.deepEqual(
+      unfinished.sends.map((each) => each.bulletinId),
+      [1],
+      'the killed send is listed among the unfinished sends',
+    );
+    assert.ok(unfinished.sends[0]!.open > 0 && unfinished.sends[0]!.counts.sent > 0, JSON.stringify(unfinished.sends[0]));
+    assert.equal(unfinished.latest, null);
     const resumed = await runCli(['resume', '1', '--quiet'], { env: { SMTP_URL: relay.url }, cwd });
     assert.equal(resumed.code, 0, resumed.stderr);
     const recipients = new Set(relay.received.flatMap((message) => message.envelope.to));

@@ -11,6 +11,7 @@ import { registerSubscriberCommands } from './commands/subscribers.js';
 import { createContext, type CliContext } from './context.js';
 import { registerSendCommands } from './commands/send.js';
 import { registerControlCommands } from './commands/control.js';
+import { registerStatusCommands } from './commands/status.js';
 import { registerAudienceCommands } from './commands/audience.js';
 import { registerSyncCommand } from './commands/sync.js';
 import { registerPreviewCommand } from './commands/preview.js';
@@ -60,6 +61,7 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   registerPreviewCommand(program, context);
   registerSendCommands(program, context);
   registerControlCommands(program, context);
+  registerStatusCommands(program, context);
   registerAudienceCommands(program, context);
   registerSyncCommand(program, context);
   registerServeCommand(program, context);

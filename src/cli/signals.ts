@@ -56,3 +56,23 @@ export async function serveUntilSignal(context: CliContext, server: { close(): P
   context.io.stderr.write('Stopped.\n');
   context.exitCode = signal === 'SIGINT' ? 130 : 0;
 }
+
+/**
+ * Listens for Ctrl-C and SIGTERM from now on, for a command that loops until one comes (`status
+ * --watch`): `signalled` resolves with the first; `release` stops listening.
+ */
+export function untilSignal(): { readonly signalled: Promise<NodeJS.Signals>; release(): void } {
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = (signal) => resolve(signal);
+  });
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signalled,
+    release() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}

@@ -312,14 +312,19 @@ export async function msUntilNextLeaseEnd(sql: Sql, bulletinId: number, exceptOw
   return rows[0]?.ms ?? null;
 }
 
-/** Messages sent in the last `seconds` seconds, for the current rate. */
-export async function countSentSince(sql: Sql, bulletinId: number, seconds: number): Promise<number> {
-  const { rows } = await sql.query<{ count: number }>(
-    `SELECT count(*)::int AS count FROM deliveries
-      WHERE bulletin_id = $1 AND state = 'sent' AND sent_at > now() - $2 * interval '1 second'`,
+/**
+ * Messages sent in the last `seconds` seconds, for the current rate, and how long ago the send's
+ * first message went (null: none yet), both by the database's clock (the one that wrote sent_at).
+ */
+export async function countSentSince(sql: Sql, bulletinId: number, seconds: number): Promise<{ sent: number; sinceFirstSentSeconds: number | null }> {
+  const { rows } = await sql.query<{ count: number; since_first: number | null }>(
+    `SELECT count(*) FILTER (WHERE sent_at > now() - $2 * interval '1 second')::int AS count,
+            extract(epoch FROM now() - min(sent_at))::float8 AS since_first
+       FROM deliveries WHERE bulletin_id = $1 AND state = 'sent'`,
     [bulletinId, seconds],
   );
-  return rows[0]?.count ?? 0;
+  const row = rows[0];
+  return { sent: row?.count ?? 0, sinceFirstSentSeconds: row?.since_first == null ? null : Math.max(0, Number(row.since_first)) };
 }
 
 /** The commonest replies among deliveries in the given states (for one failed by a bounce, the bounce's). */

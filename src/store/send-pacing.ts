@@ -73,3 +73,37 @@ export async function unpauseSend(sql: Sql, bulletinId: number): Promise<PauseRo
   const row = rows[0];
   return row ? { pausedAt: row.paused_at, pausedBy: row.paused_by } : null;
 }
+
+/** A send's control as `bulletin status` shows it: the rate set by `bulletin pace`, and its pause. */
+export interface SendControl {
+  readonly bulletinId: number;
+  readonly rate: number | null;
+  readonly rateSetBy: string | null;
+  readonly rateSetAt: Date | null;
+  readonly pausedAt: Date | null;
+  readonly pausedBy: string | null;
+}
+
+/** The control rows of these sends (a send without one has neither a rate set nor a pause). */
+export async function selectSendControl(sql: Sql, bulletinIds: readonly number[]): Promise<SendControl[]> {
+  const { rows } = await sql.query<{
+    bulletin_id: number;
+    rate: number | null;
+    rate_set_by: string | null;
+    rate_set_at: Date | null;
+    paused_at: Date | null;
+    paused_by: string | null;
+  }>(
+    `SELECT bulletin_id, rate, rate_set_by, rate_set_at, paused_at, paused_by
+       FROM send_pacing WHERE bulletin_id = ANY($1::int[]) ORDER BY bulletin_id`,
+    [bulletinIds],
+  );
+  return rows.map((row) => ({
+    bulletinId: row.bulletin_id,
+    rate: row.rate === null ? null : Number(row.rate),
+    rateSetBy: row.rate_set_by,
+    rateSetAt: row.rate_set_at,
+    pausedAt: row.paused_at,
+    pausedBy: row.paused_by,
+  }));
+}

@@ -1,24 +1,21 @@
-// `bulletin send|worker|retry|resume|status|deliveries`: options to typed calls of the use cases in
-// src/app/send/, with a confirmation, a progress display and graceful Ctrl-C (send-progress.ts). A
-// send waits out an unreachable database at every step, saying so; `status` and `deliveries` say it
-// in one sentence (exit 69).
+// `bulletin send|worker|retry|resume`: options to typed calls of the use cases in src/app/send/,
+// with a confirmation, a progress display and graceful Ctrl-C (send-progress.ts). A send waits out
+// an unreachable database at every step, saying so (`status` and `deliveries`: commands/status.ts).
 import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
 import { sendSettings, type SendOverrides, type SendSettings } from '../../app/config.js';
 import type { App } from '../../app/context.js';
 import { refreshArchiveAfterSend } from '../../app/send/archive-after-send.js';
-import { listDeliveries } from '../../app/send/deliveries.js';
 import { dryRunSend } from '../../app/send/dry-run.js';
 import { runOptions } from '../../app/send/options.js';
 import { prepareSend, type SendPlan } from '../../app/send/prepare.js';
 import { resumeSend } from '../../app/send/resume.js';
 import { checkRetryable, retryDeliveries } from '../../app/send/retry.js';
 import { runSend, type RunOptions } from '../../app/send/run.js';
-import { bulletinStatus } from '../../app/send/status.js';
 import { sendTestCopy } from '../../app/send/test-copy.js';
 import { runWorker } from '../../app/send/worker.js';
 import { openTransport } from '../../app/transports.js';
-import { DELIVERY_STATES, RETRYABLE_STATES } from '../../domain/delivery.js';
+import { RETRYABLE_STATES } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
 import { MAX_BASE_URL_LENGTH } from '../../domain/list.js';
 import {
@@ -34,8 +31,8 @@ import type { DatabaseOutage } from '../../send/database-outage.js';
 import { parseId, parsePositive, parseStates } from '../arguments.js';
 import type { CliContext } from '../context.js';
 import { FILTER_HELP, audienceFlags, describeAudience, scheduleFlag, type AudienceFlags } from './audience.js';
-import { scheduleSend, scheduledSends } from '../../app/schedule.js';
-import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
+import { scheduleSend } from '../../app/schedule.js';
+import { formatDate, plural, printJson, printLines } from '../output.js';
 import { report, unusableError, watchOutage, withProgress } from '../send-progress.js';
 import { interruptibleSleep } from '../signals.js';
 
@@ -345,122 +342,7 @@ Example:
         { outage },
       );
     });
-
-  program
-    .command('status [bulletin-id]')
-    .description('per-state counts, rate, ETA and the commonest SMTP replies of a send (default: the latest)')
-    .option('--json', 'print the result as JSON')
-    .action(async (id: string | undefined, flags: { json?: boolean }) => {
-      const { status, scheduled } = await context.run(async (app) => ({
-        status: await bulletinStatus(app, id === undefined ? undefined : parseId(id)),
-        scheduled: id === undefined ? await scheduledSends(app) : [],
-      }));
-      if (flags.json) return printJson(context.io, id === undefined ? { ...status, scheduled } : status);
-      const lines = [
-        `Bulletin ${status.bulletinId} to "${status.list}": ${status.subject}`,
-        `  ${
-          status.state === 'scheduled'
-            ? `scheduled for ${formatDate(new Date(status.scheduledFor ?? status.createdAt))}, not started`
-            : status.state === 'unscheduled'
-              ? `unscheduled (was due ${formatDate(new Date(status.scheduledFor ?? status.createdAt))}); never sent`
-              : status.finishedAt
-                ? `finished ${formatDate(new Date(status.finishedAt))}`
-                : `started ${formatDate(new Date(status.createdAt))}, not finished`
-        }`,
-        `  audience:   ${describeAudience(status.audience)}`,
-        `  ${DELIVERY_STATES.map((state) => `${status.counts[state].toLocaleString('en-US')} ${state}`).join(', ')} (of ${status.total.toLocaleString('en-US')})`,
-        `  rate over the last minute: ${status.rate.toFixed(1)}/s${status.etaSeconds ? `, ETA ${formatSeconds(status.etaSeconds)}` : ''}`,
-      ];
-      if (status.nextAttemptAt) lines.push(`  next retry due ${formatDate(new Date(status.nextAttemptAt))}`);
-      if (status.complaints > 0) lines.push(`  complaints (feedback loops): ${status.complaints.toLocaleString('en-US')}, each complainer unsubscribed`);
-      if (status.commonReplies.length > 0) {
-        lines.push('  commonest replies:');
-        for (const reply of status.commonReplies) lines.push(`    ${String(reply.count).padStart(6)}  ${reply.state.padEnd(9)} ${reply.reply}`);
-      }
-      if (scheduled.length > 0) {
-        lines.push('Scheduled sends:');
-        for (const each of scheduled) {
-          lines.push(
-            `  ${String(each.bulletinId).padStart(4)}  ${formatDate(new Date(each.scheduledFor))}  "${each.list}": ${each.subject}  (${describeAudience(each.audience)})`,
-          );
-        }
-      }
-      printLines(context.io, ...lines);
-    });
-
-  program
-    .command('deliveries <bulletin-id>')
-    .description("list a send's deliveries: address, state, attempts, the relay's last reply, and the bounce that failed one")
-    .option(
-      '--state <states>',
-      `only these states, comma-separated (${DELIVERY_STATES.join(', ')}), or in-doubt: every delivery that was uncertain once (perhaps delivered), so a later copy may be a second one`,
-    )
-    .option('--limit <n>', 'at most this many (default 1000)', parsePositive, 1000)
-    .option('--after <id>', 'start after this delivery id (next page)', parsePositive)
-    .option('--csv', 'print CSV')
-    .option('--json', 'print JSON')
-    .action(async (id: string, flags: { state?: string; limit: number; after?: number; csv?: boolean; json?: boolean }) => {
-      const chosen = flags.state?.split(',').map((state) => state.trim());
-      const inDoubt = chosen?.includes(IN_DOUBT) ?? false;
-      const named = chosen?.filter((state) => state !== IN_DOUBT) ?? [];
-      const states = flags.state === undefined || named.length === 0 ? null : parseStates(named.join(','), IN_DOUBT);
-      const rows = await context.run((app) => listDeliveries(app, parseId(id), { states, inDoubt, afterId: flags.after ?? 0, limit: flags.limit }));
-      if (flags.json) return printJson(context.io, rows);
-      if (flags.csv) {
-        const { stringify } = await import('csv-stringify/sync');
-        context.io.stdout.write(
-          stringify(
-            rows.map((row) => ({
-              ...row,
-              sentAt: row.sentAt?.toISOString() ?? '',
-              nextAttemptAt: row.nextAttemptAt?.toISOString() ?? '',
-              updatedAt: row.updatedAt.toISOString(),
-            })),
-            {
-              header: true,
-              columns: [
-                'id',
-                'email',
-                'state',
-                'attempts',
-                'inDoubt',
-                'messageId',
-                'relay',
-                'lastReply',
-                'bounceReport',
-                'sentAt',
-                'nextAttemptAt',
-                'updatedAt',
-              ],
-              record_delimiter: 'unix',
-            },
-          ),
-        );
-        return;
-      }
-      if (rows.length === 0) return printLines(context.io, 'No deliveries match.');
-      // A delivery failed by a bounce shows the relay's reply (its queue id) and the bounce beside it.
-      const bounced = rows.some((row) => row.bounceReport !== null);
-      printLines(
-        context.io,
-        formatTable(
-          ['ID', 'EMAIL', 'STATE', 'ATTEMPTS', 'IN DOUBT', 'LAST REPLY', ...(bounced ? ['BOUNCE'] : [])],
-          rows.map((row) => [
-            row.id,
-            row.email ?? '(erased)',
-            row.state,
-            row.attempts,
-            row.inDoubt ? 'yes' : '',
-            (row.lastReply ?? '').slice(0, 80),
-            ...(bounced ? [(row.bounceReport ?? '').slice(0, 80)] : []),
-          ]),
-        ),
-      );
-    });
 }
-
-/** `deliveries --state in-doubt`: not a state, the mark a delivery keeps once it was uncertain. */
-const IN_DOUBT = 'in-doubt';
 
 /** Parses the send's rates and durations once, opens its transport, and closes it after `work`. */
 async function withTransport(app: App, flags: SendFlags, work: (transport: RunOptions['transport'], settings: SendSettings) => Promise<void>): Promise<void> {
@@ -514,10 +396,4 @@ async function confirm(context: CliContext, plan: SendPlan, relay: string, flags
   );
   prompt.close();
   if (!/^y(es)?$/i.test(answer.trim())) throw new BulletinError('USAGE', 'Not sent: not confirmed.');
-}
-
-function formatSeconds(seconds: number): string {
-  if (seconds < 120) return `${seconds}s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
-  return `${(seconds / 3600).toFixed(1)}h`;
 }
