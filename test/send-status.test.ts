@@ -2,11 +2,7 @@
 // child process is listed with its process and heartbeat, `--watch` prints a JSON line a second
 // (or redraws a terminal) and ends with the send, the operator's pause, pace and cancel show who
 // and when, and a database outage while watching is said and ridden out.
-//
-// STAND-IN (until the dispatcher's heartbeat of issue 17 lands on main): the running send's process
-// row is written by the test through beatAndReadControl, the store function the dispatcher calls,
-// as the child's (its host and pid) four times a second. The assertions on it hold the same once the
-// child writes its own row; then the stand-in can go.
+// The child's process row is its own heartbeat (the dispatcher's); the silent one is written here.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,7 +11,6 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { openApp } from '../src/app/context.js';
 import { main } from '../src/cli/main.js';
 import { formatDate } from '../src/cli/output.js';
 import { cancelBulletin } from '../src/store/bulletins.js';
@@ -130,36 +125,6 @@ interface LiveJson {
   latest: StatusJson | null;
 }
 
-/**
- * Beats for a process as the dispatcher does (see STAND-IN above), until stopped; stopping leaves
- * the send. One app held open throughout: opening and closing one four times a second would make
- * this process start and stop the embedded server under the child's feet.
- */
-async function standInBeat(bulletinId: number, pid: number, command: string, pace: number): Promise<() => Promise<void>> {
-  const owner = `${hostname()}:${pid}:status-test`;
-  const app = await openApp(db.config(), { notice: () => undefined });
-  let beating = true;
-  const loop = (async () => {
-    while (beating) {
-      const { rows: counted } = await app.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM deliveries WHERE bulletin_id = $1 AND state = 'sent'`, [
-        bulletinId,
-      ]);
-      const sent = counted[0]?.n ?? 0;
-      await beatAndReadControl(app.db, { owner, bulletinId, host: hostname(), pid, command, pace, paceNote: null, sent, paused: false });
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  })();
-  return async () => {
-    beating = false;
-    try {
-      await loop;
-      await leaveSend(app.db, owner, bulletinId);
-    } finally {
-      await app.close();
-    }
-  };
-}
-
 /** Runs `bulletin <args>` in-process with a stdout that says it is a terminal. */
 async function runOnTerminal(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = Object.assign(new PassThrough(), { isTTY: true });
@@ -178,7 +143,6 @@ describe(`bulletin status of live sends (${DATABASE_KIND} database)`, () => {
     const send = bulletin(['send', file, '--list', 'live', '--yes', '--quiet', '--json', '--rate', '5/s']);
     const id = await bulletinIdOf('Outage update 3');
     const pid = send.child.pid as number;
-    const stopBeat = await standInBeat(id, pid, 'send', 5);
     // A worker on another machine that stopped beating half a minute ago.
     const gone = `host-b:977:gone`;
     await inspect(db, async (app) => {
@@ -251,7 +215,7 @@ describe(`bulletin status of live sends (${DATABASE_KIND} database)`, () => {
 
     const sent = await send.exited;
     assert.equal(sent.code, 0, sent.stderr);
-    await stopBeat();
+    assert.deepEqual(await rows(db, 'SELECT 1 FROM send_processes WHERE pid = $1', [pid]), [], 'the child left the send when it ended');
     await inspect(db, (app) => leaveSend(app.db, gone, id));
     const afterwards = (await runOk(['status', '--json'], db)) as LiveJson;
     assert.deepEqual(afterwards.sends, [], 'no send is unfinished any more');
