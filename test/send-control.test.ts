@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
+import { openApp, type App } from '../src/app/context.js';
 import { LIST_FLAGS, rows } from './helpers/app.js';
 import { childEnv, runCli, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
@@ -22,9 +23,15 @@ let db: TestDatabase;
 let relay: TestSmtpServer;
 /** Defers a fifth of all attempts after the message (451), the same ones every run. */
 let flaky: TestSmtpServer;
+/**
+ * Held open for the whole file: this process's many short looks at the database would otherwise
+ * start and stop the embedded server (the last process leaving stops it) under the children's feet.
+ */
+let held: App;
 
 before(async () => {
   db = await createTestDatabase();
+  held = await openApp(db.config(), { notice: () => undefined });
   relay = await startSmtpServer();
   flaky = await startSmtpServer({ deferFraction: { fraction: 0.2, seed: 'cancel' } });
   await runOk(['list', 'create', 'control', ...LIST_FLAGS], db);
@@ -35,6 +42,7 @@ before(async () => {
 after(async () => {
   await relay?.close();
   await flaky?.close();
+  await held?.close();
   await db?.drop();
 });
 

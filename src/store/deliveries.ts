@@ -24,8 +24,17 @@ export interface DeliveryOutcome {
   readonly nextAttemptAt: Date | null;
 }
 
-/** SQL: the delivery `d` belongs to a send that was cancelled (`bulletin cancel`). */
-const CANCELLED_SEND = `EXISTS (SELECT 1 FROM bulletins b WHERE b.id = d.bulletin_id AND b.state = 'cancelled')`;
+/**
+ * SQL: the sends (bulletins) named by `which`, each row locked FOR SHARE and read as last committed,
+ * as `send (id, cancelled)`. A statement that moves deliveries back to work (an outcome, a release,
+ * a lapsed claim) joins it: if `bulletin cancel` is committing meanwhile, the statement waits for it
+ * and sees the send cancelled; if it comes first, the cancel's own statement sees what it wrote.
+ * Either way no delivery of a cancelled send is left deferred or queued.
+ */
+const lockSends = (which: string) =>
+  `WITH send AS MATERIALIZED (SELECT b.id, b.state = 'cancelled' AS cancelled FROM bulletins b WHERE b.id IN (${which}) FOR SHARE OF b)`;
+/** SQL: the delivery `d`'s send (joined as `s`) was cancelled. */
+const CANCELLED_SEND = 's.cancelled';
 
 /** One delivery per active member, in one statement; the unique key makes a second enqueue a no-op. */
 export async function enqueueDeliveries(sql: Sql, bulletinId: number, listId: number): Promise<number> {
@@ -152,7 +161,8 @@ export async function selectOwnClaims(sql: Sql, bulletinId: number, owner: strin
 export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly DeliveryOutcome[]): Promise<number> {
   if (outcomes.length === 0) return 0;
   const { rowCount } = await sql.query(
-    `UPDATE deliveries d
+    `${lockSends('SELECT bulletin_id FROM deliveries WHERE id = ANY($2::bigint[])')}
+     UPDATE deliveries d
         SET state = CASE WHEN o.state IN ('deferred', 'uncertain') AND ${CANCELLED_SEND} THEN 'cancelled' ELSE o.state END::delivery_state,
             relay = o.relay, last_reply = o.reply,
             message_id = COALESCE(NULLIF(o.message_id, ''), d.message_id),
@@ -161,8 +171,8 @@ export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly
             in_doubt = d.in_doubt OR o.state = 'uncertain',
             owner = NULL, lease_until = NULL, updated_at = now()
        FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-            AS o (id, state, relay, reply, message_id, next_attempt_at)
-      WHERE d.id = o.id AND d.state = 'sending' AND d.owner = $1`,
+            AS o (id, state, relay, reply, message_id, next_attempt_at), send s
+      WHERE d.id = o.id AND s.id = d.bulletin_id AND d.state = 'sending' AND d.owner = $1`,
     [
       owner,
       outcomes.map((outcome) => outcome.id),
@@ -197,11 +207,13 @@ export async function reopenFailedDeliveries(sql: Sql, ids: readonly number[]): 
 export async function releaseClaims(sql: Sql, owner: string, ids: readonly number[]): Promise<number> {
   if (ids.length === 0) return 0;
   const { rowCount } = await sql.query(
-    `UPDATE deliveries d
-        SET state = CASE WHEN ${CANCELLED_SEND} THEN 'cancelled' WHEN attempts > 1 THEN 'deferred' ELSE 'queued' END::delivery_state,
-            attempts = attempts - 1, next_attempt_at = CASE WHEN attempts > 1 AND NOT ${CANCELLED_SEND} THEN now() END,
+    `${lockSends('SELECT bulletin_id FROM deliveries WHERE id = ANY($2::bigint[])')}
+     UPDATE deliveries d
+        SET state = CASE WHEN ${CANCELLED_SEND} THEN 'cancelled' WHEN d.attempts > 1 THEN 'deferred' ELSE 'queued' END::delivery_state,
+            attempts = d.attempts - 1, next_attempt_at = CASE WHEN d.attempts > 1 AND NOT ${CANCELLED_SEND} THEN now() END,
             owner = NULL, lease_until = NULL, updated_at = now()
-      WHERE id = ANY($2::bigint[]) AND state = 'sending' AND owner = $1`,
+       FROM send s
+      WHERE s.id = d.bulletin_id AND d.id = ANY($2::bigint[]) AND d.state = 'sending' AND d.owner = $1`,
     [owner, ids],
   );
   return rowCount ?? 0;
@@ -236,12 +248,14 @@ export async function expireAbandonedClaims(sql: Sql, bulletinId: number, deadOw
   // `exceptOwner`: a worker never expires its own claims (after an outage it renews them instead).
   // In a cancelled send it is cancelled instead, and stays marked in doubt.
   const { rowCount } = await sql.query(
-    `UPDATE deliveries d
+    `${lockSends('$1')}
+     UPDATE deliveries d
         SET state = CASE WHEN ${CANCELLED_SEND} THEN 'cancelled' ELSE 'uncertain' END::delivery_state,
             owner = NULL, lease_until = NULL, next_attempt_at = CASE WHEN ${CANCELLED_SEND} THEN NULL ELSE now() END, in_doubt = true,
             last_reply = 'uncertain: the sender stopped while this message was in flight', updated_at = now()
-      WHERE bulletin_id = $1 AND state = 'sending' AND (lease_until < now() OR owner = ANY($2::text[]))
-        AND owner IS DISTINCT FROM $3`,
+       FROM send s
+      WHERE s.id = d.bulletin_id AND d.bulletin_id = $1 AND d.state = 'sending' AND (d.lease_until < now() OR d.owner = ANY($2::text[]))
+        AND d.owner IS DISTINCT FROM $3`,
     [bulletinId, deadOwners, exceptOwner],
   );
   return rowCount ?? 0;
