@@ -16,6 +16,7 @@ import { realClock, type Clock } from '../domain/clock.js';
 import type { AdaptivePace } from './adaptive.js';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 import { outcomeOf } from './failure.js';
+import type { AttemptEvent, SendEvents } from './send-events.js';
 
 /** What the dispatcher needs of a rate limiter. */
 export interface Pacer {
@@ -58,6 +59,8 @@ export interface DispatchDependencies {
   readonly recordHardBounces?: (bounces: readonly SmtpHardBounce[]) => Promise<void>;
   /** Shared with the rest of the send, so every step reports the same outage (default: its own). */
   readonly outage?: DatabaseOutage;
+  /** Told of each outcome and of each change of pace (logs, metrics). */
+  readonly events?: SendEvents;
 }
 
 /** A 5xx at RCPT saying the mailbox does not exist (failure.ts row 11), to count like a reported bounce. */
@@ -346,7 +349,9 @@ export class Dispatcher {
       claimed = await store.claimQueued({ ...common, now, afterId: run.lowWater });
       run.lowWater = claimed.reduce((max, row) => Math.max(max, row.id), run.lowWater);
     }
-    this.counts.skipped += claimed.filter((row) => row.state === 'skipped').length;
+    const skipped = claimed.filter((row) => row.state === 'skipped').length;
+    this.counts.skipped += skipped;
+    if (skipped > 0) this.deps.events?.skipped?.({ bulletinId: this.options.bulletinId, count: skipped });
     return { claimed: claimed.filter((row) => row.state === 'sending'), full: claimed.length === run.claimSize };
   }
 
@@ -366,7 +371,7 @@ export class Dispatcher {
     );
     // The pace moves with time too (a slow pace gets few outcomes to react to).
     const paceTimer = setInterval(() => {
-      if (this.deps.pace?.update()) this.deps.pacer.setRate?.(this.deps.pace.rate);
+      if (this.deps.pace?.update()) this.applyPace(this.deps.pace);
     }, 250);
     // A claimed delivery waiting its turn (slow pace, no connection) fails on time at its deadline.
     const deadlineTimer = setInterval(() => {
@@ -431,7 +436,7 @@ export class Dispatcher {
     try {
       message = this.deps.render(subscriber);
     } catch (error) {
-      this.settle(claimed, '', outcomeOf.unrenderable(error as Error));
+      this.settle(claimed, '', outcomeOf.unrenderable(error as Error), false);
       return;
     }
     // A wait for a relay ends when we stop or at the delivery's deadline (the deadline timer aborts
@@ -451,7 +456,7 @@ export class Dispatcher {
       this.sending.delete(sending);
     }
     const pace = this.deps.pace;
-    if (pace?.observe(outcome, sentAt)) this.deps.pacer.setRate?.(pace.rate);
+    if (pace?.observe(outcome, sentAt)) this.applyPace(pace);
     if (outcome.kind === 'unusable') {
       // Nothing was sent, and nothing will be until the relay or the message is fixed: stop, and
       // give this delivery back as it was (queued, or deferred and due).
@@ -518,9 +523,38 @@ export class Dispatcher {
       messageId: '',
       nextAttemptAt: null,
     });
+    this.tell(claimed, 'failed', '', 'expired: no success before the retry deadline', false);
   }
 
-  private settle(claimed: ClaimedDelivery, messageId: string, outcome: Exclude<SendOutcome, { kind: 'unusable' }>): void {
+  /** The adaptive pace moved: the pacer follows it, and the listeners hear of it. */
+  private applyPace(pace: AdaptivePace): void {
+    this.deps.pacer.setRate?.(pace.rate);
+    this.deps.events?.paceChanged?.({
+      bulletinId: this.options.bulletinId,
+      rate: pace.rate,
+      cause: pace.state === 'full' ? null : pace.state,
+      note: pace.note,
+    });
+  }
+
+  /** One outcome, for the listeners (the reply's class from its first digit; no reply code: 'none'). */
+  private tell(claimed: ClaimedDelivery, state: AttemptEvent['state'], relay: string, reply: string, tried: boolean): void {
+    const events = this.deps.events;
+    if (events?.attempt === undefined) return;
+    const digit = /^([245])\d\d(?:[ -]|$)/.exec(reply)?.[1];
+    events.attempt({
+      bulletinId: this.options.bulletinId,
+      deliveryId: claimed.id,
+      email: claimed.subscriber?.email ?? '',
+      state,
+      replyClass: digit === undefined ? 'none' : (`${digit}xx` as AttemptEvent['replyClass']),
+      reply,
+      relay,
+      tried,
+    });
+  }
+
+  private settle(claimed: ClaimedDelivery, messageId: string, outcome: Exclude<SendOutcome, { kind: 'unusable' }>, tried = true): void {
     let state = outcome.kind;
     let reply = outcome.reply;
     let next: Date | null = null;
@@ -535,6 +569,7 @@ export class Dispatcher {
     }
     this.counts[state]++;
     this.pending.push({ id: claimed.id, state, relay: outcome.relay, reply, messageId, nextAttemptAt: next });
+    this.tell(claimed, state, outcome.relay, outcome.reply, tried);
   }
 
   /** Since when the database has been unreachable (null: it answers). */

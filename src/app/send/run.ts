@@ -7,6 +7,7 @@ import { MESSAGE_ID_VERSION } from '../../render/index.js';
 import type { AdaptivePace } from '../../send/adaptive.js';
 import { DatabaseOutage } from '../../send/database-outage.js';
 import type { DispatchEnd, DispatchHalt, Dispatcher, Pacer } from '../../send/dispatcher.js';
+import type { SendEvents } from '../../send/send-events.js';
 import type { Transport } from '../../send/transport.js';
 import { findUnfinishedBulletin, insertBulletin, storeArchiveBody, type StoredBulletin } from '../../store/bulletins.js';
 import type { StateCounts } from '../../store/deliveries.js';
@@ -38,6 +39,10 @@ export interface RunOptions {
   readonly onStart?: (dispatcher: Dispatcher, bulletin: StoredBulletin, total: number, inDoubt: InDoubt) => void;
   /** Waits out the database going away, at every step (default: an outage of its own, said nowhere). */
   readonly outage?: DatabaseOutage;
+  /** Told what happens during the send (logs, metrics; see src/send/send-events.ts). */
+  readonly events?: SendEvents;
+  /** The command that runs the send (`send`, `resume`, `retry`, `worker`), for the events. */
+  readonly command?: string;
 }
 
 /**
