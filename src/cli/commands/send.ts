@@ -38,8 +38,18 @@ import { scheduleSend, scheduledSends } from '../../app/schedule.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
 import { report, unusableError, watchOutage, withProgress } from '../send-progress.js';
 import { interruptibleSleep } from '../signals.js';
+import {
+  addLogOptions,
+  addMetricsOptions,
+  displayFlags,
+  observeSend,
+  SEND_OBSERVE_HELP,
+  type LogFlags,
+  type MetricsFlags,
+  type SendObservation,
+} from '../observe.js';
 
-interface SendFlags extends SendOverrides, AudienceFlags {
+interface SendFlags extends SendOverrides, AudienceFlags, LogFlags, MetricsFlags {
   outbox?: string;
   list?: string;
   yes?: boolean;
@@ -55,7 +65,7 @@ interface SendFlags extends SendOverrides, AudienceFlags {
 }
 
 function addRunOptions(command: Command): Command {
-  return command
+  command
     .option('--outbox <dir>', 'write each message as an .eml file in this directory instead of sending (same tracking)')
     .option('--rate <rate>', 'at most this many messages per second, minute or hour: 50/s, 3000/m, 100000/h (default: $BULLETIN_RATE or 50/s)')
     .option('--rate-floor <rate>', 'when the relay pushes back the pace drops by itself, never below this (default: $BULLETIN_RATE_FLOOR or 1/s)')
@@ -77,6 +87,8 @@ function addRunOptions(command: Command): Command {
     .option('--lease <duration>', "claims stay this worker's without renewal this long; after it, other workers take them over (default: 60s)")
     .option('--quiet', 'no progress display')
     .option('--json', 'print the summary as JSON');
+  addLogOptions(command);
+  return addMetricsOptions(command);
 }
 
 export function registerSendCommands(program: Command, context: CliContext): void {
@@ -146,71 +158,77 @@ Examples:
   bulletin send outage.md --list news --where 'attributes.platform = "mail" and attributes.state in ("SA", "NT")'
   bulletin send maintenance.md --list news --segment mail-customers --at 2026-12-02T09:00+10:30`,
     )
-    .action(async (file: string, flags: SendFlags) => {
-      const watch = watchOutage(context);
+    .addHelpText('after', SEND_OBSERVE_HELP)
+    .action(async (file: string, given: SendFlags) => {
+      const flags = displayFlags(given);
+      const observe = await observeSend(context, given, 'send');
+      const watch = watchOutage(context, { events: observe.events, silent: observe.log !== null });
       const { outage } = watch;
-      await context.run(
-        async (app) => {
-          const plan = await prepareSend(app, {
-            file,
-            ...(flags.list === undefined ? {} : { list: flags.list }),
-            ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
-            ...(flags.verp === undefined ? {} : { verp: flags.verp }),
-            audience: audienceFlags(flags),
-            ...(flags.at === undefined ? {} : { at: flags.at }),
-            outage,
-          });
-          if (plan.scheduledFor !== null && !flags.dryRun && flags.testTo === undefined) {
-            await confirm(context, plan, 'the worker that starts it', flags);
-            const stored = await scheduleSend(app, plan, outage);
-            if (flags.json)
-              return printJson(context.io, {
-                bulletinId: stored.id,
-                list: plan.list.slug,
-                state: stored.state,
-                scheduledFor: plan.scheduledFor.toISOString(),
-                audience: { filter: stored.audienceFilter, segment: stored.audienceSegment },
-              });
-            return printLines(
-              context.io,
-              `Scheduled bulletin ${stored.id} to "${plan.list.slug}" for ${formatDate(plan.scheduledFor)} (${plan.scheduledFor.toISOString()}); a running \`bulletin worker\` starts it then (\`bulletin unschedule ${stored.id}\` takes it back).`,
-            );
-          }
-          if (flags.dryRun) {
-            const report = await dryRunSend(app, plan, outage);
-            if (flags.json) return printJson(context.io, report);
-            printLines(context.io, `Dry run: rendered ${plural(report.rendered, 'message')} for "${report.list}" (${report.subject}); nothing sent.`);
-            for (const error of report.errors.slice(0, 20)) printLines(context.io, `  ${error.email}: ${error.error}`);
-            if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
-            return;
-          }
-          await withTransport(app, flags, async (transport, settings) => {
-            if (flags.testTo !== undefined) {
-              const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
-              if (flags.json) printJson(context.io, result);
-              if (result.outcome.kind === 'unusable') throw unusableError(result.outcome, null);
-              if (flags.json) return;
-              if (result.outcome.kind !== 'sent') {
-                throw new BulletinError('BAD_INPUT', `The test copy to ${result.to} was ${result.outcome.kind}: ${result.outcome.reply}`);
+      await context
+        .run(
+          async (app) => {
+            observe.attach(app);
+            const plan = await prepareSend(app, {
+              file,
+              ...(flags.list === undefined ? {} : { list: flags.list }),
+              ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
+              ...(flags.verp === undefined ? {} : { verp: flags.verp }),
+              audience: audienceFlags(flags),
+              ...(flags.at === undefined ? {} : { at: flags.at }),
+              outage,
+            });
+            if (plan.scheduledFor !== null && !flags.dryRun && flags.testTo === undefined) {
+              await confirm(context, plan, 'the worker that starts it', flags);
+              const stored = await scheduleSend(app, plan, outage);
+              if (flags.json)
+                return printJson(context.io, {
+                  bulletinId: stored.id,
+                  list: plan.list.slug,
+                  state: stored.state,
+                  scheduledFor: plan.scheduledFor.toISOString(),
+                  audience: { filter: stored.audienceFilter, segment: stored.audienceSegment },
+                });
+              return printLines(
+                context.io,
+                `Scheduled bulletin ${stored.id} to "${plan.list.slug}" for ${formatDate(plan.scheduledFor)} (${plan.scheduledFor.toISOString()}); a running \`bulletin worker\` starts it then (\`bulletin unschedule ${stored.id}\` takes it back).`,
+              );
+            }
+            if (flags.dryRun) {
+              const report = await dryRunSend(app, plan, outage);
+              if (flags.json) return printJson(context.io, report);
+              printLines(context.io, `Dry run: rendered ${plural(report.rendered, 'message')} for "${report.list}" (${report.subject}); nothing sent.`);
+              for (const error of report.errors.slice(0, 20)) printLines(context.io, `  ${error.email}: ${error.error}`);
+              if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
+              return;
+            }
+            await withTransport(app, flags, observe, async (transport, settings) => {
+              if (flags.testTo !== undefined) {
+                const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
+                if (flags.json) printJson(context.io, result);
+                if (result.outcome.kind === 'unusable') throw unusableError(result.outcome, null);
+                if (flags.json) return;
+                if (result.outcome.kind !== 'sent') {
+                  throw new BulletinError('BAD_INPUT', `The test copy to ${result.to} was ${result.outcome.kind}: ${result.outcome.reply}`);
+                }
+                return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
               }
-              return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
-            }
-            await confirm(context, plan, transport.description, flags);
-            const summary = await withProgress(
-              context,
-              flags,
-              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage))),
-              watch,
-            );
-            report(context, summary, flags);
-            const archive = await refreshArchiveAfterSend(app, summary.list, outage);
-            if (archive && !flags.quiet && !flags.json) {
-              context.io.stderr.write(`Archive updated in ${archive.directory}/${summary.list}/ (${plural(archive.written, 'file')} written).\n`);
-            }
-          });
-        },
-        { outage },
-      );
+              await confirm(context, plan, transport.description, flags);
+              const summary = await withProgress(
+                context,
+                flags,
+                (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage, observe, 'send'))),
+                watch,
+              );
+              report(context, summary, flags);
+              const archive = await refreshArchiveAfterSend(app, summary.list, outage);
+              if (archive && !flags.quiet && !flags.json) {
+                context.io.stderr.write(`Archive updated in ${archive.directory}/${summary.list}/ (${plural(archive.written, 'file')} written).\n`);
+              }
+            });
+          },
+          { outage },
+        )
+        .finally(() => observe.close());
     });
 
   addRunOptions(
@@ -234,40 +252,47 @@ Examples:
   bulletin worker --list news
   bulletin worker --once --json`,
     )
-    .action(async (flags: SendFlags & { once?: boolean }) => {
-      const watch = watchOutage(context);
+    .addHelpText('after', SEND_OBSERVE_HELP)
+    .action(async (given: SendFlags & { once?: boolean }) => {
+      const flags = displayFlags(given);
+      const observe = await observeSend(context, given, 'worker');
+      const watch = watchOutage(context, { events: observe.events, silent: observe.log !== null });
       const { outage } = watch;
-      await context.run(
-        async (app) => {
-          await withTransport(app, flags, async (transport, settings) => {
-            const end = await runWorker(app, {
-              ...(flags.list === undefined ? {} : { listSlug: flags.list }),
-              once: flags.once === true,
-              outage,
-              onStarted: (started) => {
-                if (!flags.quiet)
-                  context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
-              },
-              work: async (id) => {
-                const summary = await withProgress(
-                  context,
-                  flags,
-                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage))),
-                  watch,
-                );
-                report(context, summary, flags);
-                return context.exitCode === 0;
-              },
-              onIdle: () => {
-                if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
-              },
-              pause: interruptibleSleep,
+      await context
+        .run(
+          async (app) => {
+            observe.attach(app);
+            await withTransport(app, flags, observe, async (transport, settings) => {
+              const end = await runWorker(app, {
+                ...(flags.list === undefined ? {} : { listSlug: flags.list }),
+                once: flags.once === true,
+                outage,
+                onStarted: (started) => {
+                  observe.log?.info('scheduled send started', { bulletinId: started.id }, `started scheduled bulletin ${started.id}`);
+                  if (!flags.quiet)
+                    context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
+                },
+                work: async (id) => {
+                  const summary = await withProgress(
+                    context,
+                    flags,
+                    (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, observe, 'worker'))),
+                    watch,
+                  );
+                  report(context, summary, flags);
+                  return context.exitCode === 0;
+                },
+                onIdle: () => {
+                  if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
+                },
+                pause: interruptibleSleep,
+              });
+              if (end === 'interrupted') context.exitCode = 130;
             });
-            if (end === 'interrupted') context.exitCode = 130;
-          });
-        },
-        { outage },
-      );
+          },
+          { outage },
+        )
+        .finally(() => observe.close());
     });
 
   addRunOptions(
@@ -286,33 +311,44 @@ Examples:
   bulletin retry 3                       (failed and uncertain deliveries)
   bulletin retry 3 --state uncertain --rate 10/s`,
     )
-    .action(async (id: string, flags: SendFlags & { state: string }) => {
+    .addHelpText('after', SEND_OBSERVE_HELP)
+    .action(async (id: string, given: SendFlags & { state: string }) => {
+      const flags = displayFlags(given);
       const states = parseStates(flags.state);
       checkRetryable(states);
-      const watch = watchOutage(context);
+      const observe = await observeSend(context, given, 'retry');
+      const watch = watchOutage(context, { events: observe.events, silent: observe.log !== null });
       const { outage } = watch;
-      await context.run(
-        async (app) => {
-          await withTransport(app, flags, async (transport, settings) => {
-            let requeued = 0;
-            const summary = await withProgress(
-              context,
-              flags,
-              async (onStart) => {
-                const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage)));
-                requeued = result.requeued;
-                return result.summary;
-              },
-              watch,
-            );
-            if (!flags.json && !flags.quiet)
-              context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
-            if (flags.json) return printJson(context.io, { requeued, ...summary });
-            report(context, summary, flags);
-          });
-        },
-        { outage },
-      );
+      await context
+        .run(
+          async (app) => {
+            observe.attach(app);
+            await withTransport(app, flags, observe, async (transport, settings) => {
+              let requeued = 0;
+              const summary = await withProgress(
+                context,
+                flags,
+                async (onStart) => {
+                  const result = await retryDeliveries(
+                    app,
+                    parseId(id),
+                    states,
+                    runOptions(transport, settings, choices(flags, onStart, outage, observe, 'retry')),
+                  );
+                  requeued = result.requeued;
+                  return result.summary;
+                },
+                watch,
+              );
+              if (!flags.json && !flags.quiet)
+                context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
+              if (flags.json) return printJson(context.io, { requeued, ...summary });
+              report(context, summary, flags);
+            });
+          },
+          { outage },
+        )
+        .finally(() => observe.close());
     });
 
   addRunOptions(program.command('resume <bulletin-id>').description('continue an unfinished send, or retry its deferred deliveries now'))
@@ -327,23 +363,29 @@ lists every delivery that was ever uncertain.
 Example:
   bulletin resume 3 --uncertain hold`,
     )
-    .action(async (id: string, flags: SendFlags) => {
-      const watch = watchOutage(context);
+    .addHelpText('after', SEND_OBSERVE_HELP)
+    .action(async (id: string, given: SendFlags) => {
+      const flags = displayFlags(given);
+      const observe = await observeSend(context, given, 'resume');
+      const watch = watchOutage(context, { events: observe.events, silent: observe.log !== null });
       const { outage } = watch;
-      await context.run(
-        async (app) => {
-          await withTransport(app, flags, async (transport, settings) => {
-            const summary = await withProgress(
-              context,
-              flags,
-              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage))),
-              watch,
-            );
-            report(context, summary, flags);
-          });
-        },
-        { outage },
-      );
+      await context
+        .run(
+          async (app) => {
+            observe.attach(app);
+            await withTransport(app, flags, observe, async (transport, settings) => {
+              const summary = await withProgress(
+                context,
+                flags,
+                (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage, observe, 'resume'))),
+                watch,
+              );
+              report(context, summary, flags);
+            });
+          },
+          { outage },
+        )
+        .finally(() => observe.close());
     });
 
   program
@@ -463,10 +505,16 @@ Example:
 const IN_DOUBT = 'in-doubt';
 
 /** Parses the send's rates and durations once, opens its transport, and closes it after `work`. */
-async function withTransport(app: App, flags: SendFlags, work: (transport: RunOptions['transport'], settings: SendSettings) => Promise<void>): Promise<void> {
+async function withTransport(
+  app: App,
+  flags: SendFlags,
+  observe: SendObservation,
+  work: (transport: RunOptions['transport'], settings: SendSettings) => Promise<void>,
+): Promise<void> {
   const settings = sendSettings(app.config, flags);
   const transport = await openTransport(app.config, {
     ...(flags.outbox === undefined ? {} : { outbox: flags.outbox }),
+    ...(observe.events ? { events: observe.events } : {}),
     connections: settings.connections,
     messagesPerConnection: settings.messagesPerConnection,
     dataTimeoutMs: settings.dataTimeoutMs,
@@ -478,8 +526,15 @@ async function withTransport(app: App, flags: SendFlags, work: (transport: RunOp
   }
 }
 
-function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage) {
-  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage };
+function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage, observe: SendObservation, command: string) {
+  return {
+    resendUncertain: flags.uncertain !== 'hold',
+    waitForDeferred: flags.wait,
+    ...(onStart ? { onStart } : {}),
+    outage,
+    ...(observe.events ? { events: observe.events } : {}),
+    command,
+  };
 }
 
 async function confirm(context: CliContext, plan: SendPlan, relay: string, flags: SendFlags): Promise<void> {
