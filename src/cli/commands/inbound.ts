@@ -92,7 +92,7 @@ Examples:
           ...(flags.threshold === undefined ? {} : { threshold: flags.threshold }),
           log: (line) => (log ? log.info('mail handled', {}, line) : context.io.stderr.write(`${line}\n`)),
         });
-        log?.info('server started', { host: flags.host, port: server.port }, `taking mail on port ${server.port}`);
+        log?.info('server started', { address: flags.host, port: server.port }, `taking mail on port ${server.port}`);
         const host = flags.host.includes(':') ? `[${flags.host}]` : flags.host;
         printLines(
           context.io,
