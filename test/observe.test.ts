@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { LIST_FLAGS } from './helpers/app.js';
 import { childEnv, runOk, startCli } from './helpers/cli.js';
+import { startDatabaseProxy } from './helpers/db-proxy.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 import { listWith, numberedAddresses } from './helpers/members.js';
 import { scrape, type Scrape } from './helpers/prometheus.js';
@@ -104,7 +105,7 @@ describe(`metrics and logs (${DATABASE_KIND} database)`, () => {
     assert.equal(scraped.value('bulletin_smtp_replies_total', { class: '2xx' }), sent);
     assert.equal(scraped.value('bulletin_smtp_replies_total', { class: '4xx' }), 0);
     assert.equal(scraped.value('bulletin_database_up'), 1);
-    assert.equal(scraped.value('bulletin_relay_up', { relay: server.url.replace(/\/$/, '') }) ?? scraped.sum('bulletin_relay_up'), 1);
+    assert.equal(scraped.value('bulletin_relay_up', { relay: `smtp://127.0.0.1:${server.port}` }), 1);
     assert.equal(scraped.value('bulletin_paused', { bulletin }), 0);
   });
 
@@ -196,6 +197,83 @@ describe(`metrics and logs (${DATABASE_KIND} database)`, () => {
       ['send started', 'attempt', 'send finished'],
     );
     assert.deepEqual([resumed[1]?.email, resumed[1]?.state, resumed[1]?.replyClass], ['l1@example.net', 'sent', '2xx']);
+  });
+
+  test('a relay down and back: the log says so, and /metrics shows it down meanwhile', async () => {
+    const recipients = 16;
+    const file = await listWith(db, 'relay-log', numberedAddresses('r', recipients), { subject: 'Relay down and back' });
+    const good = await relay();
+    const flaky = await relay();
+    flaky.setBroken(true);
+    const flakyName = `smtp://127.0.0.1:${flaky.port}`;
+    const running = startCli(
+      ['send', file, '--list', 'relay-log', '--yes', '--json', '--rate', '4/s', '--connections', '1', '--metrics-port', '0', '--log-format', 'json'],
+      { ...db, env: { ...db.env, SMTP_URL: `${good.url},${flaky.url}` } },
+    );
+    await waitFor(() => jsonLines(running.stderr()).some((line) => line.event === 'relay down'), 'the relay down line');
+    const url = jsonLines(running.stderr()).find((line) => line.event === 'metrics listening')?.url as string;
+    const whileDown = await scrape(url);
+    assert.equal(whileDown.value('bulletin_relay_up', { relay: flakyName }), 0);
+    flaky.setBroken(false);
+    await waitFor(() => jsonLines(running.stderr()).some((line) => line.event === 'relay back'), 'the relay back line');
+    const result = await running.done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as { counts: { sent: number } }).counts.sent, recipients);
+    const lines = jsonLines(result.stderr);
+    const down = lines.filter((line) => line.event === 'relay down');
+    const back = lines.filter((line) => line.event === 'relay back');
+    assert.equal(down.length, 1, 'down once: the probes that fail while it is down say nothing more');
+    assert.equal(down[0]?.relay, flakyName);
+    assert.equal(down[0]?.level, 'warn');
+    assert.equal(typeof down[0]?.bulletinId, 'number');
+    assert.deepEqual(
+      back.map((line) => line.relay),
+      [flakyName],
+    );
+    assert.ok(good.received.length > 0 && flaky.received.some((message) => message.accepted), 'both relays carried mail');
+  });
+
+  test('the database unreachable when a send starts: the log says so and back, /metrics counts the seconds', async () => {
+    const file = await listWith(db, 'outage-log', numberedAddresses('o', 8), { subject: 'Database outage' });
+    const server = await relay();
+    const proxy = await startDatabaseProxy(await db.url());
+    try {
+      await proxy.cut('refuse');
+      const running = startCli(['send', file, '--list', 'outage-log', '--yes', '--json', '--rate', '4/s', '--metrics-port', '0', '--log-format', 'json'], {
+        env: { DATABASE_URL: proxy.url, SMTP_URL: server.url },
+        cwd: db.cwd,
+      });
+      let url = '';
+      await waitFor(() => {
+        url = (jsonLines(running.stderr()).find((line) => line.event === 'metrics listening')?.url as string | undefined) ?? '';
+        return url !== '';
+      }, 'the metrics line');
+      await waitFor(async () => (await scrape(url)).value('bulletin_database_up') === 0, 'the database seen down');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const down = await scrape(url);
+      assert.equal(down.value('bulletin_database_up'), 0);
+      const counted = down.value('bulletin_database_unreachable_seconds_total') as number;
+      assert.ok(counted >= 1.4 && counted < 30, `${counted} s counted while it is down`);
+      await proxy.restore();
+      let upAgain: ReturnType<typeof down.select> = [];
+      await waitFor(async () => {
+        const scraped = await scrape(url);
+        upAgain = scraped.select('bulletin_database_unreachable_seconds_total');
+        return scraped.value('bulletin_database_up') === 1;
+      }, 'the database back');
+      assert.ok((upAgain[0]?.value ?? 0) >= counted, 'the counter never goes back');
+      const result = await running.done;
+      assert.equal(result.code, 0, result.stderr);
+      const lines = jsonLines(result.stderr);
+      const events = lines.map((line) => line.event);
+      assert.deepEqual(events.slice(0, 3), ['metrics listening', 'database unreachable', 'database back']);
+      assert.deepEqual(events.slice(-2), ['send started', 'send finished']);
+      assert.match(String(lines[1]?.error), /ECONNREFUSED/);
+      assert.ok((lines[2]?.downSeconds as number) >= 1.4, `down ${String(lines[2]?.downSeconds)} s`);
+      assert.doesNotMatch(result.stderr, /^bulletin:/m, 'no human sentence among the JSON lines');
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('serve --metrics: a one-click unsubscribe shows by source, and the requests by status', async () => {

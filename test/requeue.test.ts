@@ -21,7 +21,15 @@ after(async () => {
 
 test(`requeueDeliveries moves only ${RETRYABLE_STATES.join(', ')} deliveries, whatever states it is asked for (${DATABASE_KIND} database)`, async () => {
   await runOk(['list', 'create', 'guard', ...LIST_FLAGS], db);
-  const addresses = ['sent@example.net', 'flight@example.net', 'failed@example.net', 'uncertain@example.net', 'deferred@example.net', 'skipped@example.net', 'cancelled@example.net'];
+  const addresses = [
+    'sent@example.net',
+    'flight@example.net',
+    'failed@example.net',
+    'uncertain@example.net',
+    'deferred@example.net',
+    'skipped@example.net',
+    'cancelled@example.net',
+  ];
   const csv = join(db.cwd, 'guard.csv');
   await writeFile(csv, `email\n${addresses.join('\n')}\n`);
   await runOk(['subscribers', 'import', csv, '--list', 'guard'], db);
@@ -53,5 +61,6 @@ test(`requeueDeliveries moves only ${RETRYABLE_STATES.join(', ')} deliveries, wh
   assert.equal(byEmail['flight@example.net']!.state, 'sending', "another worker's claim stays in flight");
   assert.equal(byEmail['flight@example.net']!.owner, 'elsewhere.example.net:4242:abcdef');
   assert.equal(byEmail['skipped@example.net']!.state, 'skipped');
-  for (const email of ['failed@example.net', 'uncertain@example.net', 'deferred@example.net', 'cancelled@example.net']) assert.equal(byEmail[email]!.state, 'deferred', email);
+  for (const email of ['failed@example.net', 'uncertain@example.net', 'deferred@example.net', 'cancelled@example.net'])
+    assert.equal(byEmail[email]!.state, 'deferred', email);
 });

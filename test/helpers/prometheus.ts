@@ -22,10 +22,12 @@ export interface Scrape {
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 
+/** A float as Go's ParseFloat reads it (Prometheus does): NaN and Inf in any case (prom-client writes `Nan`). */
 function parseValue(text: string): number {
-  if (text === '+Inf') return Infinity;
-  if (text === '-Inf') return -Infinity;
-  if (text === 'NaN') return NaN;
+  const lower = text.toLowerCase();
+  if (lower === '+inf' || lower === 'inf') return Infinity;
+  if (lower === '-inf') return -Infinity;
+  if (lower === 'nan') return NaN;
   const value = Number(text);
   if (text === '' || Number.isNaN(value)) throw new Error(`not a sample value: "${text}"`);
   return value;
