@@ -197,6 +197,15 @@ describe(`metrics and logs (${DATABASE_KIND} database)`, () => {
       ['send started', 'attempt', 'send finished'],
     );
     assert.deepEqual([resumed[1]?.email, resumed[1]?.state, resumed[1]?.replyClass], ['l1@example.net', 'sent', '2xx']);
+
+    // A command that fails ends with the same sentence and status, as a JSON line.
+    const human = await startCli(['resume', '999999'], { ...db, env }).done;
+    const json = await startCli(['resume', '999999', '--log-format', 'json'], { ...db, env }).done;
+    assert.notEqual(human.code, 0);
+    assert.equal(json.code, human.code);
+    const [failed, ...more] = jsonLines(json.stderr);
+    assert.deepEqual(more, []);
+    assert.deepEqual([failed?.event, failed?.level, `bulletin: ${String(failed?.msg)}\n`], ['command failed', 'error', human.stderr]);
   });
 
   test('a relay down and back: the log says so, and /metrics shows it down meanwhile', async () => {

@@ -13,6 +13,11 @@ export interface CliContext {
   config(): Config;
   /** Opens the app (waiting out an unreachable database when given an `outage`: sends), runs `work`, closes. */
   run<T>(work: (app: App) => Promise<T>, options?: { skipMigrationCheck?: boolean; outage?: DatabaseOutage }): Promise<T>;
+  /**
+   * Set by a command logging JSON lines (--log-format json): the sentences it would write on stderr
+   * (notices, the error it ends with) become lines of that log. Null: plain lines on stderr.
+   */
+  logLine: ((level: 'info' | 'error', line: string) => void) | null;
 }
 
 export function createContext(io: CliIo, program: Command): CliContext {
@@ -20,6 +25,7 @@ export function createContext(io: CliIo, program: Command): CliContext {
   const context: CliContext = {
     io,
     exitCode: 0,
+    logLine: null,
     config() {
       if (!config) {
         const flags = program.opts<{ databaseUrl?: string; dataDir?: string }>();
@@ -38,7 +44,7 @@ export function createContext(io: CliIo, program: Command): CliContext {
       return withApp(
         context.config(),
         {
-          notice: (line) => io.stderr.write(`${line}\n`),
+          notice: (line) => (context.logLine ? context.logLine('info', line) : io.stderr.write(`${line}\n`)),
           skipMigrationCheck: options?.skipMigrationCheck ?? false,
           ...(options?.outage ? { outage: options.outage } : {}),
           ...(io.clock ? { clock: io.clock } : {}),

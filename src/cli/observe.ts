@@ -87,10 +87,19 @@ export async function observeSend(context: CliContext, flags: LogFlags & Metrics
   };
 }
 
-/** The JSON event log on the command's stderr, with --log-format json; null otherwise. */
+/**
+ * The JSON event log on the command's stderr, with --log-format json (the command's other sentences
+ * on stderr, its notices and the error it may end with, become lines of it); null otherwise.
+ */
 export function jsonLog(context: CliContext, flags: LogFlags, command: string): EventLog | null {
   if (flags.logFormat !== 'json') return null;
-  return createEventLog(context.io.stderr, { verbose: flags.verbose === true, command });
+  const log = createEventLog(context.io.stderr, { verbose: flags.verbose === true, command });
+  context.logLine = (level, line) => {
+    const text = line.replace(/^bulletin: /, '');
+    if (level === 'error') log.error('command failed', {}, text);
+    else log.info('note', {}, text);
+  };
+  return log;
 }
 
 /** The flags as the human display sees them: with a JSON log, quiet (stderr carries only JSON lines). */

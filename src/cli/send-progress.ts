@@ -97,7 +97,9 @@ export async function withProgress(
     }
     stopSignal = signal;
     dispatcher?.stop();
-    context.io.stderr.write(`\nStopping: finishing the messages in flight (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…\n`);
+    const line = `Stopping: finishing the messages in flight (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…`;
+    if (context.logLine) context.logLine('info', line);
+    else context.io.stderr.write(`\n${line}\n`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
