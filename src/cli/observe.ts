@@ -26,7 +26,7 @@ export function addLogOptions(command: Command, options: { readonly verbose: boo
   command.addOption(
     new Option(
       '--log-format <format>',
-      'human: the progress display and sentences, as ever; json: one JSON line per event on stderr (pino), nothing else there',
+      "human: sentences for people (and a send's progress display); json: one JSON line per event on stderr (pino), nothing else there",
     )
       .choices(['human', 'json'])
       .default('human'),
@@ -42,8 +42,9 @@ export function addMetricsOptions(command: Command): Command {
     .option('--metrics-host <host>', 'address the metrics server listens on', '127.0.0.1');
 }
 
-/** The help text of those flags, for the commands that send. */
-export const SEND_OBSERVE_HELP = `
+/** The help text of those flags, for the commands that send, with examples of `command`. */
+export function observeHelp(examples: string): string {
+  return `
 For the people on call: --metrics-port serves Prometheus metrics (deliveries by outcome, SMTP
 replies by class, the pace and its cause, the queue by state, relays and the database up or down;
 see README, "Metrics") while the command runs; it says where on stderr ("Metrics at …").
@@ -52,8 +53,9 @@ started, finished or ended, pace changed and why, paused, re-paced, cancelled, r
 database unreachable and back), each with the bulletin id and the host; --verbose adds one line
 per message. The summary still goes to stdout.
 
-  bulletin send outage.md --list news --yes --metrics-port 9464 --log-format json
-  bulletin worker --metrics-host 0.0.0.0 --metrics-port 9464 --log-format json --verbose`;
+Examples:
+${examples}`;
+}
 
 /** What a sending command observes: its listener (for the send, the relays and the outage), its log. */
 export interface SendObservation {

@@ -43,7 +43,7 @@ import {
   addMetricsOptions,
   displayFlags,
   observeSend,
-  SEND_OBSERVE_HELP,
+  observeHelp,
   type LogFlags,
   type MetricsFlags,
   type SendObservation,
@@ -158,7 +158,7 @@ Examples:
   bulletin send outage.md --list news --where 'attributes.platform = "mail" and attributes.state in ("SA", "NT")'
   bulletin send maintenance.md --list news --segment mail-customers --at 2026-12-02T09:00+10:30`,
     )
-    .addHelpText('after', SEND_OBSERVE_HELP)
+    .addHelpText('after', observeHelp('  bulletin send outage.md --list news --yes --metrics-port 9464 --log-format json'))
     .action(async (file: string, given: SendFlags) => {
       const flags = displayFlags(given);
       const observe = await observeSend(context, given, 'send');
@@ -252,7 +252,12 @@ Examples:
   bulletin worker --list news
   bulletin worker --once --json`,
     )
-    .addHelpText('after', SEND_OBSERVE_HELP)
+    .addHelpText(
+      'after',
+      observeHelp(
+        '  bulletin worker --metrics-host 0.0.0.0 --metrics-port 9464 --log-format json\n  bulletin worker --metrics-port 0 --log-format json --verbose',
+      ),
+    )
     .action(async (given: SendFlags & { once?: boolean }) => {
       const flags = displayFlags(given);
       const observe = await observeSend(context, given, 'worker');
@@ -311,7 +316,7 @@ Examples:
   bulletin retry 3                       (failed and uncertain deliveries)
   bulletin retry 3 --state uncertain --rate 10/s`,
     )
-    .addHelpText('after', SEND_OBSERVE_HELP)
+    .addHelpText('after', observeHelp('  bulletin retry 3 --metrics-port 9464 --log-format json'))
     .action(async (id: string, given: SendFlags & { state: string }) => {
       const flags = displayFlags(given);
       const states = parseStates(flags.state);
@@ -363,7 +368,7 @@ lists every delivery that was ever uncertain.
 Example:
   bulletin resume 3 --uncertain hold`,
     )
-    .addHelpText('after', SEND_OBSERVE_HELP)
+    .addHelpText('after', observeHelp('  bulletin resume 3 --log-format json --verbose'))
     .action(async (id: string, given: SendFlags) => {
       const flags = displayFlags(given);
       const observe = await observeSend(context, given, 'resume');
