@@ -208,6 +208,33 @@ describe(`metrics and logs (${DATABASE_KIND} database)`, () => {
     assert.deepEqual([failed?.event, failed?.level, `bulletin: ${String(failed?.msg)}\n`], ['command failed', 'error', human.stderr]);
   });
 
+  test('a relay that says we go too fast: the log says the pace changed, why, and to what', async () => {
+    const recipients = 40;
+    const file = await listWith(db, 'pace-log', numberedAddresses('p', recipients), { subject: 'Pace changes' });
+    const server = await relay({ maxPerSecond: 8 });
+    const result = await startCli(
+      ['send', file, '--list', 'pace-log', '--yes', '--rate', '40/s', '--connections', '2', '--log-format', 'json', ...FAST_RETRIES],
+      {
+        ...db,
+        env: { ...db.env, SMTP_URL: server.url },
+      },
+    ).done;
+    assert.equal(result.code, 0, result.stderr);
+    const lines = jsonLines(result.stderr);
+    const bulletinId = lines[0]?.bulletinId;
+    const changes = lines.filter((line) => line.event === 'pace changed');
+    assert.ok(changes.length > 0, 'the pace changed');
+    for (const change of changes) {
+      assert.equal(change.bulletinId, bulletinId);
+      assert.ok(typeof change.rate === 'number' && change.rate > 0 && change.rate <= 40, `rate ${String(change.rate)}`);
+      assert.ok(change.cause === null || typeof change.cause === 'string');
+    }
+    const first = changes[0];
+    assert.equal(first?.cause, 'rate signal');
+    assert.ok((first?.rate as number) < 40, 'slowed down');
+    assert.match(String(first?.note), /the relay asks us to slow down \(450 4\.7\.0/);
+  });
+
   test('a relay down and back: the log says so, and /metrics shows it down meanwhile', async () => {
     const recipients = 16;
     const file = await listWith(db, 'relay-log', numberedAddresses('r', recipients), { subject: 'Relay down and back' });
