@@ -35,9 +35,9 @@ export function addLogOptions(command: Command, options: { readonly verbose: boo
   return command;
 }
 
-/** --metrics-port and --metrics-host: send, resume, retry and worker. */
-export function addMetricsOptions(command: Command): Command {
-  return command
+/** --log-format, --verbose, --metrics-port and --metrics-host: send, resume, retry and worker. */
+export function addObserveOptions(command: Command): Command {
+  return addLogOptions(command)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics-host>:<port>/metrics while the command runs (0: any free port)', parsePort)
     .option('--metrics-host <host>', 'address the metrics server listens on', '127.0.0.1');
 }
@@ -63,6 +63,10 @@ export interface SendObservation {
   readonly events: SendEvents | undefined;
   /** The JSON log, or null with --log-format human. */
   readonly log: EventLog | null;
+  /** With a JSON log, no sentences on stderr (the log says it). */
+  readonly silent: boolean;
+  /** What the send's run options take of it. */
+  readonly runChoices: { readonly events?: SendEvents; readonly command: string };
   /** Lets the metrics count the queue in the app's database. */
   attach(app: App): void;
   close(): Promise<void>;
@@ -81,9 +85,12 @@ export async function observeSend(context: CliContext, flags: LogFlags & Metrics
     else context.io.stderr.write(`Metrics at ${server.url}\n`);
   }
   const listeners = [log?.events, metrics?.events].filter((listener) => listener !== undefined);
+  const events = listeners.length === 0 ? undefined : allOf(...listeners);
   return {
-    events: listeners.length === 0 ? undefined : allOf(...listeners),
+    events,
     log,
+    silent: log !== null,
+    runChoices: { ...(events ? { events } : {}), command },
     attach: (app) => metrics?.watchQueue(app),
     close: async () => server?.close(),
   };

@@ -38,16 +38,7 @@ import { scheduleSend, scheduledSends } from '../../app/schedule.js';
 import { formatDate, formatTable, plural, printJson, printLines } from '../output.js';
 import { report, unusableError, watchOutage, withProgress } from '../send-progress.js';
 import { interruptibleSleep } from '../signals.js';
-import {
-  addLogOptions,
-  addMetricsOptions,
-  displayFlags,
-  observeSend,
-  observeHelp,
-  type LogFlags,
-  type MetricsFlags,
-  type SendObservation,
-} from '../observe.js';
+import { addObserveOptions, displayFlags, observeSend, observeHelp, type LogFlags, type MetricsFlags, type SendObservation } from '../observe.js';
 
 interface SendFlags extends SendOverrides, AudienceFlags, LogFlags, MetricsFlags {
   outbox?: string;
@@ -65,7 +56,7 @@ interface SendFlags extends SendOverrides, AudienceFlags, LogFlags, MetricsFlags
 }
 
 function addRunOptions(command: Command): Command {
-  command
+  return addObserveOptions(command)
     .option('--outbox <dir>', 'write each message as an .eml file in this directory instead of sending (same tracking)')
     .option('--rate <rate>', 'at most this many messages per second, minute or hour: 50/s, 3000/m, 100000/h (default: $BULLETIN_RATE or 50/s)')
     .option('--rate-floor <rate>', 'when the relay pushes back the pace drops by itself, never below this (default: $BULLETIN_RATE_FLOOR or 1/s)')
@@ -87,8 +78,6 @@ function addRunOptions(command: Command): Command {
     .option('--lease <duration>', "claims stay this worker's without renewal this long; after it, other workers take them over (default: 60s)")
     .option('--quiet', 'no progress display')
     .option('--json', 'print the summary as JSON');
-  addLogOptions(command);
-  return addMetricsOptions(command);
 }
 
 export function registerSendCommands(program: Command, context: CliContext): void {
@@ -162,73 +151,71 @@ Examples:
     .action(async (file: string, given: SendFlags) => {
       const flags = displayFlags(given);
       const observe = await observeSend(context, given, 'send');
-      const watch = watchOutage(context, { events: observe.events, silent: observe.log !== null });
+      const watch = watchOutage(context, observe);
       const { outage } = watch;
-      await context
-        .run(
-          async (app) => {
-            observe.attach(app);
-            const plan = await prepareSend(app, {
-              file,
-              ...(flags.list === undefined ? {} : { list: flags.list }),
-              ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
-              ...(flags.verp === undefined ? {} : { verp: flags.verp }),
-              audience: audienceFlags(flags),
-              ...(flags.at === undefined ? {} : { at: flags.at }),
-              outage,
-            });
-            if (plan.scheduledFor !== null && !flags.dryRun && flags.testTo === undefined) {
-              await confirm(context, plan, 'the worker that starts it', flags);
-              const stored = await scheduleSend(app, plan, outage);
-              if (flags.json)
-                return printJson(context.io, {
-                  bulletinId: stored.id,
-                  list: plan.list.slug,
-                  state: stored.state,
-                  scheduledFor: plan.scheduledFor.toISOString(),
-                  audience: { filter: stored.audienceFilter, segment: stored.audienceSegment },
-                });
-              return printLines(
-                context.io,
-                `Scheduled bulletin ${stored.id} to "${plan.list.slug}" for ${formatDate(plan.scheduledFor)} (${plan.scheduledFor.toISOString()}); a running \`bulletin worker\` starts it then (\`bulletin unschedule ${stored.id}\` takes it back).`,
-              );
-            }
-            if (flags.dryRun) {
-              const report = await dryRunSend(app, plan, outage);
-              if (flags.json) return printJson(context.io, report);
-              printLines(context.io, `Dry run: rendered ${plural(report.rendered, 'message')} for "${report.list}" (${report.subject}); nothing sent.`);
-              for (const error of report.errors.slice(0, 20)) printLines(context.io, `  ${error.email}: ${error.error}`);
-              if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
-              return;
-            }
-            await withTransport(app, flags, observe, async (transport, settings) => {
-              if (flags.testTo !== undefined) {
-                const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
-                if (flags.json) printJson(context.io, result);
-                if (result.outcome.kind === 'unusable') throw unusableError(result.outcome, null);
-                if (flags.json) return;
-                if (result.outcome.kind !== 'sent') {
-                  throw new BulletinError('BAD_INPUT', `The test copy to ${result.to} was ${result.outcome.kind}: ${result.outcome.reply}`);
-                }
-                return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
+      await context.run(
+        async (app) => {
+          observe.attach(app);
+          const plan = await prepareSend(app, {
+            file,
+            ...(flags.list === undefined ? {} : { list: flags.list }),
+            ...(flags.templates === undefined ? {} : { templatesDir: flags.templates }),
+            ...(flags.verp === undefined ? {} : { verp: flags.verp }),
+            audience: audienceFlags(flags),
+            ...(flags.at === undefined ? {} : { at: flags.at }),
+            outage,
+          });
+          if (plan.scheduledFor !== null && !flags.dryRun && flags.testTo === undefined) {
+            await confirm(context, plan, 'the worker that starts it', flags);
+            const stored = await scheduleSend(app, plan, outage);
+            if (flags.json)
+              return printJson(context.io, {
+                bulletinId: stored.id,
+                list: plan.list.slug,
+                state: stored.state,
+                scheduledFor: plan.scheduledFor.toISOString(),
+                audience: { filter: stored.audienceFilter, segment: stored.audienceSegment },
+              });
+            return printLines(
+              context.io,
+              `Scheduled bulletin ${stored.id} to "${plan.list.slug}" for ${formatDate(plan.scheduledFor)} (${plan.scheduledFor.toISOString()}); a running \`bulletin worker\` starts it then (\`bulletin unschedule ${stored.id}\` takes it back).`,
+            );
+          }
+          if (flags.dryRun) {
+            const report = await dryRunSend(app, plan, outage);
+            if (flags.json) return printJson(context.io, report);
+            printLines(context.io, `Dry run: rendered ${plural(report.rendered, 'message')} for "${report.list}" (${report.subject}); nothing sent.`);
+            for (const error of report.errors.slice(0, 20)) printLines(context.io, `  ${error.email}: ${error.error}`);
+            if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
+            return;
+          }
+          await withTransport(app, flags, observe, async (transport, settings) => {
+            if (flags.testTo !== undefined) {
+              const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
+              if (flags.json) printJson(context.io, result);
+              if (result.outcome.kind === 'unusable') throw unusableError(result.outcome, null);
+              if (flags.json) return;
+              if (result.outcome.kind !== 'sent') {
+                throw new BulletinError('BAD_INPUT', `The test copy to ${result.to} was ${result.outcome.kind}: ${result.outcome.reply}`);
               }
-              await confirm(context, plan, transport.description, flags);
-              const summary = await withProgress(
-                context,
-                flags,
-                (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage, observe, 'send'))),
-                watch,
-              );
-              report(context, summary, flags);
-              const archive = await refreshArchiveAfterSend(app, summary.list, outage);
-              if (archive && !flags.quiet && !flags.json) {
-                context.io.stderr.write(`Archive updated in ${archive.directory}/${summary.list}/ (${plural(archive.written, 'file')} written).\n`);
-              }
-            });
-          },
-          { outage },
-        )
-        .finally(() => observe.close());
+              return printLines(context.io, `Sent a test copy to ${result.to} through ${transport.description}: ${result.outcome.reply}`);
+            }
+            await confirm(context, plan, transport.description, flags);
+            const summary = await withProgress(
+              context,
+              flags,
+              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage, observe))),
+              watch,
+            );
+            report(context, summary, flags);
+            const archive = await refreshArchiveAfterSend(app, summary.list, outage);
+            if (archive && !flags.quiet && !flags.json) {
+              context.io.stderr.write(`Archive updated in ${archive.directory}/${summary.list}/ (${plural(archive.written, 'file')} written).\n`);
+            }
+          });
+        },
+        { outage, closeAfter: observe },
+      );
     });
 
   addRunOptions(
@@ -261,43 +248,41 @@ Examples:
     .action(async (given: SendFlags & { once?: boolean }) => {
       const flags = displayFlags(given);
       const observe = await observeSend(context, given, 'worker');
-      const watch = watchOutage(context, { events: observe.events, silent: observe.log !== null });
+      const watch = watchOutage(context, observe);
       const { outage } = watch;
-      await context
-        .run(
-          async (app) => {
-            observe.attach(app);
-            await withTransport(app, flags, observe, async (transport, settings) => {
-              const end = await runWorker(app, {
-                ...(flags.list === undefined ? {} : { listSlug: flags.list }),
-                once: flags.once === true,
-                outage,
-                onStarted: (started) => {
-                  observe.log?.info('scheduled send started', { bulletinId: started.id }, `started scheduled bulletin ${started.id}`);
-                  if (!flags.quiet)
-                    context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
-                },
-                work: async (id) => {
-                  const summary = await withProgress(
-                    context,
-                    flags,
-                    (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, observe, 'worker'))),
-                    watch,
-                  );
-                  report(context, summary, flags);
-                  return context.exitCode === 0;
-                },
-                onIdle: () => {
-                  if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
-                },
-                pause: interruptibleSleep,
-              });
-              if (end === 'interrupted') context.exitCode = 130;
+      await context.run(
+        async (app) => {
+          observe.attach(app);
+          await withTransport(app, flags, observe, async (transport, settings) => {
+            const end = await runWorker(app, {
+              ...(flags.list === undefined ? {} : { listSlug: flags.list }),
+              once: flags.once === true,
+              outage,
+              onStarted: (started) => {
+                observe.log?.info('scheduled send started', { bulletinId: started.id }, `started scheduled bulletin ${started.id}`);
+                if (!flags.quiet)
+                  context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
+              },
+              work: async (id) => {
+                const summary = await withProgress(
+                  context,
+                  flags,
+                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, observe))),
+                  watch,
+                );
+                report(context, summary, flags);
+                return context.exitCode === 0;
+              },
+              onIdle: () => {
+                if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
+              },
+              pause: interruptibleSleep,
             });
-          },
-          { outage },
-        )
-        .finally(() => observe.close());
+            if (end === 'interrupted') context.exitCode = 130;
+          });
+        },
+        { outage, closeAfter: observe },
+      );
     });
 
   addRunOptions(
@@ -322,38 +307,31 @@ Examples:
       const states = parseStates(flags.state);
       checkRetryable(states);
       const observe = await observeSend(context, given, 'retry');
-      const watch = watchOutage(context, { events: observe.events, silent: observe.log !== null });
+      const watch = watchOutage(context, observe);
       const { outage } = watch;
-      await context
-        .run(
-          async (app) => {
-            observe.attach(app);
-            await withTransport(app, flags, observe, async (transport, settings) => {
-              let requeued = 0;
-              const summary = await withProgress(
-                context,
-                flags,
-                async (onStart) => {
-                  const result = await retryDeliveries(
-                    app,
-                    parseId(id),
-                    states,
-                    runOptions(transport, settings, choices(flags, onStart, outage, observe, 'retry')),
-                  );
-                  requeued = result.requeued;
-                  return result.summary;
-                },
-                watch,
-              );
-              if (!flags.json && !flags.quiet)
-                context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
-              if (flags.json) return printJson(context.io, { requeued, ...summary });
-              report(context, summary, flags);
-            });
-          },
-          { outage },
-        )
-        .finally(() => observe.close());
+      await context.run(
+        async (app) => {
+          observe.attach(app);
+          await withTransport(app, flags, observe, async (transport, settings) => {
+            let requeued = 0;
+            const summary = await withProgress(
+              context,
+              flags,
+              async (onStart) => {
+                const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage, observe)));
+                requeued = result.requeued;
+                return result.summary;
+              },
+              watch,
+            );
+            if (!flags.json && !flags.quiet)
+              context.io.stderr.write(`Put ${plural(requeued, 'delivery', 'deliveries')} (${states.join(', ')}) back to work.\n`);
+            if (flags.json) return printJson(context.io, { requeued, ...summary });
+            report(context, summary, flags);
+          });
+        },
+        { outage, closeAfter: observe },
+      );
     });
 
   addRunOptions(program.command('resume <bulletin-id>').description('continue an unfinished send, or retry its deferred deliveries now'))
@@ -372,25 +350,23 @@ Example:
     .action(async (id: string, given: SendFlags) => {
       const flags = displayFlags(given);
       const observe = await observeSend(context, given, 'resume');
-      const watch = watchOutage(context, { events: observe.events, silent: observe.log !== null });
+      const watch = watchOutage(context, observe);
       const { outage } = watch;
-      await context
-        .run(
-          async (app) => {
-            observe.attach(app);
-            await withTransport(app, flags, observe, async (transport, settings) => {
-              const summary = await withProgress(
-                context,
-                flags,
-                (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage, observe, 'resume'))),
-                watch,
-              );
-              report(context, summary, flags);
-            });
-          },
-          { outage },
-        )
-        .finally(() => observe.close());
+      await context.run(
+        async (app) => {
+          observe.attach(app);
+          await withTransport(app, flags, observe, async (transport, settings) => {
+            const summary = await withProgress(
+              context,
+              flags,
+              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage, observe))),
+              watch,
+            );
+            report(context, summary, flags);
+          });
+        },
+        { outage, closeAfter: observe },
+      );
     });
 
   program
@@ -531,15 +507,8 @@ async function withTransport(
   }
 }
 
-function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage, observe: SendObservation, command: string) {
-  return {
-    resendUncertain: flags.uncertain !== 'hold',
-    waitForDeferred: flags.wait,
-    ...(onStart ? { onStart } : {}),
-    outage,
-    ...(observe.events ? { events: observe.events } : {}),
-    command,
-  };
+function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage, observe: SendObservation) {
+  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage, ...observe.runChoices };
 }
 
 async function confirm(context: CliContext, plan: SendPlan, relay: string, flags: SendFlags): Promise<void> {
