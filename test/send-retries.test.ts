@@ -111,7 +111,7 @@ describe(`retries and the deadline (${DATABASE_KIND} database)`, () => {
 
     const bad = await runCli(['retry', String(first.bulletinId), '--state', 'sent'], db);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /Only failed, uncertain, deferred deliveries can be retried, not sent/);
+    assert.match(bad.stderr, /Only failed, uncertain, deferred, cancelled deliveries can be retried, not sent/);
 
     const again = (await runOk(['retry', String(first.bulletinId), '--state', 'failed', '--json', '--quiet'], {
       ...db,

@@ -66,7 +66,7 @@ export interface SendObservation {
   /** With a JSON log, no sentences on stderr (the log says it). */
   readonly silent: boolean;
   /** What the send's run options take of it. */
-  readonly runChoices: { readonly events?: SendEvents; readonly command: string };
+  readonly runChoices: { readonly events?: SendEvents };
   /** Lets the metrics count the queue in the app's database. */
   attach(app: App): void;
   close(): Promise<void>;
@@ -90,7 +90,7 @@ export async function observeSend(context: CliContext, flags: LogFlags & Metrics
     events,
     log,
     silent: log !== null,
-    runChoices: { ...(events ? { events } : {}), command },
+    runChoices: events ? { events } : {},
     attach: (app) => metrics?.watchQueue(app),
     close: async () => server?.close(),
   };

@@ -10,6 +10,7 @@ import { registerListCommands } from './commands/list.js';
 import { registerSubscriberCommands } from './commands/subscribers.js';
 import { createContext, type CliContext } from './context.js';
 import { registerSendCommands } from './commands/send.js';
+import { registerControlCommands } from './commands/control.js';
 import { registerAudienceCommands } from './commands/audience.js';
 import { registerSyncCommand } from './commands/sync.js';
 import { registerPreviewCommand } from './commands/preview.js';
@@ -58,6 +59,7 @@ Every command takes --json; see \`bulletin <command> --help\`.`,
   registerSubscriberCommands(program, context);
   registerPreviewCommand(program, context);
   registerSendCommands(program, context);
+  registerControlCommands(program, context);
   registerAudienceCommands(program, context);
   registerSyncCommand(program, context);
   registerServeCommand(program, context);

@@ -80,15 +80,18 @@ export async function withProgress(
       note: note.length > 0 ? ` | ${note.join(' | ')}` : '',
     };
   };
-  const timer = setInterval(
-    () => {
-      if (bar) return bar.update(done(), values());
-      if (!flags.quiet && dispatcher) {
-        context.io.stderr.write(`${JSON.stringify({ progress: { total, done: done(), ...values() } })}\n`);
-      }
-    },
-    bar ? 200 : 5000,
-  );
+  // Off a terminal a JSON line every 5 s, and at once when the operator pauses, unpauses or re-paces the send.
+  let lastLine = Date.now();
+  let lastControl: string | null = null;
+  const timer = setInterval(() => {
+    if (bar) return bar.update(done(), values());
+    if (flags.quiet || !dispatcher) return;
+    const control = dispatcher.operator?.note() ?? null;
+    if (Date.now() - lastLine < 5000 && control === lastControl) return;
+    lastLine = Date.now();
+    lastControl = control;
+    context.io.stderr.write(`${JSON.stringify({ progress: { total, done: done(), ...values() } })}\n`);
+  }, 200);
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopSignal) {
       // Second signal: quit now (see quitNow: what is in flight is re-sent on resume).
@@ -158,7 +161,11 @@ export function report(context: CliContext, summary: SendSummary, flags: Progres
   const doubt = inDoubtLine(summary.bulletinId, summary.inDoubt);
   if (doubt !== null) lines.push(`  ${doubt}`);
   if (summary.halt !== null) lines.push(`  stopped by itself (${summary.halt.end}): ${summary.halt.reply}`);
-  else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
+  else if (summary.end === 'cancelled') {
+    lines.push(
+      `  cancelled by ${summary.cancelledBy ?? 'someone'}: ${c.cancelled} cancelled, nothing more is sent (bulletin retry ${summary.bulletinId} --state cancelled would send to them).`,
+    );
+  } else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
   else if (summary.end === 'stopped') lines.push(`  stopped. Resume with: bulletin resume ${summary.bulletinId}`);
   else if (summary.end === 'waiting for deferred') {
     lines.push(`  ${c.deferred} deferred, next retry due ${summary.nextAttemptAt ?? '?'}. Resume later with: bulletin resume ${summary.bulletinId}`);

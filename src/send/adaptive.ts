@@ -95,8 +95,9 @@ export class AdaptivePace {
   state: PaceCase = 'full';
   /** The share of temporary replies known not to depend on our pace. */
   background = 0;
-  private readonly maxRate: number;
-  private readonly floorRate: number;
+  private maxRate: number;
+  private floorRate: number;
+  private readonly configuredFloor: number;
   private readonly now: () => number;
   private buckets: Bucket[] = [];
   /** Messages accepted in each whole second (monotonic seconds), the last ten. */
@@ -120,9 +121,28 @@ export class AdaptivePace {
   constructor(options: AdaptivePaceOptions) {
     if (!(options.floorRate > 0) || !(options.maxRate > 0)) throw new RangeError('rates must be positive');
     this.maxRate = options.maxRate;
+    this.configuredFloor = options.floorRate;
     this.floorRate = Math.min(options.floorRate, options.maxRate);
     this.rate = this.maxRate;
     this.now = options.now ?? (() => performance.now());
+  }
+
+  /** The rate it never exceeds (messages per second). */
+  get ceiling(): number {
+    return this.maxRate;
+  }
+
+  /**
+   * A new ceiling (`bulletin pace`): the pace never goes above it from now on. Going at full speed
+   * it takes the new ceiling at once; slowed down by the relay, it stays where it is (or drops to a
+   * lower ceiling) and climbs back as it would have.
+   */
+  setCeiling(perSecond: number): void {
+    if (!(perSecond > 0)) throw new RangeError('rates must be positive');
+    const atFull = this.rate >= this.maxRate;
+    this.maxRate = perSecond;
+    this.floorRate = Math.min(this.configuredFloor, perSecond);
+    if (atFull || this.rate > perSecond) this.rate = perSecond;
   }
 
   /**

@@ -5,7 +5,9 @@
 // goes again at the next pace slot; a relay that is unusable (credentials, TLS, sender, SIZE) stops
 // the send with its deliveries given back; 20 identical refusals of the message itself in a row hold
 // the send; a hard bounce at RCPT is recorded; a delivery past its deadline fails on time, even
-// while it waits for a relay or for the pace.
+// while it waits for a relay or for the pace. It beats a few times a second (operator-control.ts):
+// paused, it gives back what it has claimed and waits; cancelled, it stops; re-paced, it keeps the
+// new rate.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { formatClaimOwner } from '../domain/claim-owner.js';
@@ -16,6 +18,8 @@ import { realClock, type Clock } from '../domain/clock.js';
 import type { AdaptivePace } from './adaptive.js';
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 import { outcomeOf } from './failure.js';
+import { OperatorControl } from './operator-control.js';
+import { BEAT_MS, type SendControlPort } from './send-control.js';
 import type { AttemptEvent, SendEvents } from './send-events.js';
 
 /** What the dispatcher needs of a rate limiter. */
@@ -59,7 +63,9 @@ export interface DispatchDependencies {
   readonly recordHardBounces?: (bounces: readonly SmtpHardBounce[]) => Promise<void>;
   /** Shared with the rest of the send, so every step reports the same outage (default: its own). */
   readonly outage?: DatabaseOutage;
-  /** Told of each outcome and of each change of pace (logs, metrics). */
+  /** The operator's pause, cancel and pace, heard with a heartbeat (none: nobody can steer it). */
+  readonly control?: SendControlPort;
+  /** Told what happens (the JSON log and the metrics listen). */
   readonly events?: SendEvents;
 }
 
@@ -80,7 +86,7 @@ export interface DispatchCounts {
   skipped: number;
 }
 
-export type DispatchEnd = 'finished' | 'waiting for deferred' | 'uncertain held' | 'stopped' | 'relay unusable' | 'message too big' | 'held';
+export type DispatchEnd = 'finished' | 'waiting for deferred' | 'uncertain held' | 'stopped' | 'cancelled' | 'relay unusable' | 'message too big' | 'held';
 
 /** Why the send stopped by itself: the relay or the message needs fixing first. */
 export interface DispatchHalt {
@@ -91,6 +97,8 @@ export interface DispatchHalt {
 
 /** Identical refusals of the message itself, in a row, that hold the send. */
 export const MESSAGE_REFUSALS_TO_HOLD = 20;
+/** How often a worker with nothing to claim looks whether the others' claims are done. */
+const LOOK_AGAIN_MS = 1_000;
 /** How often one claim may go again at the next pace slot before it waits for the backoff. */
 const MAX_RESENDS_PER_CLAIM = 3;
 
@@ -137,6 +145,10 @@ export class Dispatcher {
   /** Messages handed to the transport, each with what aborts its wait for a relay. */
   private readonly sending = new Set<{ readonly claimed: ClaimedDelivery; readonly abort: AbortController }>();
   private readonly outage: DatabaseOutage;
+  /** The operator's word on this send (null: no control port). */
+  readonly operator: OperatorControl | null;
+  /** Set when the send was cancelled (`bulletin cancel`): who did it. */
+  cancelledBy: string | null = null;
 
   constructor(
     private readonly deps: DispatchDependencies,
@@ -145,6 +157,53 @@ export class Dispatcher {
     this.clock = deps.clock ?? realClock;
     this.outage = deps.outage ?? new DatabaseOutage({ sleep: this.clock.sleep });
     this.leaseMs = options.leaseMs ?? 60_000;
+    this.operator =
+      deps.control === undefined
+        ? null
+        : new OperatorControl(
+            deps.control,
+            this.owner,
+            options.bulletinId,
+            {
+              report: () => ({ pace: this.deps.pace?.rate ?? null, paceNote: this.deps.pace?.note ?? null, sent: this.counts.sent, paused: this.paused }),
+              // Messages waiting for a relay (every relay down) are not on the wire: they wait no more.
+              paused: () => {
+                for (const { abort } of this.sending) abort.abort();
+              },
+              cancelled: (by) => {
+                this.cancelledBy = by;
+                this.stop();
+              },
+              rate: (perSecond) => this.keepRate(perSecond),
+              failed: (error) => this.noticeDatabaseError(error),
+            },
+            deps.events,
+          );
+  }
+
+  /** Paused by the operator (`bulletin pause`): nothing is claimed or started until unpaused. */
+  get paused(): boolean {
+    return this.operator?.paused ?? false;
+  }
+
+  /** The send's rate set by `bulletin pace`: the adaptive pace keeps below it, and so does the pacer. */
+  private keepRate(perSecond: number): void {
+    const pace = this.deps.pace;
+    if (pace) {
+      pace.setCeiling(perSecond);
+      this.deps.pacer.setRate?.(pace.rate);
+    } else {
+      this.deps.pacer.setRate?.(perSecond);
+    }
+    // The listeners hear the pace allowed now: the new ceiling, or below it while the relay pushes back.
+    const rate = pace?.rate ?? perSecond;
+    const pushedBack = pace !== undefined && rate < perSecond && pace.state !== 'full';
+    this.deps.events?.paceChanged?.({
+      bulletinId: this.options.bulletinId,
+      rate,
+      cause: pushedBack ? pace.state : 'bulletin pace',
+      note: pushedBack ? pace.note : `pace ${perSecond}/s set by bulletin pace`,
+    });
   }
 
   /** Stop claiming, finish what is in flight, flush; `run()` then resolves with 'stopped'. */
@@ -165,6 +224,7 @@ export class Dispatcher {
   /** Why the send goes slower than configured right now (relay pushback, fewer connections, relays down), if it does. */
   get note(): string | null {
     const notes = [
+      this.operator?.note() ?? null,
       this.outage.note(`${this.pending.length} outcomes kept, sending paused`),
       this.waitingForWorkers ? 'waiting for other workers to finish their messages' : null,
       this.deps.pace?.note ?? null,
@@ -179,17 +239,21 @@ export class Dispatcher {
    */
   async run(): Promise<DispatchEnd> {
     const run = this.newRun();
-    const stopTimers = this.startTimers(run);
+    let stopTimers = () => {};
     let end: DispatchEnd;
     try {
+      // The first beat before anything is claimed: a send paused, cancelled or re-paced stays so.
+      if (this.operator) await this.untilDatabase(() => this.operator!.beat());
+      stopTimers = this.startTimers(run);
       end = await this.sendUntilDone(run);
       await this.giveBackUnsent(run);
     } finally {
       stopTimers();
       await this.settleUp(run);
+      await this.operator?.leave();
     }
     await this.reopenHeldRefusals();
-    return this.halt?.end ?? end;
+    return this.halt?.end ?? (this.cancelledBy !== null ? 'cancelled' : end);
   }
 
   private newRun(): RunState {
@@ -209,6 +273,10 @@ export class Dispatcher {
   private async sendUntilDone(run: RunState): Promise<DispatchEnd> {
     for (;;) {
       if (this.stopping) return this.halt?.end ?? 'stopped';
+      if (this.paused) {
+        await this.holdWhilePaused(run);
+        continue;
+      }
       if (this.databaseDownSince !== null) {
         await this.resumeAfterOutage(run);
         continue;
@@ -231,6 +299,28 @@ export class Dispatcher {
     await this.untilDatabase(() => this.flush());
     const held = new Set(await this.untilDatabase(() => this.deps.store.renewLeases(this.owner, this.leaseMs)));
     run.queue = run.queue.filter((claimed) => held.has(claimed.id));
+  }
+
+  /**
+   * Paused: what was claimed and not yet started goes back (so a paused process holds nothing that
+   * could turn uncertain if it died), then it waits until unpaused or stopped. Messages on the wire
+   * finish meanwhile, and their outcomes are written by the flush timer.
+   */
+  private async holdWhilePaused(run: RunState): Promise<void> {
+    if (run.prefetch !== null) {
+      const batch = await run.prefetch.catch(() => null); // a lost answer leaves claimInDoubt set: adopted later
+      run.prefetch = null;
+      if (batch) run.queue.push(...batch.claimed);
+    }
+    run.lowWater = 0; // what goes back is below the mark
+    run.lastClaimFull = true;
+    // Until unpaused; a message that stopped waiting for a relay comes back into the queue meanwhile.
+    while (this.paused && !this.stopping) {
+      const waiting = run.queue.splice(0).map((claimed) => claimed.id);
+      for (const id of waiting) this.resends.delete(id);
+      if (waiting.length > 0) await this.untilDatabase(() => this.deps.store.releaseClaims(this.owner, waiting));
+      await this.clock.sleep(BEAT_MS / 2, this.stopController.signal);
+    }
   }
 
   /** Claims the next batch into the queue; when nothing is claimable, decides whether the send ends. */
@@ -264,13 +354,20 @@ export class Dispatcher {
     const due = await this.untilDatabase(() => store.nextDueAt(bulletinId, this.options.resendUncertain));
     if (due === null) {
       // Other workers still hold claims: wait for them to finish, or for their leases to lapse (a
-      // worker that died), and then take those over.
+      // worker that died), and then take those over. Looked at again every second: a worker that
+      // finishes its claims (or gives them back, paused or stopped) is seen then, not at its lease's end.
       const leaseEndsInMs = await this.untilDatabase(() => store.msUntilNextLeaseEnd(bulletinId, this.owner));
       if (leaseEndsInMs !== null) {
         this.waitingForWorkers = true;
-        await this.clock.sleep(Math.min(this.leaseMs, Math.max(50, leaseEndsInMs + 50)), signal);
+        await this.clock.sleep(Math.min(this.leaseMs, LOOK_AGAIN_MS, Math.max(50, leaseEndsInMs + 50)), signal);
         this.waitingForWorkers = false;
         await this.untilDatabase(() => store.expireLapsedClaims(bulletinId, this.owner));
+        return 'claim again';
+      }
+      // Deliveries given back below the low-water mark (by a worker that stopped or paused) are
+      // claimed by a last pass from the start before the send counts as done.
+      if (run.lowWater > 0) {
+        run.lowWater = 0;
         return 'claim again';
       }
       return (await this.untilDatabase(() => this.hasHeldUncertain())) ? 'uncertain held' : 'finished';
@@ -288,7 +385,7 @@ export class Dispatcher {
    * back full), so the connections never idle through a claim's round trip.
    */
   private prefetchIfLow(run: RunState): void {
-    if (run.prefetch !== null || !run.lastClaimFull || run.queue.length > run.claimSize / 2) return;
+    if (run.prefetch !== null || !run.lastClaimFull || run.queue.length > run.claimSize / 2 || this.paused) return;
     run.prefetch = this.claimOnce(run).catch((error: unknown) => {
       if (this.deps.store.isConnectionError(error)) run.claimInDoubt = true;
       throw error;
@@ -301,12 +398,13 @@ export class Dispatcher {
    * behind busy connections and go out later in a bunch with others.
    */
   private async sendNext(run: RunState): Promise<void> {
-    const signal = this.stopController.signal;
     while (run.inFlight.size >= this.deps.transport.concurrency) await Promise.race(run.inFlight);
+    // The wait for the slot ends when we stop or are paused.
+    const signal = this.operator ? AbortSignal.any([this.stopController.signal, this.operator.pauseSignal]) : this.stopController.signal;
     try {
       await this.untilDatabase(() => this.deps.pacer.acquire(signal));
     } catch (error) {
-      if (!signal.aborted) throw error; // an abort only means we are stopping
+      if (!signal.aborted) throw error; // an abort only means we are stopping or pausing
     }
     if (signal.aborted) return;
     const claimed = run.queue.shift();
@@ -373,6 +471,8 @@ export class Dispatcher {
     const paceTimer = setInterval(() => {
       if (this.deps.pace?.update()) this.applyPace(this.deps.pace);
     }, 250);
+    // The heartbeat, which hears the operator's pause, cancel and pace.
+    const beatTimer = this.operator ? setInterval(() => this.operator?.tick(), BEAT_MS) : undefined;
     // A claimed delivery waiting its turn (slow pace, no connection) fails on time at its deadline.
     const deadlineTimer = setInterval(() => {
       const now = this.clock.now();
@@ -387,6 +487,7 @@ export class Dispatcher {
       clearInterval(leaseTimer);
       clearInterval(paceTimer);
       clearInterval(deadlineTimer);
+      clearInterval(beatTimer);
     };
   }
 
@@ -467,6 +568,10 @@ export class Dispatcher {
     }
     if (outcome.kind === 'deferred' && outcome.resend === 'next-slot' && this.stopping) {
       this.unattempted.push(claimed.id); // never sent: given back as it was, not deferred
+      return;
+    }
+    if (outcome.kind === 'deferred' && outcome.resend === 'next-slot' && this.paused) {
+      sendAgain(claimed); // never sent: given back while paused, or sent once unpaused
       return;
     }
     if (outcome.kind === 'deferred' && outcome.resend === 'next-slot') {

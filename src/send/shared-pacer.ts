@@ -5,8 +5,10 @@
 //
 // A slot more than LATE_TOLERANCE_MS in the past (the worker was busy or waiting) is given up, not
 // used late: otherwise a worker catching up would crowd its old slots into the present, on top of
-// the others' current ones. So one second holds at most rate × (1 s + 20 ms) + 1 messages, which leaves
-// room for the jitter between our sending and the relay's receiving (the workers test allows 5 %).
+// the others' current ones. And slots are 2 % wider apart than the rate asks (PACE_MARGIN). So one
+// second holds at most rate × (1 s + 20 ms) / 1.02 + 1 messages as they leave, which leaves room for
+// the jitter between our sending and the relay's receiving: at 20/s a second at the relay holds 22
+// only if that jitter squeezes two messages 50 ms closer together than they left.
 //
 // Slot times are the database's clock; turning them into local times needs the offset between the
 // two clocks. A reply that comes back late (a busy event loop, a slow network) must not move this
@@ -21,6 +23,8 @@ export interface SlotRun {
   readonly firstSlotMs: number;
   /** Database time (epoch ms) at the reservation: turns slot times into local ones. */
   readonly databaseNowMs: number;
+  /** The slots' spacing, when the store widened it (the send's rate set by `bulletin pace`). */
+  readonly intervalMs?: number;
 }
 
 /** Reserves `count` slots `intervalMs` apart on the send's shared timeline (store/send-pacing.ts). */
@@ -36,6 +40,8 @@ export interface SharedPacerOptions {
 const RUN_MS = 100;
 const MAX_RUN = 2_000;
 export const LATE_TOLERANCE_MS = 20;
+/** Slots are this much wider apart than the rate asks, so a relay's second never holds more than the rate. */
+export const PACE_MARGIN = 1.02;
 
 interface Run {
   /** Local time (now()) of slot 0. */
@@ -81,13 +87,14 @@ export class SharedPacer implements Pacer {
     private readonly reserve: ReserveSlots,
     options: SharedPacerOptions,
   ) {
-    this.intervalMs = 1000 / options.rate;
+    this.intervalMs = (1000 / options.rate) * PACE_MARGIN;
     this.clock = options.clock ?? monotonicClock;
   }
 
   setRate(perSecond: number): void {
-    const slower = 1000 / perSecond > this.intervalMs;
-    this.intervalMs = 1000 / perSecond;
+    const intervalMs = (1000 / perSecond) * PACE_MARGIN;
+    const slower = intervalMs > this.intervalMs;
+    this.intervalMs = intervalMs;
     // Slower: the rest of the old run is given up, the new pace starts with the next message. Faster:
     // the run already reserved (at most 100 ms of slots) is used first; giving it up would waste
     // those slots (the shared timeline has moved past them), and the adaptive pace speeds up in
@@ -112,7 +119,7 @@ export class SharedPacer implements Pacer {
         const askedAt = this.clock.now();
         const reserved = await this.reserve(count, intervalMs);
         const offset = this.offset.sample(reserved.databaseNowMs, askedAt, this.clock.now());
-        run = { start: reserved.firstSlotMs - offset, intervalMs, count, next: 0 };
+        run = { start: reserved.firstSlotMs - offset, intervalMs: reserved.intervalMs ?? intervalMs, count, next: 0 };
         this.run = run;
       }
       const now = this.clock.now();

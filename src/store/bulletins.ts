@@ -24,6 +24,9 @@ export interface StoredBulletin {
   /** The audience filter as written (null: every active member), and the segment it came from. */
   readonly audienceFilter: string | null;
   readonly audienceSegment: string | null;
+  /** When `bulletin cancel` stopped its send, and who (user@host); kept if a retry sends it again. */
+  readonly cancelledAt: Date | null;
+  readonly cancelledBy: string | null;
 }
 
 interface BulletinRow {
@@ -43,6 +46,8 @@ interface BulletinRow {
   started_at: Date | null;
   audience_filter: string | null;
   audience_segment: string | null;
+  cancelled_at: Date | null;
+  cancelled_by: string | null;
 }
 
 function toBulletin(row: BulletinRow): StoredBulletin {
@@ -63,6 +68,8 @@ function toBulletin(row: BulletinRow): StoredBulletin {
     startedAt: row.started_at,
     audienceFilter: row.audience_filter,
     audienceSegment: row.audience_segment,
+    cancelledAt: row.cancelled_at,
+    cancelledBy: row.cancelled_by,
   };
 }
 
@@ -136,7 +143,21 @@ export async function latestBulletin(sql: Sql): Promise<StoredBulletin | null> {
 
 /** Makes a finished bulletin unfinished again (deliveries were put back to work by `bulletin retry`). */
 export async function reopenBulletin(sql: Sql, id: number): Promise<void> {
-  await sql.query('UPDATE bulletins SET finished_at = NULL WHERE id = $1', [id]);
+  // A cancelled send that a retry sends again is started again (its cancelled_at stays, as history).
+  await sql.query(`UPDATE bulletins SET finished_at = NULL, state = CASE WHEN state = 'cancelled' THEN 'started' ELSE state END WHERE id = $1`, [id]);
+}
+
+/**
+ * `bulletin cancel`: a started, unfinished send becomes cancelled (one statement that checks its
+ * state); null when it was not started, already finished, or already cancelled.
+ */
+export async function cancelBulletin(sql: Sql, id: number, by: string): Promise<StoredBulletin | null> {
+  const { rows } = await sql.query<BulletinRow>(
+    `UPDATE bulletins SET state = 'cancelled', cancelled_at = now(), cancelled_by = $2
+      WHERE id = $1 AND state = 'started' AND finished_at IS NULL RETURNING *`,
+    [id, by],
+  );
+  return rows[0] ? toBulletin(rows[0]) : null;
 }
 
 /** Marks the bulletin finished if no delivery still needs work; returns whether it is finished. */

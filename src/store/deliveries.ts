@@ -24,6 +24,9 @@ export interface DeliveryOutcome {
   readonly nextAttemptAt: Date | null;
 }
 
+/** SQL: the delivery `d` belongs to a send that was cancelled (`bulletin cancel`). */
+const CANCELLED_SEND = `EXISTS (SELECT 1 FROM bulletins b WHERE b.id = d.bulletin_id AND b.state = 'cancelled')`;
+
 /** One delivery per active member, in one statement; the unique key makes a second enqueue a no-op. */
 export async function enqueueDeliveries(sql: Sql, bulletinId: number, listId: number): Promise<number> {
   const { rowCount } = await sql.query(
@@ -142,12 +145,16 @@ export async function selectOwnClaims(sql: Sql, bulletinId: number, owner: strin
   return rows.map(toClaimed);
 }
 
-/** Writes a batch of outcomes; only rows still `sending` under this owner change. Returns how many did. */
+/**
+ * Writes a batch of outcomes; only rows still `sending` under this owner change. Returns how many did.
+ * In a send cancelled meanwhile, what would have been tried again (deferred, uncertain) is cancelled.
+ */
 export async function recordOutcomes(sql: Sql, owner: string, outcomes: readonly DeliveryOutcome[]): Promise<number> {
   if (outcomes.length === 0) return 0;
   const { rowCount } = await sql.query(
     `UPDATE deliveries d
-        SET state = o.state::delivery_state, relay = o.relay, last_reply = o.reply,
+        SET state = CASE WHEN o.state IN ('deferred', 'uncertain') AND ${CANCELLED_SEND} THEN 'cancelled' ELSE o.state END::delivery_state,
+            relay = o.relay, last_reply = o.reply,
             message_id = COALESCE(NULLIF(o.message_id, ''), d.message_id),
             next_attempt_at = o.next_attempt_at::timestamptz,
             sent_at = CASE WHEN o.state = 'sent' THEN now() ELSE d.sent_at END,
@@ -183,13 +190,16 @@ export async function reopenFailedDeliveries(sql: Sql, ids: readonly number[]): 
   return rowCount ?? 0;
 }
 
-/** Gives back claimed deliveries that were never attempted (graceful stop): queued again, or due now. */
+/**
+ * Gives back claimed deliveries that were never attempted (graceful stop, pause): queued again, or due
+ * now; cancelled, in a send cancelled meanwhile.
+ */
 export async function releaseClaims(sql: Sql, owner: string, ids: readonly number[]): Promise<number> {
   if (ids.length === 0) return 0;
   const { rowCount } = await sql.query(
-    `UPDATE deliveries
-        SET state = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'queued' END::delivery_state,
-            attempts = attempts - 1, next_attempt_at = CASE WHEN attempts > 1 THEN now() END,
+    `UPDATE deliveries d
+        SET state = CASE WHEN ${CANCELLED_SEND} THEN 'cancelled' WHEN attempts > 1 THEN 'deferred' ELSE 'queued' END::delivery_state,
+            attempts = attempts - 1, next_attempt_at = CASE WHEN attempts > 1 AND NOT ${CANCELLED_SEND} THEN now() END,
             owner = NULL, lease_until = NULL, updated_at = now()
       WHERE id = ANY($2::bigint[]) AND state = 'sending' AND owner = $1`,
     [owner, ids],
@@ -224,13 +234,29 @@ export async function selectSendingOwners(sql: Sql, bulletinId: number): Promise
  */
 export async function expireAbandonedClaims(sql: Sql, bulletinId: number, deadOwners: readonly string[], exceptOwner: string | null = null): Promise<number> {
   // `exceptOwner`: a worker never expires its own claims (after an outage it renews them instead).
+  // In a cancelled send it is cancelled instead, and stays marked in doubt.
   const { rowCount } = await sql.query(
-    `UPDATE deliveries
-        SET state = 'uncertain', owner = NULL, lease_until = NULL, next_attempt_at = now(), in_doubt = true,
+    `UPDATE deliveries d
+        SET state = CASE WHEN ${CANCELLED_SEND} THEN 'cancelled' ELSE 'uncertain' END::delivery_state,
+            owner = NULL, lease_until = NULL, next_attempt_at = CASE WHEN ${CANCELLED_SEND} THEN NULL ELSE now() END, in_doubt = true,
             last_reply = 'uncertain: the sender stopped while this message was in flight', updated_at = now()
       WHERE bulletin_id = $1 AND state = 'sending' AND (lease_until < now() OR owner = ANY($2::text[]))
         AND owner IS DISTINCT FROM $3`,
     [bulletinId, deadOwners, exceptOwner],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * `bulletin cancel`: every delivery of the bulletin still waiting its turn (queued, deferred,
+ * uncertain) becomes cancelled, in one statement; one in flight (`sending`) is left to its sender,
+ * whose outcome or release turns it cancelled unless it was sent. Returns how many changed.
+ */
+export async function cancelUnsentDeliveries(sql: Sql, bulletinId: number, reply: string): Promise<number> {
+  const { rowCount } = await sql.query(
+    `UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, last_reply = $2, updated_at = now()
+      WHERE bulletin_id = $1 AND state IN ('queued', 'deferred', 'uncertain')`,
+    [bulletinId, reply],
   );
   return rowCount ?? 0;
 }

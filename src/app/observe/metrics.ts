@@ -104,10 +104,6 @@ export class SendMetrics implements MetricsSource {
       this.pace.set({ bulletin: String(bulletinId) }, rate);
       this.setCause(bulletinId, cause ?? 'configured');
     },
-    repaced: ({ bulletinId, rate }) => {
-      this.pace.set({ bulletin: String(bulletinId) }, rate);
-      this.setCause(bulletinId, 'bulletin pace');
-    },
     paused: ({ bulletinId }) => this.paused.set({ bulletin: String(bulletinId) }, 1),
     unpaused: ({ bulletinId }) => this.paused.set({ bulletin: String(bulletinId) }, 0),
     relayDown: ({ relay }) => this.relayUp.set({ relay }, 0),

@@ -16,6 +16,7 @@ import { recordSmtpBounces } from '../bounces.js';
 import type { App } from '../context.js';
 import { openDeliveries } from './bulletins.js';
 import { dispatchStoreOf } from './dispatch-store.js';
+import { sendControlOf } from './send-control.js';
 import { compileStored } from './prepare.js';
 import type { InDoubt, RunOptions, SendSummary } from './run.js';
 
@@ -49,6 +50,7 @@ export async function dispatchBulletin(
       ...(options.pace ? { pace: options.pace } : {}),
       clock: options.clock ?? app.clock,
       outage,
+      control: sendControlOf(app.db, bulletin.id, options.command ?? 'send'),
       ...(options.events ? { events: options.events } : {}),
     },
     {
@@ -96,6 +98,7 @@ export async function dispatchBulletin(
     relay: options.transport.description,
     halt: dispatcher.halt,
     inDoubt,
+    cancelledBy: dispatcher.cancelledBy,
   };
 }
 

@@ -16,6 +16,7 @@ export interface RunChoices {
   readonly onStart?: RunOptions['onStart'];
   readonly outage?: DatabaseOutage;
   readonly events?: SendEvents;
+  /** Which command runs the process (send, resume, retry, worker), for `bulletin status`. */
   readonly command?: string;
 }
 
@@ -30,6 +31,6 @@ export function runOptions(transport: Transport, settings: SendSettings, choices
     ...(choices.onStart ? { onStart: choices.onStart } : {}),
     ...(choices.outage ? { outage: choices.outage } : {}),
     ...(choices.events ? { events: choices.events } : {}),
-    ...(choices.command === undefined ? {} : { command: choices.command }),
+    ...(choices.command ? { command: choices.command } : {}),
   };
 }

@@ -39,10 +39,10 @@ export interface RunOptions {
   readonly onStart?: (dispatcher: Dispatcher, bulletin: StoredBulletin, total: number, inDoubt: InDoubt) => void;
   /** Waits out the database going away, at every step (default: an outage of its own, said nowhere). */
   readonly outage?: DatabaseOutage;
-  /** Told what happens during the send (logs, metrics; see src/send/send-events.ts). */
-  readonly events?: SendEvents;
-  /** The command that runs the send (`send`, `resume`, `retry`, `worker`), for the events. */
+  /** Which command runs this process (send, resume, retry, worker), as `bulletin status` shows it. */
   readonly command?: string;
+  /** Told what happens during the send (the JSON log and the metrics listen). */
+  readonly events?: SendEvents;
 }
 
 /**
@@ -71,6 +71,8 @@ export interface SendSummary {
   readonly halt: DispatchHalt | null;
   /** What this run found in doubt when it began (see InDoubt). */
   readonly inDoubt: InDoubt;
+  /** Who cancelled the send while this run worked on it (`bulletin cancel`), if someone did. */
+  readonly cancelledBy: string | null;
 }
 
 /** Stores the bulletin and enqueues its deliveries (or resumes it), then sends until done or stopped. */

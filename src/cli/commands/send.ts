@@ -204,7 +204,7 @@ Examples:
             const summary = await withProgress(
               context,
               flags,
-              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage, observe))),
+              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage, 'send', observe))),
               watch,
             );
             report(context, summary, flags);
@@ -267,7 +267,7 @@ Examples:
                 const summary = await withProgress(
                   context,
                   flags,
-                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, observe))),
+                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, 'worker', observe))),
                   watch,
                 );
                 report(context, summary, flags);
@@ -318,7 +318,12 @@ Examples:
               context,
               flags,
               async (onStart) => {
-                const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage, observe)));
+                const result = await retryDeliveries(
+                  app,
+                  parseId(id),
+                  states,
+                  runOptions(transport, settings, choices(flags, onStart, outage, 'retry', observe)),
+                );
                 requeued = result.requeued;
                 return result.summary;
               },
@@ -359,7 +364,7 @@ Example:
             const summary = await withProgress(
               context,
               flags,
-              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage, observe))),
+              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage, 'resume', observe))),
               watch,
             );
             report(context, summary, flags);
@@ -507,8 +512,8 @@ async function withTransport(
   }
 }
 
-function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage, observe: SendObservation) {
-  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage, ...observe.runChoices };
+function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage, command: string, observe: SendObservation) {
+  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage, command, ...observe.runChoices };
 }
 
 async function confirm(context: CliContext, plan: SendPlan, relay: string, flags: SendFlags): Promise<void> {
