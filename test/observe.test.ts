@@ -235,6 +235,45 @@ describe(`metrics and logs (${DATABASE_KIND} database)`, () => {
     assert.match(String(first?.note), /the relay asks us to slow down \(450 4\.7\.0/);
   });
 
+  test('bulletin pause, pace, unpause and cancel on a running send: log lines, and /metrics follows', async () => {
+    const recipients = 60;
+    const file = await listWith(db, 'steer-log', numberedAddresses('s', recipients), { subject: 'Steered' });
+    const server = await relay();
+    const running = startCli(['send', file, '--list', 'steer-log', '--yes', '--json', '--rate', '5/s', '--metrics-port', '0', '--log-format', 'json'], {
+      ...db,
+      env: { ...db.env, SMTP_URL: server.url },
+    });
+    const lineOf = (event: string) => jsonLines(running.stderr()).find((line) => line.event === event);
+    await waitFor(() => lineOf('send started') !== undefined && server.received.length > 0, 'the send under way');
+    const bulletinId = lineOf('send started')?.bulletinId as number;
+    const bulletin = String(bulletinId);
+    const url = lineOf('metrics listening')?.url as string;
+    await runOk(['pause', bulletin], db);
+    await waitFor(() => lineOf('paused') !== undefined, 'the paused line');
+    assert.equal((await scrape(url)).value('bulletin_paused', { bulletin }), 1);
+    await runOk(['pace', bulletin, '8/s'], db);
+    await waitFor(() => lineOf('re-paced') !== undefined, 'the re-paced line');
+    assert.equal(lineOf('re-paced')?.rate, 8);
+    const repaced = await scrape(url);
+    assert.equal(repaced.value('bulletin_pace_messages_per_second', { bulletin }), 8);
+    assert.equal(repaced.value('bulletin_pace_cause', { bulletin, cause: 'bulletin pace' }), 1);
+    await runOk(['unpause', bulletin], db);
+    await waitFor(() => lineOf('unpaused') !== undefined, 'the unpaused line');
+    assert.equal((await scrape(url)).value('bulletin_paused', { bulletin }), 0);
+    await runOk(['cancel', bulletin, '--yes'], db);
+    const result = await running.done;
+    assert.equal(result.code, 0, result.stderr);
+    const lines = jsonLines(result.stderr);
+    for (const line of lines.filter((each) => ['paused', 're-paced', 'unpaused', 'cancelled'].includes(String(each.event)))) {
+      assert.equal(line.bulletinId, bulletinId);
+      if (line.event !== 'unpaused') assert.equal(typeof line.by, 'string', `by on ${String(line.event)}`);
+    }
+    assert.ok(lines.some((line) => line.event === 'cancelled'));
+    const end = lines.find((line) => line.event === 'send ended');
+    assert.equal(typeof end?.end, 'string');
+    assert.ok((end?.sent as number) < recipients, 'cancelled before the end');
+  });
+
   test('a relay down and back: the log says so, and /metrics shows it down meanwhile', async () => {
     const recipients = 16;
     const file = await listWith(db, 'relay-log', numberedAddresses('r', recipients), { subject: 'Relay down and back' });
