@@ -47,7 +47,7 @@ export function observeHelp(examples: string): string {
   return `
 For the people on call: --metrics-port serves Prometheus metrics (deliveries by outcome, SMTP
 replies by class, the pace and its cause, the queue by state, relays and the database up or down;
-see README, "Metrics") while the command runs; it says where on stderr ("Metrics at …").
+see README, "Metrics and logs") while the command runs; it says where on stderr ("Metrics at …").
 --log-format json writes one JSON line per event on stderr instead of the progress display (send
 started, finished or ended, pace changed and why, paused, re-paced, cancelled, relay down and back,
 database unreachable and back), each with the bulletin id and the host; --verbose adds one line

@@ -1,6 +1,6 @@
 // The JSON log of a long-running command (pino): one line per event that matters, each with an
 // `event` field naming it, the bulletin id where there is one, and the host and pid of the process.
-// Per-message lines (`attempt`, `skipped`) only when verbose. The events are listed in README, "Logs".
+// Per-message lines (`attempt`, `skipped`) only when verbose. The events are listed in README, "Metrics and logs".
 import { hostname } from 'node:os';
 import { pino, stdTimeFunctions, type Logger } from 'pino';
 import type { SendEvents } from '../../send/send-events.js';

@@ -1,6 +1,6 @@
 // The Prometheus metrics of one process (prom-client, on a registry of its own): a send's listener
 // (SendEvents) for send, resume, retry and worker, with the queue depth counted at scrape time, and
-// the web server's unsubscribes and requests for serve. Every metric is named in README, "Metrics".
+// the web server's unsubscribes and requests for serve. Every metric is named in README, "Metrics and logs".
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DELIVERY_STATES } from '../../domain/delivery.js';
 import type { SendEvents } from '../../send/send-events.js';

@@ -19,7 +19,7 @@ export function registerServeCommand(program: Command, context: CliContext): voi
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parsePort, 8080)
     .option('--archive-dir <dir>', 'serve this exported archive under /archive/ (default: $BULLETIN_ARCHIVE_DIR)')
-    .option('--metrics', 'also serve Prometheus metrics at /metrics: unsubscribes by source, requests by status (README, "Metrics")');
+    .option('--metrics', 'also serve Prometheus metrics at /metrics: unsubscribes by source, requests by status (README, "Metrics and logs")');
   addLogOptions(command, { verbose: false })
     .addHelpText(
       'after',
@@ -33,7 +33,7 @@ links of older bulletins are out of date and change nothing. /help/<slug> is the
 names: what the list is, how to leave, whom to write to.
 
 --metrics adds GET /metrics (Prometheus text: bulletin_unsubscribes_total by source,
-bulletin_http_requests_total by status; see README, "Metrics"): let only the scraper reach it.
+bulletin_http_requests_total by status; see README, "Metrics and logs"): let only the scraper reach it.
 --log-format json writes one JSON line per event on stderr (started, each unsubscribe with its
 source and list, a request that failed on our side, stopped), with the host; no tokens, no addresses.
 
