@@ -9,6 +9,7 @@ import { createRelayPool } from '../send/relay-pool.js';
 import { parseRelayList } from '../send/relay-url.js';
 import { createSmtpTransport } from '../send/smtp-transport.js';
 import { AdaptivePace } from '../send/adaptive.js';
+import type { SendEvents } from '../send/send-events.js';
 import type { Transport } from '../send/transport.js';
 import { dataTimeoutMs, parseRates, type Config, type SendSettings } from './config.js';
 
@@ -18,6 +19,8 @@ export interface TransportChoice {
   readonly connections?: number;
   readonly messagesPerConnection?: number;
   readonly dataTimeoutMs?: number;
+  /** Told when a relay goes down and comes back. */
+  readonly events?: SendEvents;
 }
 
 export async function openTransport(config: Config, flags: TransportChoice): Promise<Transport> {
@@ -41,6 +44,7 @@ export async function openTransport(config: Config, flags: TransportChoice): Pro
         timeoutsMs: { socket: socketMs },
       }),
     })),
+    flags.events ? { events: flags.events } : {},
   );
 }
 

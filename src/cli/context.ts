@@ -11,8 +11,19 @@ export interface CliContext {
   /** Exit status when the command returns normally (e.g. 130 after a graceful Ctrl-C). */
   exitCode: number;
   config(): Config;
-  /** Opens the app (waiting out an unreachable database when given an `outage`: sends), runs `work`, closes. */
-  run<T>(work: (app: App) => Promise<T>, options?: { skipMigrationCheck?: boolean; outage?: DatabaseOutage }): Promise<T>;
+  /**
+   * Opens the app (waiting out an unreachable database when given an `outage`: sends), runs `work`,
+   * closes it, and then `closeAfter` (the command's metrics server), whatever happened.
+   */
+  run<T>(
+    work: (app: App) => Promise<T>,
+    options?: { skipMigrationCheck?: boolean; outage?: DatabaseOutage; closeAfter?: { close(): Promise<void> } },
+  ): Promise<T>;
+  /**
+   * Set by a command logging JSON lines (--log-format json): the sentences it would write on stderr
+   * (notices, the error it ends with) become lines of that log. Null: plain lines on stderr.
+   */
+  logLine: ((level: 'info' | 'error', line: string) => void) | null;
 }
 
 export function createContext(io: CliIo, program: Command): CliContext {
@@ -20,6 +31,7 @@ export function createContext(io: CliIo, program: Command): CliContext {
   const context: CliContext = {
     io,
     exitCode: 0,
+    logLine: null,
     config() {
       if (!config) {
         const flags = program.opts<{ databaseUrl?: string; dataDir?: string }>();
@@ -35,16 +47,21 @@ export function createContext(io: CliIo, program: Command): CliContext {
       return config;
     },
     run(work, options) {
-      return withApp(
-        context.config(),
-        {
-          notice: (line) => io.stderr.write(`${line}\n`),
-          skipMigrationCheck: options?.skipMigrationCheck ?? false,
-          ...(options?.outage ? { outage: options.outage } : {}),
-          ...(io.clock ? { clock: io.clock } : {}),
-        },
-        work,
+      // A configuration error is thrown from the promise too, so that `closeAfter` is still closed.
+      const running = Promise.resolve().then(() =>
+        withApp(
+          context.config(),
+          {
+            notice: (line) => (context.logLine ? context.logLine('info', line) : io.stderr.write(`${line}\n`)),
+            skipMigrationCheck: options?.skipMigrationCheck ?? false,
+            ...(options?.outage ? { outage: options.outage } : {}),
+            ...(io.clock ? { clock: io.clock } : {}),
+          },
+          work,
+        ),
       );
+      const closeAfter = options?.closeAfter;
+      return closeAfter ? running.finally(() => closeAfter.close()) : running;
     },
   };
   return context;

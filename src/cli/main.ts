@@ -13,11 +13,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     await program.parseAsync([...argv]);
     return context.exitCode;
   } catch (error) {
-    return reportError(error, io);
+    return reportError(error, (line) => (context.logLine ? context.logLine('error', line) : io.stderr.write(`${line}\n`)));
   }
 }
 
-function reportError(error: unknown, io: CliIo): number {
+function reportError(error: unknown, say: (line: string) => void): number {
   if (error instanceof CommanderError) {
     // Commander has already printed its message; help and version are not errors.
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
@@ -25,18 +25,18 @@ function reportError(error: unknown, io: CliIo): number {
     return ERROR_CODES.USAGE.exitStatus;
   }
   if (isBulletinError(error)) {
-    io.stderr.write(`bulletin: ${error.message}\n`);
+    say(`bulletin: ${error.message}`);
     return error.exitStatus;
   }
   if (isConnectionError(error)) {
-    io.stderr.write(`bulletin: Lost the connection to the database (${oneLine(error)}); run the command again once it answers.\n`);
+    say(`bulletin: Lost the connection to the database (${oneLine(error)}); run the command again once it answers.`);
     return ERROR_CODES.DATABASE_UNAVAILABLE.exitStatus;
   }
   if (isPermissionError(error)) {
-    io.stderr.write(`bulletin: The database role was refused (${oneLine(error)}); grant it as "Least privilege" in bulletin's README shows.\n`);
+    say(`bulletin: The database role was refused (${oneLine(error)}); grant it as "Least privilege" in bulletin's README shows.`);
     return ERROR_CODES.PERMISSION_DENIED.exitStatus;
   }
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  io.stderr.write(`bulletin: internal error (please report it): ${detail}\n`);
+  say(`bulletin: internal error (please report it): ${detail}`);
   return ERROR_CODES.INTERNAL.exitStatus;
 }

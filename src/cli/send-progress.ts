@@ -9,6 +9,7 @@ import { BulletinError } from '../domain/errors.js';
 import { formatRate } from '../send/adaptive.js';
 import { DatabaseOutage } from '../send/database-outage.js';
 import { MESSAGE_REFUSALS_TO_HOLD, type Dispatcher } from '../send/dispatcher.js';
+import type { SendEvents } from '../send/send-events.js';
 import type { CliContext } from './context.js';
 import { formatDate, plural, printJson, printLines } from './output.js';
 
@@ -25,12 +26,15 @@ export interface OutageWatch {
   showing: boolean;
 }
 
-export function watchOutage(context: CliContext): OutageWatch {
+/** `observed`: the listener told when the database goes and comes back; `silent`: no sentence (a JSON log says it). */
+export function watchOutage(context: CliContext, observed: { events?: SendEvents | undefined; silent?: boolean } = {}): OutageWatch {
   const watch: { outage?: DatabaseOutage; showing: boolean } = { showing: false };
+  const silent = observed.silent === true;
   watch.outage = new DatabaseOutage({
     onWait: (outage) => {
-      if (!watch.showing) context.io.stderr.write(`bulletin: ${outage.note('waiting for it before going on')}\n`);
+      if (!watch.showing && !silent) context.io.stderr.write(`bulletin: ${outage.note('waiting for it before going on')}\n`);
     },
+    ...(observed.events ? { events: observed.events } : {}),
   });
   return watch as OutageWatch;
 }
@@ -96,7 +100,9 @@ export async function withProgress(
     }
     stopSignal = signal;
     dispatcher?.stop();
-    context.io.stderr.write(`\nStopping: finishing the messages in flight (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…\n`);
+    const line = `Stopping: finishing the messages in flight (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…`;
+    if (context.logLine) context.logLine('info', line);
+    else context.io.stderr.write(`\n${line}\n`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

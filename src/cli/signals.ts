@@ -6,7 +6,10 @@ import type { CliContext } from './context.js';
  * Waits for Ctrl-C or SIGTERM. A second one while the server finishes the requests in progress
  * exits at once, until `release` is called.
  */
-export function firstSignal(context: CliContext): Promise<{ signal: NodeJS.Signals; release: () => void }> {
+export function firstSignal(
+  context: CliContext,
+  say: (line: string) => void = (line) => context.io.stderr.write(`${line}\n`),
+): Promise<{ signal: NodeJS.Signals; release: () => void }> {
   return new Promise((resolveSignal) => {
     const again = (second: NodeJS.Signals) => process.exit(second === 'SIGINT' ? 130 : 143);
     const release = () => {
@@ -18,7 +21,7 @@ export function firstSignal(context: CliContext): Promise<{ signal: NodeJS.Signa
       process.off('SIGTERM', onSignal);
       process.on('SIGINT', again);
       process.on('SIGTERM', again);
-      context.io.stderr.write(`Stopping: finishing the requests in progress (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…\n`);
+      say(`Stopping: finishing the requests in progress (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)…`);
       resolveSignal({ signal, release });
     };
     process.on('SIGINT', onSignal);
@@ -46,14 +49,18 @@ export function interruptibleSleep(ms: number): Promise<boolean> {
  * Keeps a long-running server (`serve`, `inbound`) up until Ctrl-C or SIGTERM, then closes it, says
  * so, and sets the exit status: 130 after Ctrl-C, 0 after SIGTERM.
  */
-export async function serveUntilSignal(context: CliContext, server: { close(): Promise<void> }): Promise<void> {
-  const { signal, release } = await firstSignal(context);
+export async function serveUntilSignal(
+  context: CliContext,
+  server: { close(): Promise<void> },
+  say: (line: string) => void = (line) => context.io.stderr.write(`${line}\n`),
+): Promise<void> {
+  const { signal, release } = await firstSignal(context, say);
   try {
     await server.close();
   } finally {
     release();
   }
-  context.io.stderr.write('Stopped.\n');
+  say('Stopped.');
   context.exitCode = signal === 'SIGINT' ? 130 : 0;
 }
 

@@ -1,9 +1,11 @@
 // Riding out a database that went away, for every step of a send: a step that fails with a
 // connection error (see isConnectionError) is tried again after a pause (0.5 s, doubling to 15 s)
 // until the database answers; any other error is thrown. One outage per send, so the preparation,
-// the dispatcher and the summary all say the same thing about it.
+// the dispatcher and the summary all say the same thing about it. Its listener hears when the
+// database went away and when it is back.
 import { realClock } from '../domain/clock.js';
 import { isConnectionError, oneLine } from '../store/database.js';
+import type { SendEvents } from './send-events.js';
 
 const FIRST_WAIT_MS = 500;
 const LONGEST_WAIT_MS = 15_000;
@@ -36,22 +38,28 @@ export class DatabaseOutage {
     private readonly options: {
       readonly onWait?: (outage: DatabaseOutage) => void;
       readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+      /** Told the first time the database is seen unreachable, and when it answers again. */
+      readonly events?: Pick<SendEvents, 'databaseDown' | 'databaseBack'>;
     } = {},
   ) {}
 
   /** Records a connection error (the database is down from now on); returns whether it was one. */
   notice(error: unknown): boolean {
     if (!isConnectionError(error)) return false;
+    const first = this.downSince === null;
     this.downSince ??= new Date();
     this.lastError = oneLine(rootCause(error));
+    if (first) this.options.events?.databaseDown?.({ error: this.lastError, since: this.downSince });
     return true;
   }
 
   /** The database answered again. */
   recovered(): void {
+    const since = this.downSince;
     this.downSince = null;
     this.lastError = '';
     this.retryAt = null;
+    if (since !== null) this.options.events?.databaseBack?.({ downSeconds: (Date.now() - since.getTime()) / 1000 });
   }
 
   /**

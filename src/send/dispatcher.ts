@@ -20,7 +20,7 @@ import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 import { outcomeOf } from './failure.js';
 import { OperatorControl } from './operator-control.js';
 import { BEAT_MS, type SendControlPort } from './send-control.js';
-import type { SendEvents } from './send-events.js';
+import type { AttemptEvent, SendEvents } from './send-events.js';
 
 /** What the dispatcher needs of a rate limiter. */
 export interface Pacer {
@@ -195,6 +195,15 @@ export class Dispatcher {
     } else {
       this.deps.pacer.setRate?.(perSecond);
     }
+    // The listeners hear the pace allowed now: the new ceiling, or below it while the relay pushes back.
+    const rate = pace?.rate ?? perSecond;
+    const pushedBack = pace !== undefined && rate < perSecond && pace.state !== 'full';
+    this.deps.events?.paceChanged?.({
+      bulletinId: this.options.bulletinId,
+      rate,
+      cause: pushedBack ? pace.state : 'bulletin pace',
+      note: pushedBack ? pace.note : `pace ${perSecond}/s set by bulletin pace`,
+    });
   }
 
   /** Stop claiming, finish what is in flight, flush; `run()` then resolves with 'stopped'. */
@@ -438,7 +447,9 @@ export class Dispatcher {
       claimed = await store.claimQueued({ ...common, now, afterId: run.lowWater });
       run.lowWater = claimed.reduce((max, row) => Math.max(max, row.id), run.lowWater);
     }
-    this.counts.skipped += claimed.filter((row) => row.state === 'skipped').length;
+    const skipped = claimed.filter((row) => row.state === 'skipped').length;
+    this.counts.skipped += skipped;
+    if (skipped > 0) this.deps.events?.skipped?.({ bulletinId: this.options.bulletinId, count: skipped });
     return { claimed: claimed.filter((row) => row.state === 'sending'), full: claimed.length === run.claimSize };
   }
 
@@ -458,7 +469,7 @@ export class Dispatcher {
     );
     // The pace moves with time too (a slow pace gets few outcomes to react to).
     const paceTimer = setInterval(() => {
-      if (this.deps.pace?.update()) this.deps.pacer.setRate?.(this.deps.pace.rate);
+      if (this.deps.pace?.update()) this.applyPace(this.deps.pace);
     }, 250);
     // The heartbeat, which hears the operator's pause, cancel and pace.
     const beatTimer = this.operator ? setInterval(() => this.operator?.tick(), BEAT_MS) : undefined;
@@ -526,7 +537,7 @@ export class Dispatcher {
     try {
       message = this.deps.render(subscriber);
     } catch (error) {
-      this.settle(claimed, '', outcomeOf.unrenderable(error as Error));
+      this.settle(claimed, '', outcomeOf.unrenderable(error as Error), false);
       return;
     }
     // A wait for a relay ends when we stop or at the delivery's deadline (the deadline timer aborts
@@ -546,7 +557,7 @@ export class Dispatcher {
       this.sending.delete(sending);
     }
     const pace = this.deps.pace;
-    if (pace?.observe(outcome, sentAt)) this.deps.pacer.setRate?.(pace.rate);
+    if (pace?.observe(outcome, sentAt)) this.applyPace(pace);
     if (outcome.kind === 'unusable') {
       // Nothing was sent, and nothing will be until the relay or the message is fixed: stop, and
       // give this delivery back as it was (queued, or deferred and due).
@@ -617,9 +628,38 @@ export class Dispatcher {
       messageId: '',
       nextAttemptAt: null,
     });
+    this.tell(claimed, 'failed', '', 'expired: no success before the retry deadline', false);
   }
 
-  private settle(claimed: ClaimedDelivery, messageId: string, outcome: Exclude<SendOutcome, { kind: 'unusable' }>): void {
+  /** The adaptive pace moved: the pacer follows it, and the listeners hear of it. */
+  private applyPace(pace: AdaptivePace): void {
+    this.deps.pacer.setRate?.(pace.rate);
+    this.deps.events?.paceChanged?.({
+      bulletinId: this.options.bulletinId,
+      rate: pace.rate,
+      cause: pace.state === 'full' ? null : pace.state,
+      note: pace.note,
+    });
+  }
+
+  /** One outcome, for the listeners (the reply's class from its first digit; no reply code: 'none'). */
+  private tell(claimed: ClaimedDelivery, state: AttemptEvent['state'], relay: string, reply: string, tried: boolean): void {
+    const events = this.deps.events;
+    if (events?.attempt === undefined) return;
+    const digit = /^([245])\d\d(?:[ -]|$)/.exec(reply)?.[1];
+    events.attempt({
+      bulletinId: this.options.bulletinId,
+      deliveryId: claimed.id,
+      email: claimed.subscriber?.email ?? '',
+      state,
+      replyClass: digit === undefined ? 'none' : (`${digit}xx` as AttemptEvent['replyClass']),
+      reply,
+      relay,
+      tried,
+    });
+  }
+
+  private settle(claimed: ClaimedDelivery, messageId: string, outcome: Exclude<SendOutcome, { kind: 'unusable' }>, tried = true): void {
     let state = outcome.kind;
     let reply = outcome.reply;
     let next: Date | null = null;
@@ -634,6 +674,7 @@ export class Dispatcher {
     }
     this.counts[state]++;
     this.pending.push({ id: claimed.id, state, relay: outcome.relay, reply, messageId, nextAttemptAt: next });
+    this.tell(claimed, state, outcome.relay, outcome.reply, tried);
   }
 
   /** Since when the database has been unreachable (null: it answers). */

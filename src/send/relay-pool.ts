@@ -4,9 +4,11 @@
 // that way is tried on another relay at once (it was never sent). When every relay is down, sends
 // wait for the next probe (sleeping, never spinning) and the note says so. A relay that refuses our
 // configuration (credentials, TLS, sender) is out for good: when none is left, the send gets that
-// refusal (the dispatcher stops). A message over one relay's SIZE is tried on the others.
+// refusal (the dispatcher stops). A message over one relay's SIZE is tried on the others. Its
+// listener hears when a relay goes down and when it is back.
 import type { OutgoingMessage, SendOutcome, Transport } from './transport.js';
 import { outcomeOf } from './failure.js';
+import type { SendEvents } from './send-events.js';
 
 export interface WeightedTransport {
   readonly transport: Transport;
@@ -19,6 +21,8 @@ export interface RelayPoolOptions {
   readonly now?: () => number;
   readonly firstCooldownMs?: number;
   readonly maxCooldownMs?: number;
+  /** Told when a relay goes down (taken out for a cool-down) and when it carries mail again. */
+  readonly events?: Pick<SendEvents, 'relayDown' | 'relayUp'>;
 }
 
 interface Relay {
@@ -75,6 +79,7 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
   }
 
   function markDown(relay: Relay, reply: string): void {
+    if (isUp(relay)) options.events?.relayDown?.({ relay: relay.transport.description, error: reply });
     relay.failures++;
     relay.probing = false;
     relay.lastError = reply;
@@ -87,7 +92,10 @@ export function createRelayPool(relays: readonly WeightedTransport[], options: R
     relay.failures = 0;
     relay.downUntil = 0;
     relay.probing = false;
-    if (wasDown) wakeWaiters();
+    if (wasDown) {
+      options.events?.relayUp?.({ relay: relay.transport.description });
+      wakeWaiters();
+    }
   }
 
   function wakeWaiters(): void {

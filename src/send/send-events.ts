@@ -1,7 +1,7 @@
 // What happens during a send that the people on call care about, said as events: the JSON log
-// (src/app/observe/log.ts) and the Prometheus metrics (src/app/observe/metrics.ts) both listen.
-// The dispatcher, the relay pool, the database outage and the send's control emit them; every
-// listener method is optional, and a listener must never throw or block.
+// (src/app/observe/log.ts) and the Prometheus metrics (src/app/observe/metrics.ts) both listen;
+// src/cli/observe.ts builds them for a command. The dispatcher, the relay pool, the database outage
+// and the send's control emit them; every listener method is optional, and must never throw or block.
 import type { DeliveryState } from '../domain/delivery.js';
 
 /** Who did it: `user@host` of the process that ran the command. */
@@ -18,16 +18,23 @@ export interface AttemptEvent {
   readonly replyClass: '2xx' | '4xx' | '5xx' | 'none';
   readonly reply: string;
   readonly relay: string;
+  /** Whether the message was handed to a relay (false: it could not be rendered, or expired waiting for its turn). */
+  readonly tried: boolean;
 }
 
 export interface SendEvents {
   /** A process began working on a send (`total`: deliveries still open when it began). */
-  sendStarted?(event: { bulletinId: number; total: number; command: string }): void;
+  sendStarted?(event: { bulletinId: number; total: number; command: string; rate: number | null }): void;
   /** The process stopped working on it: finished, stopped, cancelled, held… */
   sendEnded?(event: { bulletinId: number; end: string; sent: number; deferred: number; failed: number; uncertain: number; skipped: number }): void;
   attempt?(event: AttemptEvent): void;
-  /** The pace allowed now changed (adaptive: `cause` says why, null at full speed). */
-  paceChanged?(event: { bulletinId: number; rate: number; cause: string | null }): void;
+  /** Claimed deliveries skipped instead of sent (the member left, or was erased, before their turn). */
+  skipped?(event: { bulletinId: number; count: number }): void;
+  /**
+   * The pace allowed now changed (adaptive: `cause` the pace's case, e.g. 'rate signal' or
+   * 'recovering', null at full speed; `note` says it in words).
+   */
+  paceChanged?(event: { bulletinId: number; rate: number; cause: string | null; note: string | null }): void;
   paused?(event: { bulletinId: number; by: Actor; since: Date }): void;
   unpaused?(event: { bulletinId: number; by: Actor | null }): void;
   /** `bulletin pace` set the send's rate for every process. */
@@ -50,6 +57,7 @@ export function allOf(...listeners: readonly SendEvents[]): SendEvents {
     sendStarted: each('sendStarted'),
     sendEnded: each('sendEnded'),
     attempt: each('attempt'),
+    skipped: each('skipped'),
     paceChanged: each('paceChanged'),
     paused: each('paused'),
     unpaused: each('unpaused'),

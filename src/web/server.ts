@@ -2,7 +2,8 @@
 // (and never changes anything: link scanners fetch every URL); POST /u/<token> unsubscribes, from a
 // mail client's one-click (RFC 8058) or the page's button, and undoes it from the confirmation (only
 // from our own page: same origin). GET /help/<slug> says what a list is and how to leave it.
-// Also GET /healthz for monitors and the exported web archive under /archive/.
+// Also GET /healthz for monitors, the exported web archive under /archive/, and (given an observer
+// with metrics) GET /metrics: the observer hears of each unsubscribe and each answer.
 import fastifyFormbody from '@fastify/formbody';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
@@ -32,6 +33,17 @@ export interface WebServerOptions {
   readonly postsPerMinute?: number;
   /** Where a line goes when a request fails on our side (5xx); tokens and addresses are never in it. */
   readonly log?: (line: string) => void;
+  /** Told of unsubscribes and answers (metrics, the JSON log); with `metrics`, GET /metrics serves them. */
+  readonly observer?: WebObserver;
+}
+
+export interface WebObserver {
+  /** A member left a list through this server (not a repeated click of one who had left already). */
+  unsubscribed?(source: 'one-click' | 'page', list: string): void;
+  /** A response went out with this status code. */
+  answered?(status: number): void;
+  /** Prometheus text for GET /metrics. */
+  readonly metrics?: { readonly contentType: string; text(): Promise<string> };
 }
 
 export interface RunningWebServer {
@@ -133,6 +145,20 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
       .type('application/json')
       .send(health);
   });
+  const observer = options.observer;
+  if (observer?.answered) {
+    const answered = observer.answered.bind(observer);
+    server.addHook('onResponse', async (_request, reply) => answered(reply.statusCode));
+  }
+  const metrics = observer?.metrics;
+  if (metrics) {
+    server.get('/metrics', async (_request, reply) =>
+      reply
+        .header('cache-control', 'no-store')
+        .type(metrics.contentType)
+        .send(await metrics.text()),
+    );
+  }
   server.get('/favicon.ico', async (_request, reply) => reply.code(204).header('cache-control', 'public, max-age=86400').send());
   server.get(STYLESHEET_PATH, async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=86400').send(STYLESHEET),
@@ -174,12 +200,14 @@ export async function startWebServer(app: App, options: WebServerOptions): Promi
         const result = await leaveByLink(app, token, 'one-click');
         if (result === null) return reply.code(404).type(TEXT).send('This link is not valid.\n');
         if (result === OUT_OF_DATE) return reply.code(410).type(TEXT).send(OUT_OF_DATE_TEXT);
+        if (result.outcome === 'unsubscribed') observer?.unsubscribed?.('one-click', result.owner.list.slug);
         return reply.type(TEXT).send(`Unsubscribed: ${result.owner.maskedAddress} will get no more bulletins from ${result.owner.list.name}.\n`);
       }
       if (body.action === 'unsubscribe') {
         const result = await leaveByLink(app, token, 'page');
         if (result === null) return htmlReply(reply.code(404), invalidLinkPage());
         if (result === OUT_OF_DATE) return htmlReply(reply.code(410), outOfDatePage());
+        if (result.outcome === 'unsubscribed') observer?.unsubscribed?.('page', result.owner.list.slug);
         return htmlReply(reply, leftPage(result.owner, token));
       }
       if (body.action === 'resubscribe') {

@@ -18,21 +18,34 @@ export interface CliOptions {
 }
 
 export async function runCli(args: readonly string[], options: CliOptions): Promise<CliResult> {
+  return startCli(args, options).done;
+}
+
+/** A command running in-process: what it printed so far, and its end. */
+export interface RunningCli {
+  stdout(): string;
+  stderr(): string;
+  readonly done: Promise<CliResult>;
+}
+
+/** Starts the command without waiting for it, so a test can watch it (and its servers) while it runs. */
+export function startCli(args: readonly string[], options: CliOptions): RunningCli {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   stdout.on('data', (chunk: Buffer) => out.push(chunk));
   stderr.on('data', (chunk: Buffer) => err.push(chunk));
-  const code = await main(['node', 'bulletin', ...args], {
+  const printed = () => ({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+  const done = main(['node', 'bulletin', ...args], {
     stdout,
     stderr,
     stdin: Readable.from([options.stdin ?? '']),
     env: options.env,
     cwd: options.cwd,
     ...(options.clock ? { clock: options.clock } : {}),
-  });
-  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  }).then((code) => ({ code, ...printed() }));
+  return { stdout: () => printed().stdout, stderr: () => printed().stderr, done };
 }
 
 /** Runs and insists on success, returning stdout (parsed when `--json` was given). */

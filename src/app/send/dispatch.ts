@@ -66,7 +66,22 @@ export async function dispatchBulletin(
   const before = await ride(() => countByState(app.db, bulletin.id));
   const inDoubt: InDoubt = { uncertain: before.uncertain, leftInFlight, resent: options.resendUncertain };
   options.onStart?.(dispatcher, bulletin, openDeliveries(before), inDoubt);
-  const end = await dispatcher.run();
+  const events = options.events;
+  events?.sendStarted?.({
+    bulletinId: bulletin.id,
+    total: openDeliveries(before),
+    command: options.command ?? 'send',
+    rate: options.pace?.rate ?? options.rate ?? null,
+  });
+  const ended = (end: string) => events?.sendEnded?.({ bulletinId: bulletin.id, end, ...dispatcher.counts });
+  let end;
+  try {
+    end = await dispatcher.run();
+  } catch (error) {
+    ended(`error: ${error instanceof Error ? error.message : String(error)}`);
+    throw error;
+  }
+  ended(end);
   // Each of these is safe to repeat: finishing sets the time once, the others only read.
   const finished = await ride(() => finishBulletinIfDone(app.db, bulletin.id));
   const counts = await ride(() => countByState(app.db, bulletin.id));

@@ -2,6 +2,7 @@
 // the parsed send settings and the two choices a command makes: re-send uncertain ones, wait for
 // deferred ones.
 import type { DatabaseOutage } from '../../send/database-outage.js';
+import type { SendEvents } from '../../send/send-events.js';
 import type { Transport } from '../../send/transport.js';
 import type { SendSettings } from '../config.js';
 import { pacingOf } from '../transports.js';
@@ -14,6 +15,7 @@ export interface RunChoices {
   readonly waitForDeferred: boolean;
   readonly onStart?: RunOptions['onStart'];
   readonly outage?: DatabaseOutage;
+  readonly events?: SendEvents;
   /** Which command runs the process (send, resume, retry, worker), for `bulletin status`. */
   readonly command?: string;
 }
@@ -28,6 +30,7 @@ export function runOptions(transport: Transport, settings: SendSettings, choices
     waitForDeferred: choices.waitForDeferred,
     ...(choices.onStart ? { onStart: choices.onStart } : {}),
     ...(choices.outage ? { outage: choices.outage } : {}),
+    ...(choices.events ? { events: choices.events } : {}),
     ...(choices.command ? { command: choices.command } : {}),
   };
 }

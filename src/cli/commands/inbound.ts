@@ -1,5 +1,6 @@
 // `bulletin inbound`: runs the SMTP server for mail that comes back to the lists (bounces, complaints,
-// unsubscribe requests) until Ctrl-C or SIGTERM, logging one line per message on stderr.
+// unsubscribe requests) until Ctrl-C or SIGTERM, logging one line per message on stderr (a JSON
+// line with --log-format json).
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_INBOUND_LIMITS, startInboundServer } from '../../app/inbound.js';
 import { normalizeAddress } from '../../domain/address.js';
@@ -7,6 +8,7 @@ import type { CliContext } from '../context.js';
 import { printLines } from '../output.js';
 import { parsePort } from '../arguments.js';
 import { serveUntilSignal } from '../signals.js';
+import { addLogOptions, jsonLog, type LogFlags } from '../observe.js';
 
 function wholeNumber(min: number, max: number) {
   return (value: string): number => {
@@ -22,7 +24,7 @@ function parseAddress(value: string): string {
   return checked.address;
 }
 
-interface InboundFlags {
+interface InboundFlags extends LogFlags {
   host: string;
   port: number;
   complaintsAddress?: string;
@@ -35,7 +37,7 @@ interface InboundFlags {
 
 export function registerInboundCommand(program: Command, context: CliContext): void {
   const limits = DEFAULT_INBOUND_LIMITS;
-  program
+  const command = program
     .command('inbound')
     .description('run the SMTP server for mail to the lists: bounces, complaints (ARF) and unsubscribe requests')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -49,7 +51,8 @@ export function registerInboundCommand(program: Command, context: CliContext): v
     .option('--max-connections <n>', 'connections at once; more get 421', wholeNumber(1, 10_000), limits.maxConnections)
     .option('--max-recipients <n>', 'recipients per message; more get 452', wholeNumber(1, 1000), limits.maxRecipients)
     .option('--timeout <seconds>', 'close a connection silent for this long', wholeNumber(1, 3600), limits.idleTimeoutMs / 1000)
-    .option('--threshold <n>', 'hard bounces after which a subscription becomes bounced (default: $BULLETIN_BOUNCE_THRESHOLD or 3)', wholeNumber(1, 1000))
+    .option('--threshold <n>', 'hard bounces after which a subscription becomes bounced (default: $BULLETIN_BOUNCE_THRESHOLD or 3)', wholeNumber(1, 1000));
+  addLogOptions(command, { verbose: false })
     .addHelpText(
       'after',
       `
@@ -60,17 +63,21 @@ forms (<list>-bounces+<token>@<domain>), and --complaints-address. Every other r
 would: a bounce fails its delivery and counts toward the threshold, a complaint (ARF, RFC 5965)
 about one of our messages unsubscribes the member, and a request whose token verifies unsubscribes
 them. Nothing is ever answered by mail (no backscatter). While the database is down, messages get
-451 and the sender tries again later. One line per message goes to stderr (no tokens).
+451 and the sender tries again later. One line per message goes to stderr (no tokens); with
+--log-format json each is a JSON line (event "mail handled"), beside "server started" and "server stopped".
 
 Put it behind the MX or a Postfix transport for the lists' domain: see README, "Mail that comes back".
 
 Examples:
   bulletin inbound --port 2525
-  bulletin inbound --host 0.0.0.0 --port 25 --complaints-address fbl@lists.example.net`,
+  bulletin inbound --host 0.0.0.0 --port 25 --complaints-address fbl@lists.example.net
+  bulletin inbound --port 2525 --log-format json`,
     )
     .action(async (flags: InboundFlags) => {
       const fromEnv = context.io.env.BULLETIN_COMPLAINTS_ADDRESS?.trim();
       const complaintsAddress = flags.complaintsAddress ?? (fromEnv ? parseAddress(fromEnv) : null);
+      const log = jsonLog(context, flags, 'inbound');
+      const say = (line: string) => (log ? log.info(line === 'Stopped.' ? 'server stopped' : 'stopping', {}, line) : context.io.stderr.write(`${line}\n`));
       await context.run(async (app) => {
         const server = await startInboundServer(app, {
           host: flags.host,
@@ -83,15 +90,16 @@ Examples:
             idleTimeoutMs: flags.timeout * 1000,
           },
           ...(flags.threshold === undefined ? {} : { threshold: flags.threshold }),
-          log: (line) => context.io.stderr.write(`${line}\n`),
+          log: (line) => (log ? log.info('mail handled', {}, line) : context.io.stderr.write(`${line}\n`)),
         });
+        log?.info('server started', { address: flags.host, port: server.port }, `taking mail on port ${server.port}`);
         const host = flags.host.includes(':') ? `[${flags.host}]` : flags.host;
         printLines(
           context.io,
           `Taking mail for the lists on ${host}:${server.port} (at most ${flags.maxSize} bytes a message, ${flags.maxConnections} connections, ${flags.maxRecipients} recipients, ${flags.timeout} s idle).`,
           'Ctrl-C stops it.',
         );
-        await serveUntilSignal(context, server);
+        await serveUntilSignal(context, server, say);
       });
     });
 }

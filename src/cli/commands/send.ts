@@ -35,8 +35,9 @@ import { scheduleSend } from '../../app/schedule.js';
 import { formatDate, plural, printJson, printLines } from '../output.js';
 import { report, unusableError, watchOutage, withProgress } from '../send-progress.js';
 import { interruptibleSleep } from '../signals.js';
+import { addObserveOptions, displayFlags, observeSend, observeHelp, type LogFlags, type MetricsFlags, type SendObservation } from '../observe.js';
 
-interface SendFlags extends SendOverrides, AudienceFlags {
+interface SendFlags extends SendOverrides, AudienceFlags, LogFlags, MetricsFlags {
   outbox?: string;
   list?: string;
   yes?: boolean;
@@ -52,7 +53,7 @@ interface SendFlags extends SendOverrides, AudienceFlags {
 }
 
 function addRunOptions(command: Command): Command {
-  return command
+  return addObserveOptions(command)
     .option('--outbox <dir>', 'write each message as an .eml file in this directory instead of sending (same tracking)')
     .option('--rate <rate>', 'at most this many messages per second, minute or hour: 50/s, 3000/m, 100000/h (default: $BULLETIN_RATE or 50/s)')
     .option('--rate-floor <rate>', 'when the relay pushes back the pace drops by itself, never below this (default: $BULLETIN_RATE_FLOOR or 1/s)')
@@ -143,11 +144,15 @@ Examples:
   bulletin send outage.md --list news --where 'attributes.platform = "mail" and attributes.state in ("SA", "NT")'
   bulletin send maintenance.md --list news --segment mail-customers --at 2026-12-02T09:00+10:30`,
     )
-    .action(async (file: string, flags: SendFlags) => {
-      const watch = watchOutage(context);
+    .addHelpText('after', observeHelp('  bulletin send outage.md --list news --yes --metrics-port 9464 --log-format json'))
+    .action(async (file: string, given: SendFlags) => {
+      const flags = displayFlags(given);
+      const observe = await observeSend(context, given, 'send');
+      const watch = watchOutage(context, observe);
       const { outage } = watch;
       await context.run(
         async (app) => {
+          observe.attach(app);
           const plan = await prepareSend(app, {
             file,
             ...(flags.list === undefined ? {} : { list: flags.list }),
@@ -181,7 +186,7 @@ Examples:
             if (report.errors.length > 0) throw new BulletinError('BAD_INPUT', `${plural(report.errors.length, 'recipient')} could not be rendered.`);
             return;
           }
-          await withTransport(app, flags, async (transport, settings) => {
+          await withTransport(app, flags, observe, async (transport, settings) => {
             if (flags.testTo !== undefined) {
               const result = await sendTestCopy(app, plan, flags.testTo, transport, outage);
               if (flags.json) printJson(context.io, result);
@@ -196,7 +201,7 @@ Examples:
             const summary = await withProgress(
               context,
               flags,
-              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage, 'send'))),
+              (onStart) => runSend(app, plan, runOptions(transport, settings, choices(flags, onStart, outage, 'send', observe))),
               watch,
             );
             report(context, summary, flags);
@@ -206,7 +211,7 @@ Examples:
             }
           });
         },
-        { outage },
+        { outage, closeAfter: observe },
       );
     });
 
@@ -231,17 +236,27 @@ Examples:
   bulletin worker --list news
   bulletin worker --once --json`,
     )
-    .action(async (flags: SendFlags & { once?: boolean }) => {
-      const watch = watchOutage(context);
+    .addHelpText(
+      'after',
+      observeHelp(
+        '  bulletin worker --metrics-host 0.0.0.0 --metrics-port 9464 --log-format json\n  bulletin worker --metrics-port 0 --log-format json --verbose',
+      ),
+    )
+    .action(async (given: SendFlags & { once?: boolean }) => {
+      const flags = displayFlags(given);
+      const observe = await observeSend(context, given, 'worker');
+      const watch = watchOutage(context, observe);
       const { outage } = watch;
       await context.run(
         async (app) => {
-          await withTransport(app, flags, async (transport, settings) => {
+          observe.attach(app);
+          await withTransport(app, flags, observe, async (transport, settings) => {
             const end = await runWorker(app, {
               ...(flags.list === undefined ? {} : { listSlug: flags.list }),
               once: flags.once === true,
               outage,
               onStarted: (started) => {
+                observe.log?.info('scheduled send started', { bulletinId: started.id }, `started scheduled bulletin ${started.id}`);
                 if (!flags.quiet)
                   context.io.stderr.write(`Started scheduled bulletin ${started.id} (due ${formatDate(started.scheduledFor ?? started.createdAt)}).\n`);
               },
@@ -249,7 +264,7 @@ Examples:
                 const summary = await withProgress(
                   context,
                   flags,
-                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, 'worker'))),
+                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, 'worker', observe))),
                   watch,
                 );
                 report(context, summary, flags);
@@ -263,7 +278,7 @@ Examples:
             if (end === 'interrupted') context.exitCode = 130;
           });
         },
-        { outage },
+        { outage, closeAfter: observe },
       );
     });
 
@@ -283,20 +298,29 @@ Examples:
   bulletin retry 3                       (failed and uncertain deliveries)
   bulletin retry 3 --state uncertain --rate 10/s`,
     )
-    .action(async (id: string, flags: SendFlags & { state: string }) => {
+    .addHelpText('after', observeHelp('  bulletin retry 3 --metrics-port 9464 --log-format json'))
+    .action(async (id: string, given: SendFlags & { state: string }) => {
+      const flags = displayFlags(given);
       const states = parseStates(flags.state);
       checkRetryable(states);
-      const watch = watchOutage(context);
+      const observe = await observeSend(context, given, 'retry');
+      const watch = watchOutage(context, observe);
       const { outage } = watch;
       await context.run(
         async (app) => {
-          await withTransport(app, flags, async (transport, settings) => {
+          observe.attach(app);
+          await withTransport(app, flags, observe, async (transport, settings) => {
             let requeued = 0;
             const summary = await withProgress(
               context,
               flags,
               async (onStart) => {
-                const result = await retryDeliveries(app, parseId(id), states, runOptions(transport, settings, choices(flags, onStart, outage, 'retry')));
+                const result = await retryDeliveries(
+                  app,
+                  parseId(id),
+                  states,
+                  runOptions(transport, settings, choices(flags, onStart, outage, 'retry', observe)),
+                );
                 requeued = result.requeued;
                 return result.summary;
               },
@@ -308,7 +332,7 @@ Examples:
             report(context, summary, flags);
           });
         },
-        { outage },
+        { outage, closeAfter: observe },
       );
     });
 
@@ -324,31 +348,41 @@ lists every delivery that was ever uncertain.
 Example:
   bulletin resume 3 --uncertain hold`,
     )
-    .action(async (id: string, flags: SendFlags) => {
-      const watch = watchOutage(context);
+    .addHelpText('after', observeHelp('  bulletin resume 3 --log-format json --verbose'))
+    .action(async (id: string, given: SendFlags) => {
+      const flags = displayFlags(given);
+      const observe = await observeSend(context, given, 'resume');
+      const watch = watchOutage(context, observe);
       const { outage } = watch;
       await context.run(
         async (app) => {
-          await withTransport(app, flags, async (transport, settings) => {
+          observe.attach(app);
+          await withTransport(app, flags, observe, async (transport, settings) => {
             const summary = await withProgress(
               context,
               flags,
-              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage, 'resume'))),
+              (onStart) => resumeSend(app, parseId(id), runOptions(transport, settings, choices(flags, onStart, outage, 'resume', observe))),
               watch,
             );
             report(context, summary, flags);
           });
         },
-        { outage },
+        { outage, closeAfter: observe },
       );
     });
 }
 
 /** Parses the send's rates and durations once, opens its transport, and closes it after `work`. */
-async function withTransport(app: App, flags: SendFlags, work: (transport: RunOptions['transport'], settings: SendSettings) => Promise<void>): Promise<void> {
+async function withTransport(
+  app: App,
+  flags: SendFlags,
+  observe: SendObservation,
+  work: (transport: RunOptions['transport'], settings: SendSettings) => Promise<void>,
+): Promise<void> {
   const settings = sendSettings(app.config, flags);
   const transport = await openTransport(app.config, {
     ...(flags.outbox === undefined ? {} : { outbox: flags.outbox }),
+    ...(observe.events ? { events: observe.events } : {}),
     connections: settings.connections,
     messagesPerConnection: settings.messagesPerConnection,
     dataTimeoutMs: settings.dataTimeoutMs,
@@ -360,8 +394,8 @@ async function withTransport(app: App, flags: SendFlags, work: (transport: RunOp
   }
 }
 
-function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage, command: string) {
-  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage, command };
+function choices(flags: SendFlags, onStart: RunOptions['onStart'], outage: DatabaseOutage, command: string, observe: SendObservation) {
+  return { resendUncertain: flags.uncertain !== 'hold', waitForDeferred: flags.wait, ...(onStart ? { onStart } : {}), outage, command, ...observe.runChoices };
 }
 
 async function confirm(context: CliContext, plan: SendPlan, relay: string, flags: SendFlags): Promise<void> {
