@@ -1,11 +1,14 @@
 // The command line as a user meets it: help, lists, subscribers, --json, exit statuses, config.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { LIST_FLAGS, rows } from './helpers/app.js';
-import { runCli, runOk } from './helpers/cli.js';
+import { childEnv, runCli, runOk } from './helpers/cli.js';
 import { createTestDatabase, DATABASE_KIND, type TestDatabase } from './helpers/database.js';
 
 let db: TestDatabase;
@@ -214,4 +217,21 @@ describe(`bulletin CLI (${DATABASE_KIND} database)`, () => {
       assert.ok(!refused.stderr.includes('s3cret'), refused.stderr);
     }
   });
+});
+
+test(`a reader that goes away (bulletin status --watch | head -1) crashes nothing: the command carries on and ends as it would (${DATABASE_KIND} database)`, async () => {
+  const bin = fileURLToPath(new URL('../bin/bulletin.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'status', '--watch'], { env: childEnv(db.env), cwd: db.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  // Like `head -1`: read the first line, then close our end of the pipe; the next lines meet EPIPE.
+  await once(child.stdout, 'data');
+  child.stdout.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  assert.equal(child.exitCode, null, `still watching after two more lines to nobody: ${stderr}`);
+  child.kill('SIGTERM');
+  const [code] = await exited;
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled 'error' event/);
 });

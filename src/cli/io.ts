@@ -13,5 +13,12 @@ export interface CliIo {
 }
 
 export function processIo(): CliIo {
+  // A reader that goes away (`bulletin --help | head`) is no reason to crash, least of all mid-send:
+  // what is written after it left is dropped, and the command carries on.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+  }
   return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() };
 }
