@@ -12,6 +12,7 @@ import { selectSendProcesses } from '../../store/send-processes.js';
 import type { App } from '../context.js';
 import { unscheduleSend } from '../schedule.js';
 import { requireBulletin } from './bulletins.js';
+import { SILENT_AFTER_SECONDS } from './status.js';
 
 /** Who runs this command, as the processes and `status` show it: `user@host`. */
 export function currentActor(): string {
@@ -24,11 +25,9 @@ export function currentActor(): string {
   return `${user}@${hostname()}`;
 }
 
-/** A process counts as working on a send while its heartbeat is this recent. */
-const ALIVE_SECONDS = 10;
-
+/** Processes working on the send now: those not silent (their heartbeat within SILENT_AFTER_SECONDS, as `status` judges). */
 async function liveProcesses(app: App, bulletinId: number): Promise<number> {
-  return (await selectSendProcesses(app.db, [bulletinId], ALIVE_SECONDS)).length;
+  return (await selectSendProcesses(app.db, [bulletinId], SILENT_AFTER_SECONDS)).length;
 }
 
 /** The send must still be steerable: scheduled, or started and not finished. */
