@@ -149,6 +149,8 @@ export class Dispatcher {
   readonly operator: OperatorControl | null;
   /** Set when the send was cancelled (`bulletin cancel`): who did it. */
   cancelledBy: string | null = null;
+  /** Ends the wait for a pace slot: aborted when we stop or are paused (one per pause, not one per message). */
+  private slotWait = new AbortController();
 
   constructor(
     private readonly deps: DispatchDependencies,
@@ -168,6 +170,7 @@ export class Dispatcher {
               report: () => ({ pace: this.deps.pace?.rate ?? null, paceNote: this.deps.pace?.note ?? null, sent: this.counts.sent, paused: this.paused }),
               // Messages waiting for a relay (every relay down) are not on the wire: they wait no more.
               paused: () => {
+                this.slotWait.abort();
                 for (const { abort } of this.sending) abort.abort();
               },
               cancelled: (by) => {
@@ -209,6 +212,7 @@ export class Dispatcher {
   /** Stop claiming, finish what is in flight, flush; `run()` then resolves with 'stopped'. */
   stop(): void {
     this.stopController.abort();
+    this.slotWait.abort();
     for (const { abort } of this.sending) abort.abort();
   }
 
@@ -277,6 +281,7 @@ export class Dispatcher {
         await this.holdWhilePaused(run);
         continue;
       }
+      if (this.slotWait.signal.aborted) this.slotWait = new AbortController(); // paused and unpaused between two looks
       if (this.databaseDownSince !== null) {
         await this.resumeAfterOutage(run);
         continue;
@@ -400,7 +405,7 @@ export class Dispatcher {
   private async sendNext(run: RunState): Promise<void> {
     while (run.inFlight.size >= this.deps.transport.concurrency) await Promise.race(run.inFlight);
     // The wait for the slot ends when we stop or are paused.
-    const signal = this.operator ? AbortSignal.any([this.stopController.signal, this.operator.pauseSignal]) : this.stopController.signal;
+    const signal = this.slotWait.signal;
     try {
       await this.untilDatabase(() => this.deps.pacer.acquire(signal));
     } catch (error) {

@@ -1,5 +1,5 @@
 // The operator's hands on a running send, as one dispatcher sees them: it beats (BEAT_MS) through
-// the control port and applies what it hears: a pause (the pause signal aborts; claiming stops), an
+// the control port and applies what it hears: a pause (the dispatcher stops waiting for slots and claiming), an
 // unpause, a cancel (the dispatcher stops) and a new rate (`bulletin pace`), each said once as an event.
 import { formatRate } from './adaptive.js';
 import { NO_CONTROL, type ControlState, type ProcessReport, type SendControlPort } from './send-control.js';
@@ -21,7 +21,6 @@ export interface OperatorHooks {
 export class OperatorControl {
   /** What the last beat heard. */
   state: ControlState = NO_CONTROL;
-  private pauseAbort = new AbortController();
   private beating = false;
   private heard = false;
 
@@ -35,11 +34,6 @@ export class OperatorControl {
 
   get paused(): boolean {
     return this.state.paused !== null;
-  }
-
-  /** Aborts when the send is paused (a fresh one after each unpause): waits for a slot end with it. */
-  get pauseSignal(): AbortSignal {
-    return this.pauseAbort.signal;
   }
 
   /** One beat, applied; throws what the port throws (the first beat is awaited, so a resume starts paused or re-paced). */
@@ -85,11 +79,9 @@ export class OperatorControl {
       if (!first) this.events.repaced?.({ bulletinId, rate: next.rate.perSecond, by: next.rate.by });
     }
     if (next.paused !== null && before.paused === null) {
-      this.pauseAbort.abort();
       this.hooks.paused();
       this.events.paused?.({ bulletinId, by: next.paused.by, since: next.paused.since });
     } else if (next.paused === null && before.paused !== null) {
-      this.pauseAbort = new AbortController();
       this.events.unpaused?.({ bulletinId, by: null });
     }
     if (next.cancelled !== null && before.cancelled === null) {
