@@ -5,10 +5,13 @@
 //
 // Three kinds of reply (failure.ts decides which is which):
 // - An explicit rate signal (4.7.x, "rate", "too many", a 421 saying so, no session at all) is
-//   believed at once: the rate is cut to 85 % of what the relay accepted lately (the last second,
-//   or 80 % of its best second of the last ten), and that acceptance is remembered as the edge. Only a signal about a message sent after the last
-//   cut counts, and cuts are at least half a second apart: the burst of refusals already on the
-//   wire when we slowed down is one signal, not dozens (Postfix's cohort idea).
+//   believed at once: the rate is cut to 85 % of what the relay accepted lately, and that acceptance
+//   is remembered as the edge. Lately is from the previous signal to this one (1.5 to 20 s: from one
+//   refusal to the next the relay was at its limit), or the last two seconds if more; with no such
+//   cycle, the last second or 80 % of its best second of the last ten. Only a signal about a
+//   message sent after the last cut counts, and cuts are at least half a second apart: the burst
+//   of refusals already on the wire when we slowed down is one signal, not dozens (Postfix's
+//   cohort idea).
 // - Any other temporary reply (451 4.3.0, 450 4.2.1) may be congestion or may be background noise
 //   (a busy cluster answering 4xx to a share of everything whatever we do). The pace finds out:
 //   when their share of the last two seconds (at least 40 replies: an early handful is not a share)
@@ -40,6 +43,9 @@ const EXPLICIT_DECREASE = 0.85;
 const EDGE_MEMORY = 0.8;
 const EXPERIMENT_DECREASE = 0.7;
 const MIN_CUT_SPACING_MS = 500;
+/** From one rate signal to the next, this long at least and at most, measures what the relay takes. */
+const CYCLE_MIN_MS = 1_500;
+const CYCLE_MAX_MS = 20_000;
 /** Each phase of an experiment watches at least this long (and MIN_SAMPLE replies); at a very low rate, up to the longer one for 10 replies. */
 const EXPERIMENT_MIN_MS = 1_500;
 /** A share must stay clearly above the background this long before the pace tests it. */
@@ -104,6 +110,9 @@ export class AdaptivePace {
   private seconds: { second: number; accepted: number }[] = [];
   private firstSeen: number | null = null;
   private lastCutAt = -Infinity;
+  /** When the last explicit rate signal cut the pace, and how many messages were accepted since. */
+  private lastSignalAt = -Infinity;
+  private acceptedSinceSignal = 0;
   private lastGrowAt = -Infinity;
   private lastShareCheck = -Infinity;
   /** The rate the relay last accepted before pushing back explicitly (null: none known). */
@@ -158,6 +167,7 @@ export class AdaptivePace {
     bucket.replies++;
     if (outcome.kind === 'sent') {
       bucket.accepted++;
+      this.acceptedSinceSignal++;
       const second = Math.floor(now / 1000);
       const last = this.seconds.at(-1);
       if (last?.second === second) last.accepted++;
@@ -205,11 +215,15 @@ export class AdaptivePace {
 
   private cutForSignal(now: number, reply: string): boolean {
     this.experiment = null;
-    const accepted = this.acceptedRate(now);
-    // Slower than what the relay took lately: the last second, or most of its best second of the
-    // last ten (a relay counting in fixed windows refuses everything for the rest of a window it
-    // filled).
-    const took = Math.max(accepted, EDGE_MEMORY * this.bestSecond(now));
+    const cycle = this.cycleRate(now);
+    const accepted = cycle === null ? this.acceptedRate(now, ACCEPTED_WINDOW_MS) : Math.max(cycle, this.acceptedRate(now, SHARE_WINDOW_MS));
+    this.lastSignalAt = now;
+    this.acceptedSinceSignal = 0;
+    // Slower than what the relay took lately: from the signal before this one to this one, when
+    // that is long enough to tell; otherwise the last second, or most of its best second of the last
+    // ten (a relay counting in fixed windows refuses everything for the rest of a window it filled).
+    // Not the best second when a cycle tells: that second may be the first burst at full speed.
+    const took = cycle === null ? Math.max(accepted, EDGE_MEMORY * this.bestSecond(now)) : accepted;
     const next = Math.max(this.floorRate, Math.min(this.rate, took) * EXPLICIT_DECREASE);
     // The edge to climb back to quickly is what it took, even when the refusal came at a lower
     // pace: a burst (a stalled event loop, a window refilling) is refused at any average rate, and a
@@ -336,10 +350,22 @@ export class AdaptivePace {
     return this.seconds.reduce((best, entry) => (entry.second < current ? Math.max(best, entry.accepted) : best), 0);
   }
 
+  /**
+   * Messages per second the relay accepted since the last rate signal, when that was between
+   * CYCLE_MIN_MS and CYCLE_MAX_MS ago: from one refusal to the next the relay was at its limit, so
+   * this is what it takes. The last second alone overstates it for a relay counting in windows
+   * longer than a second (Postfix's anvil: 200 in about 2 s is 130 in one second, 70 in the next).
+   */
+  private cycleRate(now: number): number | null {
+    const span = now - this.lastSignalAt;
+    if (!(span >= CYCLE_MIN_MS && span <= CYCLE_MAX_MS)) return null;
+    return (this.acceptedSinceSignal * 1000) / span;
+  }
+
   /** Messages per second the relay accepted over the last second (or since the first reply, if sooner). */
-  private acceptedRate(now: number): number {
-    const { accepted } = this.totals(now, ACCEPTED_WINDOW_MS);
-    const span = Math.min(ACCEPTED_WINDOW_MS, Math.max(BUCKET_MS, now - (this.firstSeen ?? now)));
+  private acceptedRate(now: number, windowMs: number): number {
+    const { accepted } = this.totals(now, windowMs);
+    const span = Math.min(windowMs, Math.max(BUCKET_MS, now - (this.firstSeen ?? now)));
     return (accepted * 1000) / span;
   }
 
