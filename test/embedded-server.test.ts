@@ -217,6 +217,30 @@ describe('the embedded PostgreSQL shared by several bulletin processes', () => {
     }
   });
 
+  test('a process arriving just as the last one stops the server starts it again (its own start is not mistaken for a failure)', async () => {
+    const cwd = await emptyFolder();
+    const dataDir = join(cwd, '.bulletin');
+    await runOk(['list', 'ls'], cli(cwd));
+    // Each round: the only process closes (it is the last: it stops the server) while another opens.
+    // The newcomer's postmaster meets the old one's lock file and exits; the old one's shutdown lines
+    // land in the shared log after that. Forty rounds, each must open and answer.
+    let last = await openDatabase({ kind: 'embedded', dataDir });
+    try {
+      for (let round = 0; round < 40; round++) {
+        await last.query('CREATE TABLE IF NOT EXISTS rounds (n int)');
+        // Dirty pages make the old server's shutdown checkpoint take a while.
+        await last.query('INSERT INTO rounds SELECT $1 FROM generate_series(1, 20000)', [round]);
+        const [, next] = await Promise.all([last.close(), openDatabase({ kind: 'embedded', dataDir })]);
+        last = next;
+        const { rows } = await last.query<{ n: number }>('SELECT count(DISTINCT n)::int AS n FROM rounds');
+        assert.equal(rows[0]!.n, round + 1, `round ${round}: every round written before the restart is there`);
+      }
+    } finally {
+      await last.close();
+    }
+    assert.ok((await serverStarts(cwd)) >= 2, 'the server was stopped and started again in between');
+  });
+
   test('the server listens on a Unix socket inside the data directory and on no TCP port', async () => {
     const cwd = await emptyFolder();
     const dataDir = join(cwd, '.bulletin');

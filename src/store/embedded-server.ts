@@ -263,8 +263,11 @@ export async function ensureServerRunning(dataDir: string): Promise<void> {
   const user = await serverUser();
   const deadline = Date.now() + START_TIMEOUT_MS;
   let lastLog = '';
+  const logPath = join(clusterDir, 'server.log');
   while (Date.now() < deadline) {
-    const logPath = join(clusterDir, 'server.log');
+    // Only what this attempt's postmaster wrote says why it exited: the log is shared, and an old
+    // server shutting down writes its last lines after our postmaster's refusal.
+    const logStart = (await stat(logPath).catch(() => null))?.size ?? 0;
     const log = await open(logPath, 'a');
     const child = spawn(postgres, ['-D', dataDirArgument(clusterDir, user)], {
       env: serverEnv(),
@@ -283,13 +286,17 @@ export async function ensureServerRunning(dataDir: string): Promise<void> {
       if (await answers(dataDir)) return;
       await sleep(25);
     }
-    // The postmaster that won may still be starting up: wait for it as long as its pid lives.
+    // The postmaster that won may still be starting up, or an old one still shutting down: wait for
+    // it as long as its pid lives, then try again.
+    let another = false;
     while (Date.now() < deadline && (await postmasterPid(dataDir)) !== null) {
+      another = true;
       if (await answers(dataDir)) return;
       await sleep(25);
     }
-    lastLog = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' ');
-    if (!/lock file .* already exists|shutting down|starting up/i.test(lastLog)) break;
+    const written = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
+    lastLog = written.trim().split('\n').slice(-3).join(' ');
+    if (!another && !/lock file .* already exists|shutting down|starting up/i.test(written)) break;
   }
   throw new BulletinError('DATABASE_UNAVAILABLE', `The embedded PostgreSQL in ${clusterDir} did not start (${lastLog || 'no message'}).`);
 }
