@@ -182,7 +182,13 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
     const exited = once(child, 'exit');
     // Killed once the sync has written rows in its transaction (new subscribers are visible to nobody else yet).
     const deadline = Date.now() + 60_000;
-    while ((await rows(db, `SELECT 1 FROM pg_stat_activity WHERE state <> 'idle' AND query LIKE '%import_rows%' AND pid <> pg_backend_pid()`)).length === 0) {
+    let backends: { pid: number }[] = [];
+    while (
+      (backends = await rows<{ pid: number }>(
+        db,
+        `SELECT pid FROM pg_stat_activity WHERE state <> 'idle' AND query LIKE '%import_rows%' AND pid <> pg_backend_pid()`,
+      )).length === 0
+    ) {
       if (Date.now() > deadline || child.exitCode !== null) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -190,7 +196,12 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
     child.kill('SIGKILL');
     const [, signal] = await exited;
     assert.equal(signal, 'SIGKILL', 'the sync was still running when killed');
-    await new Promise((resolve) => setTimeout(resolve, 500)); // the server notices the connection is gone and rolls back
+    // The server notices the connection is gone and rolls back: its backend ends once it has.
+    const pids = backends.map(({ pid }) => pid);
+    while ((await rows(db, 'SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1)', [pids])).length > 0) {
+      assert.ok(Date.now() < deadline + 30_000, 'the killed sync’s backend ended');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     assert.deepEqual(await members(slug), before);
     assert.deepEqual(await rows(db, `SELECT 1 FROM subscribers WHERE email LIKE 'other%' LIMIT 1`), []);
   });
