@@ -11,8 +11,8 @@ export interface EmbeddedDatabaseStatus {
   readonly exists: boolean;
   readonly running: boolean;
   readonly pid: number | null;
-  /** bulletin processes using it now. */
-  readonly processes: number;
+  /** bulletin processes using it now; null when the server did not answer the question. */
+  readonly processes: number | null;
 }
 
 function embeddedDataDir(config: Config): string {
@@ -31,7 +31,7 @@ export async function embeddedDatabaseStatus(config: Config): Promise<EmbeddedDa
 }
 
 /** Stops the embedded server now; false when it was not running. */
-export async function stopEmbeddedDatabase(config: Config): Promise<{ directory: string; stopped: boolean; processes: number }> {
+export async function stopEmbeddedDatabase(config: Config): Promise<{ directory: string; stopped: boolean; processes: number | null }> {
   const before = await embeddedDatabaseStatus(config);
   return { directory: before.directory, stopped: await stopEmbeddedServer(embeddedDataDir(config)), processes: before.processes };
 }

@@ -364,8 +364,8 @@ export interface EmbeddedStatus {
   readonly exists: boolean;
   /** The postmaster's pid, or null when no server runs. */
   readonly pid: number | null;
-  /** bulletin processes connected now (other than the asker). */
-  readonly processes: number;
+  /** bulletin processes connected now (other than the asker); null when the server did not answer (starting up, shutting down, or too busy). */
+  readonly processes: number | null;
 }
 
 /** `bulletin db status` on the embedded database: is a server running, and for how many processes. */
@@ -373,9 +373,10 @@ export async function embeddedStatus(dataDir: string): Promise<EmbeddedStatus> {
   const { clusterDir } = embeddedCluster(dataDir);
   const exists = existsSync(join(clusterDir, 'PG_VERSION'));
   const pid = await postmasterPid(dataDir);
-  let processes = 0;
+  let processes: number | null = 0;
   if (pid !== null) {
-    const client = new pg.Client({ ...embeddedConnection(dataDir), connectionTimeoutMillis: 2_000 });
+    processes = null;
+    const client = new pg.Client({ ...embeddedConnection(dataDir), connectionTimeoutMillis: 10_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -385,7 +386,7 @@ export async function embeddedStatus(dataDir: string): Promise<EmbeddedStatus> {
       );
       processes = rows[0]?.n ?? 0;
     } catch {
-      // Starting up or shutting down: counted as none.
+      // Starting up, shutting down, or not answering in 10 s: not known (never said to be none).
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -46,13 +46,18 @@ killed with -9 leaves it running: \`bulletin db stop\` stops it (the next comman
     .action(async (options: { json?: boolean }) => {
       const status = await embeddedDatabaseStatus(context.config());
       if (options.json) return printJson(context.io, status);
-      const others = status.processes === 0 ? 'no other bulletin process' : `${status.processes} other bulletin process${status.processes === 1 ? '' : 'es'}`;
+      const others =
+        status.processes === null
+          ? '; it did not answer how many bulletin processes use it (starting up, shutting down, or busy)'
+          : status.processes === 0
+            ? ', used by no other bulletin process'
+            : `, used by ${status.processes} other bulletin process${status.processes === 1 ? '' : 'es'}`;
       printLines(
         context.io,
         !status.exists
           ? `There is no embedded PostgreSQL in ${status.directory} yet (any command creates it).`
           : status.running
-            ? `The embedded PostgreSQL in ${status.directory} is running (pid ${status.pid}), used by ${others}.`
+            ? `The embedded PostgreSQL in ${status.directory} is running (pid ${status.pid})${others}.`
             : `The embedded PostgreSQL in ${status.directory} is not running (the next command starts it).`,
       );
     });
@@ -65,7 +70,7 @@ killed with -9 leaves it running: \`bulletin db stop\` stops it (the next comman
       printLines(
         context.io,
         result.stopped
-          ? `Stopped the embedded PostgreSQL in ${result.directory}${result.processes > 0 ? ` (${result.processes} bulletin process${result.processes === 1 ? ' was' : 'es were'} using it)` : ''}.`
+          ? `Stopped the embedded PostgreSQL in ${result.directory}${result.processes !== null && result.processes > 0 ? ` (${result.processes} bulletin process${result.processes === 1 ? ' was' : 'es were'} using it)` : ''}.`
           : `The embedded PostgreSQL in ${result.directory} was not running.`,
       );
     });
