@@ -399,3 +399,59 @@ test(`the control commands refuse what they cannot do, each in one sentence (${D
   const notPaused = await runOk(['unpause', String(scheduled.bulletinId)], db);
   assert.match(String(notPaused), /was not paused; nothing changed/);
 });
+
+test(`a worker leaves a paused send for one that is not, and the paused one carries on once unpaused (${DATABASE_KIND} database)`, async () => {
+  const sentOf = async (bulletinId: number) =>
+    (await rows<{ n: number }>(db, `SELECT count(*)::int AS n FROM deliveries WHERE bulletin_id = $1 AND state = 'sent'`, [bulletinId]))[0]?.n ?? 0;
+  const started = async (name: string) => {
+    let bulletinId = 0;
+    await waitFor(async () => {
+      bulletinId = (await rows<{ id: number }>(db, 'SELECT id FROM bulletins WHERE source_name = $1', [name]))[0]?.id ?? 0;
+      return bulletinId > 0 && (await sentOf(bulletinId)) >= 50;
+    }, `the send of ${name} to be under way`);
+    return bulletinId;
+  };
+  // Send A, paused: its own process stays up, paused.
+  const fileA = join(db.cwd, 'left.md');
+  await writeFile(fileA, '---\nsubject: Left while paused\n---\nHello {{subscriber.email}}.\n');
+  const first = bulletin(['send', fileA, '--list', 'control', '--yes'], '100/s');
+  const paused = await started('left.md');
+  await runOk(['pause', String(paused)], db);
+  // Send B, stopped part way (Ctrl-C): unfinished and not paused.
+  const fileB = join(db.cwd, 'other.md');
+  await writeFile(fileB, '---\nsubject: The other one\n---\nHello {{subscriber.email}}.\n');
+  const second = bulletin(['send', fileB, '--list', 'control', '--yes'], '100/s');
+  const other = await started('other.md');
+  second.child.kill('SIGINT');
+  assert.equal((await second.exited).code, 130);
+  await sleep(1500); // A's messages on the wire at the pause are written by now
+  const pausedSent = await sentOf(paused);
+
+  // The worker joins A first (the older), leaves it, and finishes B.
+  const worker = bulletin(['worker', '--once'], '400/s');
+  const end = await Promise.race([worker.exited, sleep(60_000).then(() => null)]);
+  if (end === null) for (const { child } of [worker, first]) child.kill('SIGKILL');
+  assert.ok(end, 'the worker finished within a minute: it did not wait on the paused send');
+  assert.equal(end.code, 0, end.stderr);
+  assert.match(end.stdout, new RegExp(`"bulletinId": ?${paused},[^]*?"end": ?"left paused"`), 'the worker says it left the paused send');
+  assert.equal(await sentOf(other), RECIPIENTS, 'the worker finished the other send');
+  assert.equal(await sentOf(paused), pausedSent, 'nothing of the paused send was sent meanwhile');
+  assert.equal(first.child.exitCode, null, 'the paused send’s own process is still up, paused');
+
+  await runOk(['unpause', String(paused)], db);
+  assert.equal((await first.exited).code, 0);
+  assert.equal(await sentOf(paused), RECIPIENTS);
+  // At the relay: every recipient got each bulletin once.
+  const copies = new Map<string, number>();
+  for (const message of relay.received) {
+    const subject = /^Subject: (.*)$/m.exec(message.raw.toString('latin1'))?.[1] ?? '';
+    if (!message.accepted || !/Left while paused|The other one/.test(subject)) continue;
+    for (const to of message.envelope.to) copies.set(`${subject} ${to}`, (copies.get(`${subject} ${to}`) ?? 0) + 1);
+  }
+  assert.equal(copies.size, 2 * RECIPIENTS, 'each of the two bulletins reached every recipient');
+  assert.deepEqual(
+    [...copies].filter(([, count]) => count > 1),
+    [],
+    'nobody got either bulletin twice',
+  );
+});

@@ -182,7 +182,7 @@ describe(`subscribers sync (${DATABASE_KIND} database)`, () => {
     const exited = once(child, 'exit');
     // Killed once the sync has written rows in its transaction (new subscribers are visible to nobody else yet).
     const deadline = Date.now() + 60_000;
-    let backends: { pid: number }[] = [];
+    let backends: { pid: number }[];
     while (
       (backends = await rows<{ pid: number }>(
         db,

@@ -167,6 +167,7 @@ export function report(context: CliContext, summary: SendSummary, flags: Progres
     );
   } else if (summary.finished) lines.push('  finished: every recipient has an outcome.');
   else if (summary.end === 'stopped') lines.push(`  stopped. Resume with: bulletin resume ${summary.bulletinId}`);
+  else if (summary.end === 'left paused') lines.push(`  paused (bulletin unpause ${summary.bulletinId}): left for other sends; this worker comes back to it.`);
   else if (summary.end === 'waiting for deferred') {
     lines.push(`  ${c.deferred} deferred, next retry due ${summary.nextAttemptAt ?? '?'}. Resume later with: bulletin resume ${summary.bulletinId}`);
   } else if (summary.end === 'uncertain held') {

@@ -65,6 +65,11 @@ export interface DispatchDependencies {
   readonly outage?: DatabaseOutage;
   /** The operator's pause, cancel and pace, heard with a heartbeat (none: nobody can steer it). */
   readonly control?: SendControlPort;
+  /**
+   * Asked about once a second while the send is paused: true lets this process leave it (a worker
+   * with other sends to work on); it gives back its claims and `run()` resolves 'left paused'.
+   */
+  readonly leaveWhilePaused?: () => Promise<boolean>;
   /** Told what happens (the JSON log and the metrics listen). */
   readonly events?: SendEvents;
 }
@@ -86,7 +91,8 @@ export interface DispatchCounts {
   skipped: number;
 }
 
-export type DispatchEnd = 'finished' | 'waiting for deferred' | 'uncertain held' | 'stopped' | 'cancelled' | 'relay unusable' | 'message too big' | 'held';
+export type DispatchEnd =
+  'finished' | 'waiting for deferred' | 'uncertain held' | 'stopped' | 'cancelled' | 'left paused' | 'relay unusable' | 'message too big' | 'held';
 
 /** Why the send stopped by itself: the relay or the message needs fixing first. */
 export interface DispatchHalt {
@@ -99,6 +105,8 @@ export interface DispatchHalt {
 export const MESSAGE_REFUSALS_TO_HOLD = 20;
 /** How often a worker with nothing to claim looks whether the others' claims are done. */
 const LOOK_AGAIN_MS = 1_000;
+/** A paused send asks whether to leave it every this many half beats (about a second). */
+const LEAVE_PAUSED_EVERY = 8;
 /** How often one claim may go again at the next pace slot before it waits for the backoff. */
 const MAX_RESENDS_PER_CLAIM = 3;
 
@@ -278,7 +286,7 @@ export class Dispatcher {
     for (;;) {
       if (this.stopping) return this.halt?.end ?? 'stopped';
       if (this.paused) {
-        await this.holdWhilePaused(run);
+        if (await this.holdWhilePaused(run)) return 'left paused';
         continue;
       }
       if (this.slotWait.signal.aborted) this.slotWait = new AbortController(); // paused and unpaused between two looks
@@ -309,9 +317,10 @@ export class Dispatcher {
   /**
    * Paused: what was claimed and not yet started goes back (so a paused process holds nothing that
    * could turn uncertain if it died), then it waits until unpaused or stopped. Messages on the wire
-   * finish meanwhile, and their outcomes are written by the flush timer.
+   * finish meanwhile, and their outcomes are written by the flush timer. True when it leaves the
+   * paused send instead (`leaveWhilePaused`).
    */
-  private async holdWhilePaused(run: RunState): Promise<void> {
+  private async holdWhilePaused(run: RunState): Promise<boolean> {
     if (run.prefetch !== null) {
       const batch = await run.prefetch.catch(() => null); // a lost answer leaves claimInDoubt set: adopted later
       run.prefetch = null;
@@ -320,12 +329,17 @@ export class Dispatcher {
     run.lowWater = 0; // what goes back is below the mark
     run.lastClaimFull = true;
     // Until unpaused; a message that stopped waiting for a relay comes back into the queue meanwhile.
+    let looks = 0;
     while (this.paused && !this.stopping) {
       const waiting = run.queue.splice(0).map((claimed) => claimed.id);
       for (const id of waiting) this.resends.delete(id);
       if (waiting.length > 0) await this.untilDatabase(() => this.deps.store.releaseClaims(this.owner, waiting));
+      const leave = this.deps.leaveWhilePaused;
+      // About once a second (every LEAVE_PAUSED_EVERY looks), from the first look on.
+      if (leave && looks++ % LEAVE_PAUSED_EVERY === 0 && (await leave().catch(() => false))) return true;
       await this.clock.sleep(BEAT_MS / 2, this.stopController.signal);
     }
+    return false;
   }
 
   /** Claims the next batch into the queue; when nothing is claimable, decides whether the send ends. */

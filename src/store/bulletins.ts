@@ -136,6 +136,21 @@ export async function selectUnfinishedBulletinIds(sql: Sql, listId: number | nul
   return rows.map((row) => row.id);
 }
 
+/**
+ * Whether an unfinished send other than `exceptId` (of one list, or of all) is not paused: work for
+ * a worker that leaves a paused send.
+ */
+export async function otherUnpausedSendExists(sql: Sql, listId: number | null, exceptId: number): Promise<boolean> {
+  const { rows } = await sql.query<{ found: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM bulletins b LEFT JOIN send_pacing p ON p.bulletin_id = b.id
+        WHERE b.finished_at IS NULL AND b.state = 'started' AND ($1::int IS NULL OR b.list_id = $1) AND b.id <> $2
+          AND p.paused_at IS NULL) AS found`,
+    [listId, exceptId],
+  );
+  return rows[0]?.found === true;
+}
+
 export async function latestBulletin(sql: Sql): Promise<StoredBulletin | null> {
   const { rows } = await sql.query<BulletinRow>('SELECT * FROM bulletins ORDER BY id DESC LIMIT 1');
   return rows[0] ? toBulletin(rows[0]) : null;

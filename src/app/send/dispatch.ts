@@ -52,6 +52,7 @@ export async function dispatchBulletin(
       outage,
       control: sendControlOf(app.db, bulletin.id, options.command ?? 'send'),
       ...(options.events ? { events: options.events } : {}),
+      ...(options.leaveWhilePaused ? { leaveWhilePaused: options.leaveWhilePaused } : {}),
     },
     {
       bulletinId: bulletin.id,

@@ -43,6 +43,8 @@ export interface RunOptions {
   readonly command?: string;
   /** Told what happens during the send (the JSON log and the metrics listen). */
   readonly events?: SendEvents;
+  /** Asked about once a second while the send is paused: true leaves it (end 'left paused'). */
+  readonly leaveWhilePaused?: () => Promise<boolean>;
 }
 
 /**

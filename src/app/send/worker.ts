@@ -2,7 +2,7 @@
 // list, or all), one after another, and looks again every few seconds (sooner when a scheduled send
 // is due sooner) until told to stop (or once, with `once`).
 import { DatabaseOutage } from '../../send/database-outage.js';
-import { selectUnfinishedBulletinIds } from '../../store/bulletins.js';
+import { otherUnpausedSendExists, selectUnfinishedBulletinIds } from '../../store/bulletins.js';
 import type { App } from '../context.js';
 import { requireList } from '../lists.js';
 import { msUntilNextScheduled, startDueSends } from '../schedule.js';
@@ -14,6 +14,12 @@ export async function unfinishedBulletins(app: App, listSlug?: string, outage = 
     const list = listSlug === undefined ? null : await requireList(app.db, listSlug);
     return selectUnfinishedBulletinIds(app.db, list?.id ?? null);
   });
+}
+
+/** Whether a send other than `bulletinId` (of the worker's list, or any) is unfinished and not paused. */
+export async function otherUnpausedSend(app: App, bulletinId: number, listSlug?: string): Promise<boolean> {
+  const list = listSlug === undefined ? null : await requireList(app.db, listSlug);
+  return otherUnpausedSendExists(app.db, list?.id ?? null, bulletinId);
 }
 
 /** How long an idle worker waits before it looks for unfinished sends again. */

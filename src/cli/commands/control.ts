@@ -26,7 +26,8 @@ export function registerControlCommands(program: Command, context: CliContext): 
       `
 The running send, resume, retry and worker processes show "paused since … by user@host" and
 wait; what they had claimed and not yet started goes back to the queue. \`bulletin unpause <id>\`
-lets them carry on at once. A scheduled send can be paused before it starts.
+lets them carry on at once. A worker with another unfinished send that is not paused leaves this
+one for it, and comes back on its next round. A scheduled send can be paused before it starts.
 
 Example:
   bulletin pause 7`,

@@ -13,7 +13,7 @@ import { resumeSend } from '../../app/send/resume.js';
 import { checkRetryable, retryDeliveries } from '../../app/send/retry.js';
 import { runSend, type RunOptions } from '../../app/send/run.js';
 import { sendTestCopy } from '../../app/send/test-copy.js';
-import { runWorker } from '../../app/send/worker.js';
+import { otherUnpausedSend, runWorker } from '../../app/send/worker.js';
 import { openTransport } from '../../app/transports.js';
 import { RETRYABLE_STATES } from '../../domain/delivery.js';
 import { BulletinError } from '../../domain/errors.js';
@@ -264,7 +264,12 @@ Examples:
                 const summary = await withProgress(
                   context,
                   flags,
-                  (onStart) => resumeSend(app, id, runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, 'worker', observe))),
+                  (onStart) =>
+                    resumeSend(app, id, {
+                      ...runOptions(transport, settings, choices({ ...flags, wait: false }, onStart, outage, 'worker', observe)),
+                      // A paused send is left for another one that is not (this worker comes back to it).
+                      leaveWhilePaused: () => otherUnpausedSend(app, id, flags.list),
+                    }),
                   watch,
                 );
                 report(context, summary, flags);
