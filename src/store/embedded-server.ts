@@ -276,13 +276,15 @@ export async function ensureServerRunning(dataDir: string): Promise<void> {
       stdio: ['ignore', log.fd, log.fd],
       ...(user ?? {}),
     });
-    await log.close();
+    // Listened to before anything is awaited: a postmaster refused at once (another one owns the
+    // cluster) can exit while the log closes, and an 'exit' nobody heard left this waiting 30 s.
     let exited = false;
     child.on('exit', () => (exited = true));
     child.on('error', () => (exited = true));
     child.unref();
+    await log.close();
     // Wait until it answers, or it exits (another process's postmaster owns the cluster, or it failed).
-    while (!exited && Date.now() < deadline) {
+    while (!exited && child.exitCode === null && child.signalCode === null && Date.now() < deadline) {
       if (await answers(dataDir)) return;
       await sleep(25);
     }
