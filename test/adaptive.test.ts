@@ -63,6 +63,22 @@ function rateLimitedRelay(limit: number, refusal: SendOutcome = PUSHBACK) {
   };
 }
 
+/**
+ * A relay counting `limit` messages in fixed windows of `windowMs` (as Postfix's anvil does), each
+ * starting at the first message after the last one ran out; it refuses the rest of a full window.
+ */
+function fixedWindowRelay(limit: number, windowMs: number) {
+  let windowStart = -Infinity;
+  let count = 0;
+  return (time: number): SendOutcome => {
+    if (time - windowStart >= windowMs) {
+      windowStart = time;
+      count = 0;
+    }
+    return ++count <= limit ? SENT : PUSHBACK;
+  };
+}
+
 /** A deterministic stream of pseudo-random numbers in [0, 1). */
 function seeded(seed: number): () => number {
   let state = seed >>> 0;
@@ -93,16 +109,7 @@ describe('adaptive pace', () => {
     const pace = new AdaptivePace({ maxRate: 400, floorRate: 1, now: () => clock.now });
     // anvil starts a window at the first message after the last one ran out: 130 may pass in one
     // second and 70 in the next, so the last second alone overstates what the relay takes.
-    let windowStart = -Infinity;
-    let count = 0;
-    const relay = (time: number): SendOutcome => {
-      if (time - windowStart >= 2000) {
-        windowStart = time;
-        count = 0;
-      }
-      return ++count <= 200 ? SENT : PUSHBACK;
-    };
-    const seconds = simulate(pace, 25, relay, clock);
+    const seconds = simulate(pace, 25, fixedWindowRelay(200, 2000), clock);
     const settled = seconds.slice(4);
     const accepted = sum(settled, 'accepted') / settled.length;
     assert.ok(
@@ -197,15 +204,7 @@ describe('adaptive pace', () => {
       const clock = { now: 0 };
       const pace = new AdaptivePace({ maxRate: 1000, floorRate: floor, now: () => clock.now });
       // A relay counting 100 a second in fixed windows (as Postfix's anvil does): at 1000/s it refuses 90% of each second.
-      let windowStart = 0;
-      let count = 0;
-      const relay = (time: number): SendOutcome => {
-        if (time - windowStart >= 1000) {
-          windowStart = time;
-          count = 0;
-        }
-        return ++count <= 100 ? SENT : PUSHBACK;
-      };
+      const relay = fixedWindowRelay(100, 1000);
       const rates: { time: number; rate: number }[] = [];
       const seconds = simulate(
         pace,

@@ -362,7 +362,7 @@ export class AdaptivePace {
     return (this.acceptedSinceSignal * 1000) / span;
   }
 
-  /** Messages per second the relay accepted over the last second (or since the first reply, if sooner). */
+  /** Messages per second the relay accepted over the last `windowMs` (or since the first reply, if sooner). */
   private acceptedRate(now: number, windowMs: number): number {
     const { accepted } = this.totals(now, windowMs);
     const span = Math.min(windowMs, Math.max(BUCKET_MS, now - (this.firstSeen ?? now)));
