@@ -295,6 +295,25 @@ describe('SMTP transport against real servers', () => {
     assert.ok(sink.connections.opened >= 6 && sink.connections.opened <= 12, `${sink.connections.opened} connections for 60 messages at 10 each`);
   });
 
+  test('a relay refusing connections beyond 3 (421): the pool settles on 3, every message is sent, renewals are not refused', async () => {
+    const sink = await server({ maxConnections: 3 });
+    const smtp = transport({ url: sink.url, connections: 8, messagesPerConnection: 10 });
+    const addresses = Array.from({ length: 120 }, (_, index) => `reader${index}@example.org`);
+    const outcomes = await Promise.all(addresses.map((address) => smtp.send(message(address))));
+    assert.deepEqual(
+      outcomes.filter((outcome) => outcome.kind !== 'sent').map((outcome) => outcome.reply),
+      [],
+      'the messages refused a connection waited for the open ones',
+    );
+    assert.equal(new Set(sink.received.map((received) => received.messageId)).size, 120);
+    assert.equal(smtp.concurrency, 3);
+    assert.match(smtp.note?.() ?? '', /^3 of 8 connections: the relay refused more \(421 4\.7\.0 Too many connections/);
+    // The 8 opened at once meet at most 5 refusals; the dozen renewals at 10 messages each wait for
+    // the old connection to end and meet none (one at most, should the relay count it a moment longer).
+    assert.ok(sink.connections.opened >= 12, `${sink.connections.opened} connections opened`);
+    assert.ok(sink.connections.refused <= 6, `${sink.connections.refused} connections refused`);
+  });
+
   test('a pooled connection the relay closed while idle: the message goes on a fresh one', async () => {
     const sink = await server();
     const smtp = transport({ url: sink.url, connections: 1 });

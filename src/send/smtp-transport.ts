@@ -117,11 +117,15 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
     sessionNote = `sessions renewed after ${count} messages: the relay ends them there${said ? ` (${said.slice(0, 60)})` : ''}`;
   }
 
-  /** Sessions set up and not broken (idle or carrying a message). */
-  function liveSessions(): number {
-    let live = 0;
-    for (const session of sessions) if (!session.broken && session.ready) live++;
-    return live;
+  /**
+   * Sessions not broken: set up (idle or carrying a message) or still being set up. A relay that
+   * refuses connections beyond a number often refuses before the first greetings of the others
+   * are done: those still being set up are counted, as they are probably within the number.
+   */
+  function unbrokenSessions(): number {
+    let count = 0;
+    for (const session of sessions) if (!session.broken) count++;
+    return count;
   }
 
   /** The relay refused a session beyond `open`: use that many from now on (at least one). */
@@ -188,6 +192,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
         ]);
       }
     } catch (error) {
+      session.broken = true;
       connection.close();
       throw error;
     }
@@ -311,6 +316,8 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
       let freshSessions = 0;
       for (;;) {
         await slots.take();
+        /** The session this message used, if any: its slot may outlive the message (see finally). */
+        let used: Session | undefined;
         try {
           let session = idle.pop();
           while (session?.broken) session = idle.pop();
@@ -322,7 +329,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
               const outcome = classifyFailure(error as SmtpErrorLike, false, relay.description, 'setup');
               // Refused beyond the sessions already open (421 "too many connections"): carry on with
               // those, and this message waits for one of them instead of being deferred.
-              const others = liveSessions();
+              const others = unbrokenSessions();
               if (outcome.kind === 'deferred' && outcome.pushback === 'session' && others > 0 && ++refusals <= 3) {
                 lowerConnections(others, outcome.reply);
                 continue;
@@ -334,6 +341,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
             idle.push(session);
             return outcomeOf.overSize(message.raw.length, session.maxSize, relay.description);
           }
+          used = session;
           const outcome = await transmit(session, message);
           // A session spent or broken before the message went: at once on a fresh one (a few times).
           if (outcome.kind === 'deferred' && outcome.resend === 'fresh-session') {
@@ -344,7 +352,11 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
           if (outcome.kind === 'sent') raiseConnectionsWhenDue();
           return outcome;
         } finally {
-          slots.give();
+          // Against a relay that counts connections, a retired session keeps its slot until its
+          // connection has ended: a successor opened while the relay still counts the old one
+          // (QUIT not yet answered) would be refused, and would lower the count further.
+          if (used?.broken && refusedConnections && !closed) void Promise.race([used.ended, delay(CLOSE_GRACE_MS)]).then(() => slots.give());
+          else slots.give();
         }
       }
     },
