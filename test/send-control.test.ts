@@ -455,3 +455,69 @@ test(`a worker leaves a paused send for one that is not, and the paused one carr
     'nobody got either bulletin twice',
   );
 });
+
+test(`a worker that keeps coming back to a paused send and one waiting for its retries reports each once, not every round (${DATABASE_KIND} database)`, async () => {
+  // Send C, paused with nobody working on it.
+  const fileC = join(db.cwd, 'quiet-paused.md');
+  await writeFile(fileC, '---\nsubject: Quiet while paused\n---\nHello {{subscriber.email}}.\n');
+  const first = bulletin(['send', fileC, '--list', 'control', '--yes'], '100/s');
+  let pausedId = 0;
+  await waitFor(async () => {
+    pausedId = (await rows<{ id: number }>(db, 'SELECT id FROM bulletins WHERE source_name = $1', ['quiet-paused.md']))[0]?.id ?? 0;
+    return pausedId > 0;
+  }, 'the send of quiet-paused.md to start');
+  await runOk(['pause', String(pausedId)], db);
+  first.child.kill('SIGINT');
+  assert.equal((await first.exited).code, 130);
+  // Send D: every attempt deferred, its retries an hour away (unfinished, not paused, nothing to do now).
+  const deferring = await startSmtpServer({ deferFraction: { fraction: 1, seed: 'quiet' } });
+  try {
+    const fileD = join(db.cwd, 'quiet-deferred.md');
+    await writeFile(fileD, '---\nsubject: Quiet while deferred\n---\nHello {{subscriber.email}}.\n');
+    const waiting = (await runOk(
+      ['send', fileD, '--list', 'control', '--yes', '--json', '--quiet', '--no-wait', '--rate', '2000/s', '--retry-min', '1h', '--retry-max', '2h'],
+      {
+        ...db,
+        env: { ...db.env, SMTP_URL: deferring.url },
+      },
+    )) as { bulletinId: number; end: string };
+    assert.equal(waiting.end, 'waiting for deferred');
+
+    // Three rounds at least (it looks every 5 s): each send is reported once.
+    const worker = spawn(process.execPath, [BIN, 'worker', '--json', '--log-format', 'json', '--rate', '100/s'], {
+      env: childEnv(db.env, { SMTP_URL: deferring.url }),
+      cwd: db.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    worker.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    worker.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = once(worker, 'exit');
+    await sleep(13_000);
+    worker.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+    const reports = [...stdout.matchAll(/"bulletinId": ?(\d+),[^]*?"end": ?"([^"]+)"/g)].map((match) => `${match[1]} ${match[2]}`);
+    assert.deepEqual(reports.sort(), [`${pausedId} left paused`, `${waiting.bulletinId} waiting for deferred`].sort(), stdout);
+    assert.ok(code === 0 || code === 130, `the worker ended with ${code}`);
+    // Its log says the same once: one start, one pause, one end of each.
+    const logged = stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { event: string; bulletinId?: number; end?: string })
+      .filter((line) => line.bulletinId === pausedId || line.bulletinId === waiting.bulletinId)
+      .map((line) => `${line.bulletinId} ${line.event}${line.end ? ` ${line.end}` : ''}`);
+    const expected = [
+      `${pausedId} send started`,
+      `${pausedId} paused`,
+      `${pausedId} send ended left paused`,
+      `${waiting.bulletinId} send started`,
+      `${waiting.bulletinId} send ended waiting for deferred`,
+    ];
+    assert.deepEqual(logged.filter((line) => !line.endsWith('pace changed')).sort(), expected.sort(), stderr);
+    await runOk(['cancel', String(waiting.bulletinId), '--yes'], db);
+  } finally {
+    await runOk(['cancel', String(pausedId), '--yes'], db);
+    await deferring.close();
+  }
+});

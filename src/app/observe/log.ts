@@ -1,6 +1,8 @@
 // The JSON log of a long-running command (pino): one line per event that matters, each with an
 // `event` field naming it, the bulletin id where there is one, and the host and pid of the process.
-// Per-message lines (`attempt`, `skipped`) only when verbose. The events are listed in README, "Metrics and logs".
+// Per-message lines (`attempt`, `skipped`) only when verbose. A worker coming back to a send where
+// nothing changed (still paused, still waiting for its retries) logs that round only when verbose,
+// and a pause or a pace is logged once however often it is heard. The events are listed in README, "Metrics and logs".
 import { hostname } from 'node:os';
 import { pino, stdTimeFunctions, type Logger } from 'pino';
 import type { SendEvents } from '../../send/send-events.js';
@@ -39,30 +41,80 @@ export function createEventLog(stream: LogStream, options: { readonly verbose: b
   const debug = line('debug');
   /** The send being worked on, named on the lines of events that are not a send's own (relays, the database). */
   let current: { bulletinId?: number } = {};
+  /** How each send's last run that did nothing ended (no outcome): a run like it again is not news. */
+  const quietEnds = new Map<number, string>();
+  /** The pace last logged of each send (rate and cause). */
+  const pacesLogged = new Map<number, string>();
+  /** The pause last logged of each send (its `since`): heard again, it is the same pause. */
+  const pausesLogged = new Map<number, string>();
+  /** The start of a run that may turn out like the last quiet one: logged once something happens. */
+  let heldStart: (() => void) | null = null;
+  const startIfHeld = () => {
+    const start = heldStart;
+    heldStart = null;
+    start?.();
+  };
+  /** Any event of the run but its start and end: the start goes first if it was held. */
+  const during =
+    <T>(log: (event: T) => void) =>
+    (event: T) => {
+      startIfHeld();
+      log(event);
+    };
   const events: SendEvents = {
     sendStarted: ({ bulletinId, total, command, rate }) => {
       current = { bulletinId };
-      info('send started', { bulletinId, total, startedBy: command, rate }, `send of bulletin ${bulletinId} started: ${total} deliveries open`);
+      const start = () =>
+        info('send started', { bulletinId, total, startedBy: command, rate }, `send of bulletin ${bulletinId} started: ${total} deliveries open`);
+      // Verbose, every line is logged as it comes (the repeated ones at debug level, which it shows).
+      heldStart = quietEnds.has(bulletinId) && !options.verbose ? start : null;
+      if (heldStart === null) start();
     },
-    sendEnded: ({ bulletinId, end, ...counts }) =>
-      (end === 'finished' ? info : end.startsWith('error') ? error : info)(
+    sendEnded: ({ bulletinId, end, ...counts }) => {
+      const quiet = Object.values(counts).every((count) => count === 0);
+      const again = heldStart !== null && quiet && quietEnds.get(bulletinId) === end;
+      if (!again) startIfHeld();
+      heldStart = null;
+      if (quiet) quietEnds.set(bulletinId, end);
+      else quietEnds.delete(bulletinId);
+      (again ? debug : end === 'finished' ? info : end.startsWith('error') ? error : info)(
         end === 'finished' ? 'send finished' : 'send ended',
         { bulletinId, end, ...counts },
         `send of bulletin ${bulletinId} ${end === 'finished' ? 'finished' : `ended: ${end}`}`,
-      ),
-    attempt: (attempt) => debug('attempt', { ...attempt }, `${attempt.email}: ${attempt.state} (${attempt.reply.slice(0, 120)})`),
-    skipped: ({ bulletinId, count }) => debug('skipped', { bulletinId, count }),
-    paceChanged: ({ bulletinId, rate, cause, note }) =>
-      info('pace changed', { bulletinId, rate, cause, note }, note ?? `pace back to ${rate} messages per second`),
-    paused: ({ bulletinId, by, since }) => info('paused', { bulletinId, by, since: since.toISOString() }, `send of bulletin ${bulletinId} paused by ${by}`),
-    unpaused: ({ bulletinId, by }) => info('unpaused', { bulletinId, by }, `send of bulletin ${bulletinId} unpaused`),
-    repaced: ({ bulletinId, rate, by }) => info('re-paced', { bulletinId, rate, by }, `send of bulletin ${bulletinId} re-paced to ${rate}/s by ${by}`),
-    cancelled: ({ bulletinId, by }) => warn('cancelled', { bulletinId, by }, `send of bulletin ${bulletinId} cancelled by ${by}`),
-    relayDown: ({ relay, error: reason }) => warn('relay down', { ...current, relay, error: reason }, `${relay} is down: ${reason}`),
-    relayUp: ({ relay }) => info('relay back', { ...current, relay }, `${relay} is back`),
-    databaseDown: ({ error: reason, since }) =>
+      );
+    },
+    attempt: during((attempt) => debug('attempt', { ...attempt }, `${attempt.email}: ${attempt.state} (${attempt.reply.slice(0, 120)})`)),
+    skipped: during(({ bulletinId, count }) => debug('skipped', { bulletinId, count })),
+    paceChanged: ({ bulletinId, rate, cause, note }) => {
+      // A run that begins hears the send's pace again; unchanged since it was logged, it is not news.
+      const pace = `${rate} ${cause}`;
+      if (pacesLogged.get(bulletinId) === pace)
+        return debug('pace changed', { bulletinId, rate, cause, note }, note ?? `pace still ${rate} messages per second`);
+      pacesLogged.set(bulletinId, pace);
+      startIfHeld();
+      info('pace changed', { bulletinId, rate, cause, note }, note ?? `pace back to ${rate} messages per second`);
+    },
+    paused: ({ bulletinId, by, since }) => {
+      const fields = { bulletinId, by, since: since.toISOString() };
+      if (pausesLogged.get(bulletinId) === fields.since) return debug('paused', fields, `send of bulletin ${bulletinId} still paused by ${by}`);
+      pausesLogged.set(bulletinId, fields.since);
+      startIfHeld();
+      info('paused', fields, `send of bulletin ${bulletinId} paused by ${by}`);
+    },
+    unpaused: during(({ bulletinId, by }) => {
+      pausesLogged.delete(bulletinId);
+      info('unpaused', { bulletinId, by }, `send of bulletin ${bulletinId} unpaused`);
+    }),
+    repaced: during(({ bulletinId, rate, by }) => info('re-paced', { bulletinId, rate, by }, `send of bulletin ${bulletinId} re-paced to ${rate}/s by ${by}`)),
+    cancelled: during(({ bulletinId, by }) => warn('cancelled', { bulletinId, by }, `send of bulletin ${bulletinId} cancelled by ${by}`)),
+    relayDown: during(({ relay, error: reason }) => warn('relay down', { ...current, relay, error: reason }, `${relay} is down: ${reason}`)),
+    relayUp: during(({ relay }) => info('relay back', { ...current, relay }, `${relay} is back`)),
+    databaseDown: during(({ error: reason, since }) =>
       warn('database unreachable', { ...current, error: reason, since: since.toISOString() }, `the database is unreachable (${reason}); waiting for it`),
-    databaseBack: ({ downSeconds }) => info('database back', { ...current, downSeconds }, `the database answers again after ${downSeconds.toFixed(1)} s`),
+    ),
+    databaseBack: during(({ downSeconds }) =>
+      info('database back', { ...current, downSeconds }, `the database answers again after ${downSeconds.toFixed(1)} s`),
+    ),
   };
   return { events, info, warn, error };
 }

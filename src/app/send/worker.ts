@@ -34,7 +34,7 @@ export interface WorkerLoop {
   readonly work: (bulletinId: number) => Promise<boolean>;
   /** Said for each scheduled send this worker started. */
   readonly onStarted?: (bulletin: StoredBulletin) => void;
-  /** Said when there is nothing to do, before the pause. */
+  /** Said when there is nothing to do, once per idle spell (not again each time it looks). */
   readonly onIdle?: () => void;
   /** Waits `ms` before looking again; true when interrupted (Ctrl-C), which ends the worker. */
   readonly pause: (ms: number) => Promise<boolean>;
@@ -44,6 +44,7 @@ export type WorkerEnd = 'done' | 'stopped' | 'interrupted';
 
 /** `bulletin worker`: joins every unfinished send, one after another, and keeps looking for more. */
 export async function runWorker(app: App, loop: WorkerLoop): Promise<WorkerEnd> {
+  let idle = false;
   for (;;) {
     for (const started of await startDueSends(app, loop.listSlug, loop.outage)) loop.onStarted?.(started);
     const ids = await unfinishedBulletins(app, loop.listSlug, loop.outage);
@@ -51,7 +52,8 @@ export async function runWorker(app: App, loop: WorkerLoop): Promise<WorkerEnd> 
       if (!(await loop.work(id))) return 'stopped';
     }
     if (loop.once) return 'done';
-    if (ids.length === 0) loop.onIdle?.();
+    if (ids.length === 0 && !idle) loop.onIdle?.();
+    idle = ids.length === 0;
     // A scheduled send due sooner than that is started on time.
     const untilScheduled = await msUntilNextScheduled(app, loop.listSlug, loop.outage);
     if (await loop.pause(Math.max(50, Math.min(WORKER_LOOK_AGAIN_MS, untilScheduled ?? WORKER_LOOK_AGAIN_MS)))) return 'interrupted';

@@ -247,6 +247,8 @@ Examples:
       const observe = await observeSend(context, given, 'worker');
       const watch = watchOutage(context, observe);
       const { outage } = watch;
+      /** The end last reported of each send where this worker did nothing: not reported again until it changes. */
+      const quietEnds = new Map<number, string>();
       await context.run(
         async (app) => {
           observe.attach(app);
@@ -272,11 +274,16 @@ Examples:
                     }),
                   watch,
                 );
-                report(context, summary, flags);
+                // A send this worker keeps coming back to without doing anything (paused, waiting for
+                // its deferred deliveries) is reported once, not every few seconds.
+                const quiet = summary.halt === null && Object.values(summary.thisRun).every((count) => count === 0);
+                if (!quiet || quietEnds.get(id) !== summary.end) report(context, summary, flags);
+                if (quiet) quietEnds.set(id, summary.end);
+                else quietEnds.delete(id);
                 return context.exitCode === 0;
               },
               onIdle: () => {
-                if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking again in 5 seconds (Ctrl-C to stop).\n');
+                if (!flags.quiet && !flags.json) context.io.stderr.write('No unfinished sends; looking every 5 seconds (Ctrl-C to stop).\n');
               },
               pause: interruptibleSleep,
             });
