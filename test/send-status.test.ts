@@ -410,6 +410,31 @@ describe(`bulletin status of live sends (${DATABASE_KIND} database)`, () => {
     assert.equal(ended.code, 0, ended.stderr);
     assert.equal(ended.signal, null);
   });
+
+  test('status --watch ends on SIGTERM within seconds while the database holds a statement unanswered (exit 0)', { timeout: 120_000 }, async () => {
+    const proxy = await startDatabaseProxy(await db.url());
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    cleanups.push(async () => {
+      release();
+      await proxy.close();
+    });
+    const watch = bulletin(['status', '--watch'], { DATABASE_URL: proxy.url });
+    const parsed = () => watch.lines.map((line) => JSON.parse(line) as Partial<LiveJson> & { databaseUnreachable?: { error: string } });
+    await waitFor(() => parsed().length >= 2, 'two lines while the database answers');
+    // The next read's statement reaches a server that never answers it (the connection stays open).
+    void proxy.faultOn({ text: 'bulletins', hold: () => held });
+    await waitFor(
+      () => parsed().some((line) => line.databaseUnreachable?.error === 'the database does not answer'),
+      'a beat saying the database does not answer',
+    );
+    const signalledAt = Date.now();
+    watch.child.kill('SIGTERM');
+    const ended = await Promise.race([watch.exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), 30_000))]);
+    assert.ok(ended, 'status --watch ended within 30 s of SIGTERM (it waited for the unanswered statement)');
+    assert.equal(ended.code, 0, ended.stderr);
+    assert.ok(Date.now() - signalledAt < 15_000, `it ended ${Date.now() - signalledAt} ms after SIGTERM`);
+  });
 });
 
 test('status --help explains --watch, its JSON lines and its end, with examples', async () => {

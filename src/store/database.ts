@@ -145,6 +145,7 @@ async function openServer(target: DatabaseTarget & { kind: 'server' }): Promise<
   });
   // An idle client losing its server (a restart) must not crash the process.
   pool.on('error', () => undefined);
+  const endPool = endingOf(pool);
   try {
     await pool.query('SELECT 1');
   } catch (error) {
@@ -153,7 +154,7 @@ async function openServer(target: DatabaseTarget & { kind: 'server' }): Promise<
       cause: error,
     });
   }
-  return wrapPool(pool, target, description, false, async () => pool.end());
+  return wrapPool(pool, target, description, false, endPool);
 }
 
 /** An error's message as one line without a trailing full stop, for the end of a sentence. */
@@ -235,8 +236,9 @@ function wrapEmbeddedPool(
 ): Database {
   const pool = new pg.Pool({ ...embeddedConnection(target.dataDir), max: 10, application_name: 'bulletin' });
   pool.on('error', () => undefined);
+  const endPool = endingOf(pool);
   const database = wrapPool(pool, target, description, created, async () => {
-    await pool.end();
+    await endPool();
     if (presence) await releasePresence(target.dataDir, presence);
   });
   return Object.assign(database, { upgraded });
@@ -308,6 +310,43 @@ export function wrapPool(pool: pg.Pool, target: DatabaseTarget, description: str
       await close();
     },
   };
+}
+
+/**
+ * How a pool is ended, made when it is created (it must see every connection). A pool ends once its
+ * statements are answered; a server that took a statement and never answers (hung, or a network
+ * that swallows packets) would keep the process up for ever after its work is done (Ctrl-C on
+ * `status --watch` while the database hangs). After a grace its connections are cut, which fails
+ * what was still waiting on them.
+ */
+function endingOf(pool: pg.Pool): () => Promise<void> {
+  const connections = new Set<pg.Client>();
+  pool.on('connect', (client) => connections.add(client));
+  pool.on('remove', (client) => connections.delete(client));
+  return async () => {
+    const ended = pool.end();
+    const settled = ended.then(
+      () => true,
+      () => true,
+    );
+    if (await Promise.race([settled, delay(CLOSE_GRACE_MS).then(() => false)])) return ended;
+    // Those still connecting too (pg-pool lists them in `_clients` before its 'connect' event).
+    const connecting = (pool as unknown as { _clients?: pg.Client[] })._clients ?? [];
+    for (const client of new Set([...connections, ...connecting])) socketOf(client)?.destroy();
+    await Promise.race([settled, delay(CLOSE_GRACE_MS)]);
+  };
+}
+
+/** How long ending a pool waits for the server to answer what is in flight before cutting the connections. */
+const CLOSE_GRACE_MS = 2_000;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** node-postgres keeps a client's socket as `connection.stream`; there is no public way to cut it. */
+function socketOf(client: pg.Client): { destroy(): void } | undefined {
+  return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
 }
 
 /**
