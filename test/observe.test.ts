@@ -1,10 +1,11 @@
 // What the people on call see: /metrics of a running send and of a worker (scraped and parsed,
 // checked against what the SMTP server saw), the JSON log of a send (with and without --verbose),
-// and serve --metrics after a one-click unsubscribe.
+// and serve --metrics after a one-click unsubscribe, and inbound --metrics-port after mail of each kind.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import nodemailer from 'nodemailer';
 import { LIST_FLAGS } from './helpers/app.js';
 import { childEnv, runOk, startCli } from './helpers/cli.js';
 import { startDatabaseProxy } from './helpers/db-proxy.js';
@@ -391,5 +392,56 @@ describe(`metrics and logs (${DATABASE_KIND} database)`, () => {
     );
     assert.deepEqual([lines[1]?.source, lines[1]?.list], ['one-click', 'metrics-web']);
     assert.doesNotMatch(serve.stderr(), /leaver|@example\.net/, 'no address in the log');
+  });
+  test('inbound --metrics-port 0: messages by outcome, too big, and recipients refused, as the mail came', async () => {
+    await runOk(['list', 'create', 'metrics-in', ...LIST_FLAGS], db);
+    const env = { ...db.env, BULLETIN_SECRET: 'a-secret-for-the-inbound-metrics-test-0123456789' };
+    await runOk(['subscribers', 'add', 'requester@example.net', '--list', 'metrics-in'], { ...db, env });
+    const link = (await runOk(['subscribers', 'unsubscribe-url', 'requester@example.net', '--list', 'metrics-in', '--json'], { ...db, env })) as {
+      url: string;
+    };
+    const token = link.url.split('/u/')[1] as string;
+    const inbound = spawnBulletin(['inbound', '--port', '0', '--metrics-port', '0', '--max-size', '2048', '--log-format', 'json'], env);
+    let port = 0;
+    let metricsUrl = '';
+    await waitFor(() => {
+      for (const line of jsonLines(inbound.stderr())) {
+        if (line.event === 'server started') port = Number(line.port);
+        if (line.event === 'metrics listening') metricsUrl = String(line.url);
+      }
+      return port > 0 && metricsUrl !== '';
+    }, 'inbound to listen, and its metrics');
+    const before = await scrape(metricsUrl);
+    assert.equal(before.types.get('bulletin_inbound_messages_total'), 'counter');
+    assert.equal(before.value('bulletin_inbound_messages_total', { outcome: 'ignored' }), 0);
+    assert.equal(before.value('bulletin_inbound_recipients_refused_total'), 0);
+
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    const send = (to: string, raw: string) =>
+      transport.sendMail({ envelope: { from: '', to: [to] }, raw }).then(
+        (info) => info.response,
+        (error: Error) => error.message,
+      );
+    try {
+      const mail = (subject: string, body = 'Hello.') => `From: someone@example.org\r\nTo: x@example.org\r\nSubject: ${subject}\r\n\r\n${body}\r\n`;
+      assert.match(await send('bulletins-bounces@lists.example.net', mail('not a bounce at all')), /^250 /);
+      assert.match(await send('bulletins-bounces@lists.example.net', mail('still not one')), /^250 /);
+      assert.match(await send('bulletins-unsubscribe@lists.example.net', mail('unsubscribe not-a-valid-token')), /^250 /);
+      assert.match(await send('bulletins-unsubscribe@lists.example.net', mail(`unsubscribe ${token}`)), /^250 /);
+      assert.match(await send('bulletins-bounces@lists.example.net', mail('too big', 'x'.repeat(4096))), /552/);
+      assert.match(await send('someone@elsewhere.example', mail('relay this')), /550/);
+    } finally {
+      transport.close();
+    }
+    const after = await scrape(metricsUrl);
+    assert.equal(after.value('bulletin_inbound_messages_total', { outcome: 'ignored' }), 3, 'two that are not bounces, one request without a valid token');
+    assert.equal(after.value('bulletin_inbound_messages_total', { outcome: 'unsubscribe request' }), 1);
+    assert.equal(after.value('bulletin_inbound_messages_total', { outcome: 'too big' }), 1);
+    assert.equal(after.value('bulletin_inbound_messages_total', { outcome: 'hard bounce' }), 0);
+    assert.equal(after.value('bulletin_inbound_recipients_refused_total'), 1);
+    inbound.child.kill('SIGTERM');
+    assert.equal(await inbound.exited, 0, inbound.stderr());
+    const events = jsonLines(inbound.stderr()).map((line) => line.event);
+    assert.equal(events.filter((event) => event === 'mail handled').length, 5, 'one line per message after DATA (the 550 came before)');
   });
 });

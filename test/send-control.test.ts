@@ -117,7 +117,7 @@ function busiestSecond(stamps: readonly number[]): number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test(`pause, unpause and pace reach three processes on one send within a second; it finishes with everyone sent once (${DATABASE_KIND} database)`, async () => {
+test(`pause, unpause and pace reach three processes on one send within a second; it finishes with everyone sent once (${DATABASE_KIND} database)`, async (t) => {
   const file = join(db.cwd, 'steered.md');
   await writeFile(file, '---\nsubject: Steered\n---\nHello {{subscriber.email}}.\n');
   const start = relay.received.length;
@@ -130,6 +130,7 @@ test(`pause, unpause and pace reach three processes on one send within a second;
   assert.match(paused.stdout, /Paused bulletin \d+: .*3 processes are working on it now/);
   await sleep(2500);
   const lateStarts = relay.triedAt.filter((at) => at > pausedAt + 1000);
+  t.diagnostic(`last message start ${Math.max(0, ...relay.triedAt.filter((at) => at > pausedAt - 1000)) - pausedAt} ms after the pause`);
   assert.deepEqual(lateStarts, [], 'no message started more than a second after the pause');
   assert.ok(
     children.every(({ child }) => child.exitCode === null),
@@ -156,6 +157,7 @@ test(`pause, unpause and pace reach three processes on one send within a second;
   await runOk(['unpause', String(bulletinId)], db);
   const unpausedAt = Date.now();
   await waitFor(() => relay.acceptedAt.length > acceptedBeforeUnpause, 'the send to carry on after unpause', 10_000);
+  t.diagnostic(`first message accepted ${Date.now() - unpausedAt} ms after the unpause`);
   assert.ok(Date.now() - unpausedAt < 2000, `it carried on ${Date.now() - unpausedAt} ms after the unpause`);
 
   await runOk(['pace', String(bulletinId), '20/s'], db);
@@ -163,6 +165,7 @@ test(`pause, unpause and pace reach three processes on one send within a second;
   await sleep(6000);
   // When each message started at the server (its MAIL FROM): what the pace governs.
   const paced = relay.triedAt.filter((at) => at >= pacedAt + 2000 && at < pacedAt + 6000);
+  t.diagnostic(`after pace 20/s: ${paced.length} messages started in seconds 2-6, the busiest second held ${busiestSecond(paced)}`);
   assert.ok(paced.length >= 40, `it kept sending at the new pace (${paced.length} in 4 s)`);
   assert.ok(busiestSecond(paced) <= 21, `a second held ${busiestSecond(paced)} messages after pace 20/s`);
   for (const { child } of children) {
@@ -195,7 +198,7 @@ test(`pause, unpause and pace reach three processes on one send within a second;
   assert.deepEqual(left, [], 'each process left the send when it ended');
 });
 
-test(`cancel stops three processes within two seconds, with a fifth of attempts deferred; sent plus cancelled is every recipient (${DATABASE_KIND} database)`, async () => {
+test(`cancel stops three processes within two seconds, with a fifth of attempts deferred; sent plus cancelled is every recipient (${DATABASE_KIND} database)`, async (t) => {
   const file = join(db.cwd, 'cancelled.md');
   await writeFile(file, '---\nsubject: Wrong link\n---\nHello {{subscriber.email}}, see https://wrong.example.net/.\n');
   const relay = flaky;
@@ -215,6 +218,7 @@ test(`cancel stops three processes within two seconds, with a fifth of attempts 
   assert.equal(cancelled.unscheduled, false);
   assert.ok(cancelled.cancelled > 0 && cancelled.cancelled < RECIPIENTS, `cancelled ${cancelled.cancelled}`);
   const ended = await Promise.all(children.map(({ exited }) => exited));
+  t.diagnostic(`the processes exited ${ended.map((end) => end.at - cancelledAt).join(', ')} ms after the cancel; ${cancelled.cancelled} cancelled`);
   for (const end of ended) {
     assert.equal(end.code, 0, end.stderr);
     assert.ok(end.at - cancelledAt <= 2500, `a process exited ${end.at - cancelledAt} ms after the cancel`);

@@ -6,7 +6,7 @@ import { effectiveBounceAddress } from '../domain/list.js';
 import { unsubscribeMailbox } from '../domain/links.js';
 import { BulletinError } from '../domain/errors.js';
 import type { InboundAddressKind } from '../bounce/inbound-mail.js';
-import { DEFAULT_INBOUND_LIMITS, startInbound, type InboundLimits, type RunningInbound } from '../bounce/smtp-receiver.js';
+import { DEFAULT_INBOUND_LIMITS, startInbound, type InboundLimits, type InboundRefusal, type RunningInbound } from '../bounce/smtp-receiver.js';
 import { selectListsWithCounts } from '../store/lists.js';
 import { mailHandler, type BounceOutcome } from './bounces.js';
 import type { App } from './context.js';
@@ -24,6 +24,39 @@ export interface InboundServerOptions {
   /** Bounces after which a member is `bounced`; default: the configuration's. */
   readonly threshold?: number;
   readonly log: (line: string) => void;
+  /** Told what each message did, or why it or a recipient was refused (for the metrics). */
+  readonly counted?: (outcome: InboundOutcome) => void;
+}
+
+/** What one message to the inbound server came to; `not ours` is a recipient refused (550). */
+export type InboundOutcome = 'hard bounce' | 'expired' | 'delayed' | 'unsubscribe request' | 'complaint' | 'ignored' | InboundRefusal;
+
+/** The outcomes the metrics show (each at 0 before the first). */
+export const INBOUND_OUTCOMES: readonly InboundOutcome[] = [
+  'hard bounce',
+  'expired',
+  'delayed',
+  'unsubscribe request',
+  'complaint',
+  'ignored',
+  'too big',
+  'not handled',
+  'not ours',
+];
+
+function outcomeKind(outcome: BounceOutcome): InboundOutcome {
+  switch (outcome.kind) {
+    case 'hard':
+      return outcome.expired ? 'expired' : 'hard bounce';
+    case 'delayed':
+      return 'delayed';
+    case 'unsubscribe':
+      return 'unsubscribe request';
+    case 'complaint':
+      return 'complaint';
+    case 'unrecognised':
+      return 'ignored';
+  }
 }
 
 /** How long the lists' addresses are remembered before they are read again (a new list shows up within this). */
@@ -100,9 +133,12 @@ export async function startInboundServer(app: App, options: InboundServerOptions
         // Mail to the -unsubscribe address is read as a request, anything else by its content.
         const kind = sentTo.some((each) => each.kind === 'unsubscribe') ? 'unsubscribe' : (sentTo[0]?.kind ?? 'bounces');
         const place = { file: `smtp#${received}`, line: null, index: null };
-        return describeOutcome(await handle({ place, raw, sentTo: kind }));
+        const outcome = await handle({ place, raw, sentTo: kind });
+        options.counted?.(outcomeKind(outcome));
+        return describeOutcome(outcome);
       },
       log: options.log,
+      ...(options.counted ? { refused: options.counted } : {}),
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -40,7 +40,11 @@ export interface InboundOptions {
   readonly handle: (message: { raw: Buffer; sentTo: readonly { address: string; kind: InboundAddressKind }[]; mailFrom: string }) => Promise<string>;
   /** One line per message handled or refused after DATA; never a token. */
   readonly log: (line: string) => void;
+  /** Told of each refusal: a recipient not ours (550), a message too big (552), one not handled now (451). */
+  readonly refused?: (why: InboundRefusal) => void;
 }
+
+export type InboundRefusal = 'not ours' | 'too big' | 'not handled';
 
 export interface RunningInbound {
   readonly port: number;
@@ -98,6 +102,7 @@ export async function startInbound(options: InboundOptions): Promise<RunningInbo
         (kind) => {
           if (kind === null) {
             // Anything but our own lists' addresses: never relayed, never accepted.
+            options.refused?.('not ours');
             callback(smtpError(550, "5.7.1 Relaying denied: this server takes mail only for its lists' own addresses"));
             return;
           }
@@ -119,6 +124,7 @@ export async function startInbound(options: InboundOptions): Promise<RunningInbo
         const names = `from=<${withoutToken(mailFrom)}> to=${sentTo.map((each) => `<${withoutToken(each.address)}>`).join(',')}`;
         if (stream.sizeExceeded) {
           options.log(`inbound: ${names} refused: over ${limits.maxMessageBytes} bytes (552)`);
+          options.refused?.('too big');
           callback(smtpError(552, `5.3.4 Message too big (at most ${limits.maxMessageBytes} bytes)`));
           return;
         }
@@ -130,6 +136,7 @@ export async function startInbound(options: InboundOptions): Promise<RunningInbo
           },
           (error: unknown) => {
             options.log(`inbound: ${names} size=${raw.length}: not handled, the sender will try again (451): ${(error as Error).message}`);
+            options.refused?.('not handled');
             callback(smtpError(451, '4.3.0 Cannot take this message now; try again later'));
           },
         );

@@ -37,9 +37,28 @@ export function addLogOptions(command: Command, options: { readonly verbose: boo
 
 /** --log-format, --verbose, --metrics-port and --metrics-host: send, resume, retry and worker. */
 export function addObserveOptions(command: Command): Command {
-  return addLogOptions(command)
+  return addMetricsOptions(addLogOptions(command));
+}
+
+/** --metrics-port and --metrics-host (the sending commands, and inbound). */
+export function addMetricsOptions(command: Command): Command {
+  return command
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics-host>:<port>/metrics while the command runs (0: any free port)', parsePort)
     .option('--metrics-host <host>', 'address the metrics server listens on', '127.0.0.1');
+}
+
+/** With --metrics-port, the metrics server of `source`, listening, and said where (on stderr or in the log); else null. */
+export async function startMetricsServer(
+  context: CliContext,
+  flags: MetricsFlags,
+  log: EventLog | null,
+  source: MetricsSource,
+): Promise<{ url: string; close(): Promise<void> } | null> {
+  if (flags.metricsPort === undefined) return null;
+  const server = await serveMetrics(source, flags.metricsHost ?? '127.0.0.1', flags.metricsPort);
+  if (log) log.info('metrics listening', { url: server.url }, `Metrics at ${server.url}`);
+  else context.io.stderr.write(`Metrics at ${server.url}\n`);
+  return server;
 }
 
 /** The help text of those flags, for the commands that send, with examples of `command`. */
@@ -79,11 +98,7 @@ export interface SendObservation {
 export async function observeSend(context: CliContext, flags: LogFlags & MetricsFlags, command: string): Promise<SendObservation> {
   const log = jsonLog(context, flags, command);
   const metrics = flags.metricsPort === undefined ? null : new SendMetrics();
-  const server = metrics === null ? null : await serveMetrics(metrics, flags.metricsHost ?? '127.0.0.1', flags.metricsPort ?? 0);
-  if (server !== null) {
-    if (log) log.info('metrics listening', { url: server.url }, `Metrics at ${server.url}`);
-    else context.io.stderr.write(`Metrics at ${server.url}\n`);
-  }
+  const server = metrics === null ? null : await startMetricsServer(context, flags, log, metrics);
   const listeners = [log?.events, metrics?.events].filter((listener) => listener !== undefined);
   const events = listeners.length === 0 ? undefined : allOf(...listeners);
   return {

@@ -1,9 +1,11 @@
 // The Prometheus metrics of one process (prom-client, on a registry of its own): a send's listener
 // (SendEvents) for send, resume, retry and worker, with the queue depth counted at scrape time, and
-// the web server's unsubscribes and requests for serve. Every metric is named in README, "Metrics and logs".
+// the web server's unsubscribes and requests for serve, the mail inbound took or refused. Every
+// metric is named in README, "Metrics and logs".
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DELIVERY_STATES } from '../../domain/delivery.js';
 import type { SendEvents } from '../../send/send-events.js';
+import { INBOUND_OUTCOMES, type InboundOutcome } from '../inbound.js';
 import { countByState } from '../../store/deliveries.js';
 import type { App } from '../context.js';
 
@@ -191,4 +193,36 @@ export class WebMetrics implements MetricsSource {
   answered(status: number): void {
     this.requests.inc({ status: String(status) });
   }
+}
+
+/** The metrics of `inbound`: each message by what it came to, and the recipients refused. */
+export class InboundMetrics implements MetricsSource {
+  private readonly registry = registryWithDefaults();
+  private readonly messages = new Counter({
+    name: 'bulletin_inbound_messages_total',
+    help: 'Messages this server took or refused, by outcome (hard bounce, expired, delayed, unsubscribe request, complaint, ignored, too big, not handled)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  private readonly refusedRecipients = new Counter({
+    name: 'bulletin_inbound_recipients_refused_total',
+    help: "Recipients refused with 550 because they are not one of the lists' own addresses",
+    registers: [this.registry],
+  });
+
+  constructor() {
+    for (const outcome of INBOUND_OUTCOMES) if (outcome !== 'not ours') this.messages.inc({ outcome }, 0);
+    this.refusedRecipients.inc(0);
+  }
+
+  readonly contentType = this.registry.contentType;
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  readonly counted = (outcome: InboundOutcome): void => {
+    if (outcome === 'not ours') this.refusedRecipients.inc();
+    else this.messages.inc({ outcome });
+  };
 }
