@@ -1,6 +1,6 @@
 // `bulletin inbound`: runs the SMTP server for mail that comes back to the lists (bounces, complaints,
 // unsubscribe requests) until Ctrl-C or SIGTERM, logging one line per message on stderr (a JSON
-// line with --log-format json).
+// line with --log-format json) and counting them for Prometheus with --metrics-port.
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_INBOUND_LIMITS, startInboundServer } from '../../app/inbound.js';
 import { normalizeAddress } from '../../domain/address.js';
