@@ -24,14 +24,14 @@ export interface InboundServerOptions {
   /** Bounces after which a member is `bounced`; default: the configuration's. */
   readonly threshold?: number;
   readonly log: (line: string) => void;
-  /** Told what each message did, or why it or a recipient was refused (for the metrics). */
-  readonly counted?: (outcome: InboundOutcome) => void;
+  /** Told what each message came to, and of each recipient refused as not ours (`not ours`), for the metrics. */
+  readonly counted?: (outcome: InboundOutcome | 'not ours') => void;
 }
 
-/** What one message to the inbound server came to; `not ours` is a recipient refused (550). */
-export type InboundOutcome = 'hard bounce' | 'expired' | 'delayed' | 'unsubscribe request' | 'complaint' | 'ignored' | InboundRefusal;
+/** What one message to the inbound server came to. */
+export type InboundOutcome = 'hard bounce' | 'expired' | 'delayed' | 'unsubscribe request' | 'complaint' | 'ignored' | Exclude<InboundRefusal, 'not ours'>;
 
-/** The outcomes the metrics show (each at 0 before the first). */
+/** Every outcome, for the metrics (each shows at 0 before the first). */
 export const INBOUND_OUTCOMES: readonly InboundOutcome[] = [
   'hard bounce',
   'expired',
@@ -41,7 +41,6 @@ export const INBOUND_OUTCOMES: readonly InboundOutcome[] = [
   'ignored',
   'too big',
   'not handled',
-  'not ours',
 ];
 
 function outcomeKind(outcome: BounceOutcome): InboundOutcome {

@@ -21,15 +21,30 @@ const REPLY_CLASSES = ['2xx', '4xx', '5xx', 'none'] as const;
 /** The sends whose queue depth a scrape counts: the latest this process worked on. */
 const WATCHED_SENDS = 20;
 
-function registryWithDefaults(): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  return registry;
+/** A process's own registry, with prom-client's default metrics, and its text for GET /metrics. */
+abstract class OwnRegistry implements MetricsSource {
+  protected readonly registry = new Registry();
+  readonly contentType = this.registry.contentType;
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  protected counter(name: string, help: string, labelNames: string[] = []): Counter {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  protected gauge(name: string, help: string, labelNames: string[]): Gauge {
+    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
 }
 
 /** The metrics of a sending process; `events` is its listener, `watchQueue` lets scrapes count the queue. */
-export class SendMetrics implements MetricsSource {
-  private readonly registry = registryWithDefaults();
+export class SendMetrics extends OwnRegistry {
   private app: App | null = null;
   /** Bulletin ids this process worked on, oldest first. */
   private readonly sends: number[] = [];
@@ -48,6 +63,7 @@ export class SendMetrics implements MetricsSource {
   private readonly unreachable: Counter;
 
   constructor() {
+    super();
     for (const outcome of OUTCOMES) this.deliveries.inc({ outcome }, 0);
     for (const replyClass of REPLY_CLASSES) this.replies.inc({ class: replyClass }, 0);
     this.attempts.inc(0);
@@ -71,12 +87,6 @@ export class SendMetrics implements MetricsSource {
         await countQueues(this);
       },
     });
-  }
-
-  readonly contentType = this.registry.contentType;
-
-  text(): Promise<string> {
-    return this.registry.metrics();
   }
 
   /** From now on a scrape counts the deliveries of the sends by state in this app's database. */
@@ -147,43 +157,23 @@ export class SendMetrics implements MetricsSource {
       for (const state of DELIVERY_STATES) gauge.set({ bulletin: String(bulletinId), state }, counts[state]);
     }
   }
-
-  private counter(name: string, help: string, labelNames: string[]): Counter {
-    return new Counter({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private gauge(name: string, help: string, labelNames: string[]): Gauge {
-    return new Gauge({ name, help, labelNames, registers: [this.registry] });
-  }
 }
 
 /** Unsubscribe sources the web server records (each shows, at 0, before the first). */
 const WEB_SOURCES = ['one-click', 'page'] as const;
 
 /** The metrics of `serve`: unsubscribes by source and requests by status. */
-export class WebMetrics implements MetricsSource {
-  private readonly registry = registryWithDefaults();
-  private readonly unsubscribes = new Counter({
-    name: 'bulletin_unsubscribes_total',
-    help: 'Members who left a list through this server, by source (one-click: RFC 8058 POST; page: the button)',
-    labelNames: ['source'],
-    registers: [this.registry],
-  });
-  private readonly requests = new Counter({
-    name: 'bulletin_http_requests_total',
-    help: 'HTTP requests this server answered, by status code',
-    labelNames: ['status'],
-    registers: [this.registry],
-  });
+export class WebMetrics extends OwnRegistry {
+  private readonly unsubscribes = this.counter(
+    'bulletin_unsubscribes_total',
+    'Members who left a list through this server, by source (one-click: RFC 8058 POST; page: the button)',
+    ['source'],
+  );
+  private readonly requests = this.counter('bulletin_http_requests_total', 'HTTP requests this server answered, by status code', ['status']);
 
   constructor() {
+    super();
     for (const source of WEB_SOURCES) this.unsubscribes.inc({ source }, 0);
-  }
-
-  readonly contentType = this.registry.contentType;
-
-  text(): Promise<string> {
-    return this.registry.metrics();
   }
 
   unsubscribed(source: string): void {
@@ -196,32 +186,24 @@ export class WebMetrics implements MetricsSource {
 }
 
 /** The metrics of `inbound`: each message by what it came to, and the recipients refused. */
-export class InboundMetrics implements MetricsSource {
-  private readonly registry = registryWithDefaults();
-  private readonly messages = new Counter({
-    name: 'bulletin_inbound_messages_total',
-    help: 'Messages this server took or refused, by outcome (hard bounce, expired, delayed, unsubscribe request, complaint, ignored, too big, not handled)',
-    labelNames: ['outcome'],
-    registers: [this.registry],
-  });
-  private readonly refusedRecipients = new Counter({
-    name: 'bulletin_inbound_recipients_refused_total',
-    help: "Recipients refused with 550 because they are not one of the lists' own addresses",
-    registers: [this.registry],
-  });
+export class InboundMetrics extends OwnRegistry {
+  private readonly messages = this.counter(
+    'bulletin_inbound_messages_total',
+    'Messages this server took or refused, by outcome (hard bounce, expired, delayed, unsubscribe request, complaint, ignored, too big, not handled)',
+    ['outcome'],
+  );
+  private readonly refusedRecipients = this.counter(
+    'bulletin_inbound_recipients_refused_total',
+    "Recipients refused with 550 because they are not one of the lists' own addresses",
+  );
 
   constructor() {
-    for (const outcome of INBOUND_OUTCOMES) if (outcome !== 'not ours') this.messages.inc({ outcome }, 0);
+    super();
+    for (const outcome of INBOUND_OUTCOMES) this.messages.inc({ outcome }, 0);
     this.refusedRecipients.inc(0);
   }
 
-  readonly contentType = this.registry.contentType;
-
-  text(): Promise<string> {
-    return this.registry.metrics();
-  }
-
-  readonly counted = (outcome: InboundOutcome): void => {
+  readonly counted = (outcome: InboundOutcome | 'not ours'): void => {
     if (outcome === 'not ours') this.refusedRecipients.inc();
     else this.messages.inc({ outcome });
   };
