@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { pino, stdTimeFunctions, type Logger } from 'pino';
 import type { SendEvents } from '../../send/send-events.js';
+import { QuietRuns } from '../send/quiet-runs.js';
 
 /** Where the lines go: anything with `write` (the CLI's stderr). */
 export interface LogStream {
@@ -41,8 +42,7 @@ export function createEventLog(stream: LogStream, options: { readonly verbose: b
   const debug = line('debug');
   /** The send being worked on, named on the lines of events that are not a send's own (relays, the database). */
   let current: { bulletinId?: number } = {};
-  /** How each send's last run that did nothing ended (no outcome): a run like it again is not news. */
-  const quietEnds = new Map<number, string>();
+  const quietRuns = new QuietRuns();
   /** The pace last logged of each send (rate and cause). */
   const pacesLogged = new Map<number, string>();
   /** The pause last logged of each send (its `since`): heard again, it is the same pause. */
@@ -53,6 +53,13 @@ export function createEventLog(stream: LogStream, options: { readonly verbose: b
     const start = heldStart;
     heldStart = null;
     start?.();
+  };
+  /** Whether `value` is news for this send (not what `logged` last holds of it); news goes after the held start. */
+  const isNews = (logged: Map<number, string>, bulletinId: number, value: string): boolean => {
+    if (logged.get(bulletinId) === value) return false;
+    logged.set(bulletinId, value);
+    startIfHeld();
+    return true;
   };
   /** Any event of the run but its start and end: the start goes first if it was held. */
   const during =
@@ -67,16 +74,14 @@ export function createEventLog(stream: LogStream, options: { readonly verbose: b
       const start = () =>
         info('send started', { bulletinId, total, startedBy: command, rate }, `send of bulletin ${bulletinId} started: ${total} deliveries open`);
       // Verbose, every line is logged as it comes (the repeated ones at debug level, which it shows).
-      heldStart = quietEnds.has(bulletinId) && !options.verbose ? start : null;
+      heldStart = quietRuns.lastWasQuiet(bulletinId) && !options.verbose ? start : null;
       if (heldStart === null) start();
     },
     sendEnded: ({ bulletinId, end, ...counts }) => {
-      const quiet = Object.values(counts).every((count) => count === 0);
-      const again = heldStart !== null && quiet && quietEnds.get(bulletinId) === end;
+      // Nothing else was logged of this run (its start is still held), and it is a repeat.
+      const again = quietRuns.ended(bulletinId, end, counts) && heldStart !== null;
       if (!again) startIfHeld();
       heldStart = null;
-      if (quiet) quietEnds.set(bulletinId, end);
-      else quietEnds.delete(bulletinId);
       (again ? debug : end === 'finished' ? info : end.startsWith('error') ? error : info)(
         end === 'finished' ? 'send finished' : 'send ended',
         { bulletinId, end, ...counts },
@@ -85,22 +90,19 @@ export function createEventLog(stream: LogStream, options: { readonly verbose: b
     },
     attempt: during((attempt) => debug('attempt', { ...attempt }, `${attempt.email}: ${attempt.state} (${attempt.reply.slice(0, 120)})`)),
     skipped: during(({ bulletinId, count }) => debug('skipped', { bulletinId, count })),
-    paceChanged: ({ bulletinId, rate, cause, note }) => {
-      // A run that begins hears the send's pace again; unchanged since it was logged, it is not news.
-      const pace = `${rate} ${cause}`;
-      if (pacesLogged.get(bulletinId) === pace)
-        return debug('pace changed', { bulletinId, rate, cause, note }, note ?? `pace still ${rate} messages per second`);
-      pacesLogged.set(bulletinId, pace);
-      startIfHeld();
-      info('pace changed', { bulletinId, rate, cause, note }, note ?? `pace back to ${rate} messages per second`);
-    },
-    paused: ({ bulletinId, by, since }) => {
-      const fields = { bulletinId, by, since: since.toISOString() };
-      if (pausesLogged.get(bulletinId) === fields.since) return debug('paused', fields, `send of bulletin ${bulletinId} still paused by ${by}`);
-      pausesLogged.set(bulletinId, fields.since);
-      startIfHeld();
-      info('paused', fields, `send of bulletin ${bulletinId} paused by ${by}`);
-    },
+    // A run that begins hears the send's pace and pause again: unchanged since logged, they are no news.
+    paceChanged: ({ bulletinId, rate, cause, note }) =>
+      (isNews(pacesLogged, bulletinId, `${rate} ${cause}`) ? info : debug)(
+        'pace changed',
+        { bulletinId, rate, cause, note },
+        note ?? `pace back to ${rate} messages per second`,
+      ),
+    paused: ({ bulletinId, by, since }) =>
+      (isNews(pausesLogged, bulletinId, since.toISOString()) ? info : debug)(
+        'paused',
+        { bulletinId, by, since: since.toISOString() },
+        `send of bulletin ${bulletinId} paused by ${by}`,
+      ),
     unpaused: during(({ bulletinId, by }) => {
       pausesLogged.delete(bulletinId);
       info('unpaused', { bulletinId, by }, `send of bulletin ${bulletinId} unpaused`);

@@ -13,6 +13,7 @@ import { resumeSend } from '../../app/send/resume.js';
 import { checkRetryable, retryDeliveries } from '../../app/send/retry.js';
 import { runSend, type RunOptions } from '../../app/send/run.js';
 import { sendTestCopy } from '../../app/send/test-copy.js';
+import { QuietRuns } from '../../app/send/quiet-runs.js';
 import { otherUnpausedSend, runWorker } from '../../app/send/worker.js';
 import { openTransport } from '../../app/transports.js';
 import { RETRYABLE_STATES } from '../../domain/delivery.js';
@@ -247,8 +248,7 @@ Examples:
       const observe = await observeSend(context, given, 'worker');
       const watch = watchOutage(context, observe);
       const { outage } = watch;
-      /** The end last reported of each send where this worker did nothing: not reported again until it changes. */
-      const quietEnds = new Map<number, string>();
+      const quietRuns = new QuietRuns();
       await context.run(
         async (app) => {
           observe.attach(app);
@@ -276,10 +276,8 @@ Examples:
                 );
                 // A send this worker keeps coming back to without doing anything (paused, waiting for
                 // its deferred deliveries) is reported once, not every few seconds.
-                const quiet = summary.halt === null && Object.values(summary.thisRun).every((count) => count === 0);
-                if (!quiet || quietEnds.get(id) !== summary.end) report(context, summary, flags);
-                if (quiet) quietEnds.set(id, summary.end);
-                else quietEnds.delete(id);
+                const repeat = quietRuns.ended(id, summary.end, summary.thisRun);
+                if (!repeat || summary.halt !== null) report(context, summary, flags);
                 return context.exitCode === 0;
               },
               onIdle: () => {
