@@ -488,19 +488,10 @@ test(`a worker that keeps coming back to a paused send and one waiting for its r
     assert.equal(waiting.end, 'waiting for deferred');
 
     // Three rounds at least (it looks every 5 s): each send is reported once.
-    const worker = spawn(process.execPath, [BIN, 'worker', '--json', '--log-format', 'json', '--rate', '100/s'], {
-      env: childEnv(db.env, { SMTP_URL: deferring.url }),
-      cwd: db.cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    worker.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    worker.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(worker, 'exit');
+    const worker = bulletin(['worker', '--log-format', 'json'], '100/s', deferring);
     await sleep(13_000);
-    worker.kill('SIGTERM');
-    const [code] = (await exited) as [number | null];
+    worker.child.kill('SIGTERM');
+    const { code, stdout, stderr } = await worker.exited;
     const reports = [...stdout.matchAll(/"bulletinId": ?(\d+),[^]*?"end": ?"([^"]+)"/g)].map((match) => `${match[1]} ${match[2]}`);
     assert.deepEqual(reports.sort(), [`${pausedId} left paused`, `${waiting.bulletinId} waiting for deferred`].sort(), stdout);
     assert.ok(code === 0 || code === 130, `the worker ended with ${code}`);
