@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as wait } from 'node:timers/promises';
 import pg from 'pg';
 import { BulletinError } from '../domain/errors.js';
 import { createClusterIfMissing, embeddedCluster, embeddedConnection, ensureServerRunning, holdPresence, releasePresence } from './embedded-server.js';
@@ -329,20 +330,16 @@ function endingOf(pool: pg.Pool): () => Promise<void> {
       () => true,
       () => true,
     );
-    if (await Promise.race([settled, delay(CLOSE_GRACE_MS).then(() => false)])) return ended;
+    if (await Promise.race([settled, wait(CLOSE_GRACE_MS, false, { ref: false })])) return ended;
     // Those still connecting too (pg-pool lists them in `_clients` before its 'connect' event).
     const connecting = (pool as unknown as { _clients?: pg.Client[] })._clients ?? [];
     for (const client of new Set([...connections, ...connecting])) socketOf(client)?.destroy();
-    await Promise.race([settled, delay(CLOSE_GRACE_MS)]);
+    await Promise.race([settled, wait(CLOSE_GRACE_MS, false, { ref: false })]);
   };
 }
 
 /** How long ending a pool waits for the server to answer what is in flight before cutting the connections. */
 const CLOSE_GRACE_MS = 2_000;
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
 
 /** node-postgres keeps a client's socket as `connection.stream`; there is no public way to cut it. */
 function socketOf(client: pg.Client): { destroy(): void } | undefined {
